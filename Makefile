@@ -1,0 +1,79 @@
+# bookd — `make run` to try it, `make test` to check it, `make bench` to measure it.
+
+CC      ?= cc
+PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+           -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcmark-gfm-extensions -lpthread
+
+SRC     := $(shell find src -name '*.c' | sort)
+LIB_SRC := $(filter-out src/main.c,$(SRC))
+OBJ     := $(SRC:src/%.c=build/obj/%.o)
+LIB_OBJ := $(LIB_SRC:src/%.c=build/obj/%.o)
+ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o)
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+
+PYTEST  := /usr/bin/python3 -m pytest
+
+.PHONY: all deps run test unit api api-asan bench clean format check-banned
+
+all: build/bookd
+
+deps:
+	@sh scripts/deps.sh
+
+build/bookd: $(OBJ)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+build/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+build/asan/bookd: $(ASAN_OBJ)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+build/asan/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
+
+build/tests/%: tests/unit/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Isrc -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
+
+-include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
+
+run: deps build/bookd
+	@sh scripts/run.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+api: build/bookd
+	BOOKD_BIN=$(CURDIR)/build/bookd $(PYTEST) -q tests/api
+
+api-asan: build/asan/bookd
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	BOOKD_BIN=$(CURDIR)/build/asan/bookd BOOKD_SANITIZED=1 $(PYTEST) -q tests/api
+
+check-banned:
+	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|atol|gets)\s*\(' $(SRC) || \
+	  (echo "banned function used (see STYLE.md)"; exit 1)
+
+test: deps
+	@$(MAKE) --no-print-directory check-banned build/bookd build/asan/bookd $(UNIT_BIN)
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory api
+	@$(MAKE) --no-print-directory api-asan
+
+bench: deps build/bookd
+	@sh bench/run.sh
+
+format:
+	clang-format -i $(SRC) $(shell find src -name '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installs the Debian 12 packages bookd needs to build, test and benchmark.
+# Idempotent and quiet when everything is already there.
+set -eu
+
+PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
+libcmark-gfm-dev libcmark-gfm-extensions-dev libsodium-dev libcmocka-dev
+python3 python3-pytest python3-requests wrk nginx-light curl"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,63 @@
+/*
+ * The HTTP API: one file per resource. Handlers parse and validate requests,
+ * call services, and map results to status codes and JSON; they hold no SQL.
+ */
+#ifndef BOOKD_API_H
+#define BOOKD_API_H
+
+#include <jansson.h>
+
+#include "../core/cache.h"
+#include "../core/config.h"
+#include "../http/http.h"
+#include "../http/router.h"
+#include "../store/db.h"
+#include "../store/store_books.h"
+
+/* What handlers share: set up once by `bookd serve`. */
+struct app {
+	const struct config *cfg;
+	db *db;
+	struct cache *chapters; /* rendered chapter responses */
+	int64_t started_ms;
+};
+
+extern const struct route api_routes[];
+extern const size_t api_nroutes;
+
+/* ---- helpers (respond.c) ---- */
+
+/* Maps a service error to its status and the API.md error object. */
+void api_fail(http_req *req, const struct err *e);
+/* Serialises and sends `v` (steals the reference). */
+void api_json(http_req *req, int status, json_t *v);
+/* Reads the body as a JSON object: 415 / 400 / 422 are answered here and -1
+ * returned. */
+int api_read_object(http_req *req, json_t **out);
+/* Answers 401/403 and returns -1 unless the request may write content. */
+int api_require_write(http_req *req, struct app *app);
+/* ?limit= (default 20, 1..100) and ?cursor=; answers 422 and returns -1 on
+ * a bad value. */
+int api_page_params(http_req *req, int *limit, const char **cursor);
+json_t *api_time(int64_t ms);
+
+/* ---- handlers ---- */
+void api_health(http_req *req, void *app);
+void api_health_live(http_req *req, void *app);
+void api_health_ready(http_req *req, void *app);
+
+void api_books_list(http_req *req, void *app);
+void api_books_create(http_req *req, void *app);
+void api_books_get(http_req *req, void *app);
+void api_books_update(http_req *req, void *app);
+void api_books_delete(http_req *req, void *app);
+void api_books_by_isbn(http_req *req, void *app);
+json_t *api_book_json(const struct book *b);
+
+void api_chapters_list(http_req *req, void *app);
+void api_chapters_create(http_req *req, void *app);
+void api_chapters_get(http_req *req, void *app);
+void api_chapters_replace(http_req *req, void *app);
+void api_chapters_delete(http_req *req, void *app);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * bookd's settings, all in one table (config.c): name, type, default, bounds,
+ * whether it is a secret, and help text. Values come from the environment,
+ * optionally preloaded from a .env file (the environment wins). config_load
+ * validates every entry and reports all bad values in one message.
+ */
+#ifndef BOOKD_CONFIG_H
+#define BOOKD_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "common.h"
+
+struct config {
+	char *host;
+	int port;
+	char *data_dir;
+	char *database_url;
+	char *api_key; /* secret */
+	char *cors_origins;
+	size_t max_body;
+	int shutdown_timeout;
+	int threads;
+	int conn_timeout;
+	int max_connections;
+	char *log_level;
+	size_t cache_bytes;
+	int db_pool;
+};
+
+/* Loads defaults, then `env_file` (if it exists; NULL = ".env"), then the
+ * environment. On error returns -1 and writes one message naming every bad
+ * variable into `msg`. */
+int config_load(struct config *c, const char *env_file, char *msg, size_t msglen) WUR;
+void config_free(struct config *c);
+/* NAME=value lines, secrets shown as ******** (or empty when unset). */
+void config_print(const struct config *c, FILE *f);
+/* One line per variable with its default and help, for --help. */
+void config_print_help(FILE *f);
+
+#endif

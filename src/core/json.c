@@ -1,0 +1,107 @@
+#include "json.h"
+
+#include <string.h>
+
+#include "utf8.h"
+
+int jis_null(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return v && json_is_null(v);
+}
+
+int jget_str(json_t *o, const char *key, int required, size_t minlen, size_t maxlen,
+	     const char **out, struct err *e)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v)) {
+		if (required) {
+			err_field(e, key, "is required");
+			return -1;
+		}
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		err_field(e, key, "must be a string");
+		return -1;
+	}
+	size_t n = json_string_length(v);
+	if (n < minlen || n > maxlen) {
+		if (minlen > 0 && n < minlen)
+			err_field(e, key, "must not be empty");
+		else
+			err_field(e, key, "must be at most %zu bytes", maxlen);
+		return -1;
+	}
+	if (memchr(json_string_value(v), '\0', n)) {
+		err_field(e, key, "must not contain NUL characters");
+		return -1;
+	}
+	*out = json_string_value(v);
+	return 1;
+}
+
+int jget_int(json_t *o, const char *key, int required, long long min, long long max,
+	     long long *out, struct err *e)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v)) {
+		if (required) {
+			err_field(e, key, "is required");
+			return -1;
+		}
+		return 0;
+	}
+	if (!json_is_integer(v)) {
+		err_field(e, key, "must be an integer");
+		return -1;
+	}
+	long long n = json_integer_value(v);
+	if (n < min || n > max) {
+		err_field(e, key, "must be between %lld and %lld", min, max);
+		return -1;
+	}
+	*out = n;
+	return 1;
+}
+
+int jget_bool(json_t *o, const char *key, int required, int *out, struct err *e)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v)) {
+		if (required) {
+			err_field(e, key, "is required");
+			return -1;
+		}
+		return 0;
+	}
+	if (!json_is_boolean(v)) {
+		err_field(e, key, "must be true or false");
+		return -1;
+	}
+	*out = json_is_true(v);
+	return 1;
+}
+
+json_t *jstr_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+int json_parse_object(const char *body, size_t len, json_t **out, struct err *e)
+{
+	json_error_t je;
+	*out = NULL;
+	if (!utf8_valid(body, len))
+		return err_set(e, ERR_BAD_REQUEST, "request body is not valid UTF-8");
+	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	if (!v)
+		return err_set(e, ERR_BAD_REQUEST, "malformed JSON at line %d, column %d: %s",
+			       je.line, je.column, je.text);
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return err_set(e, ERR_INVALID, "request body must be a JSON object");
+	}
+	*out = v;
+	return 0;
+}

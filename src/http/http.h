@@ -1,0 +1,52 @@
+/*
+ * What a handler sees of an HTTP request, and how it answers. Handlers run on
+ * the server's worker threads; everything they allocate from http_arena(req)
+ * lives until the response has been sent. A handler answers exactly once with
+ * one of the http_respond* calls (the api layer's helpers wrap them).
+ */
+#ifndef BOOKD_HTTP_H
+#define BOOKD_HTTP_H
+
+#include <stddef.h>
+
+#include "../core/arena.h"
+#include "../core/rcbuf.h"
+
+typedef struct http_req http_req;
+
+enum http_method {
+	HTTP_GET = 1 << 0,
+	HTTP_HEAD = 1 << 1,
+	HTTP_POST = 1 << 2,
+	HTTP_PUT = 1 << 3,
+	HTTP_PATCH = 1 << 4,
+	HTTP_DELETE = 1 << 5,
+	HTTP_OPTIONS = 1 << 6,
+};
+
+typedef void (*http_handler)(http_req *req, void *app);
+
+int http_method(const http_req *req);
+const char *http_path(const http_req *req);
+/* Path parameter i of the matched route ("{id}" segments, in order). */
+const char *http_param(const http_req *req, int i);
+/* A request header, or NULL. */
+const char *http_header(http_req *req, const char *name);
+/* A decoded query-string argument, or NULL. */
+const char *http_query(http_req *req, const char *name);
+/* The request body (NUL-terminated), its length in *len; "" when none. */
+const char *http_body(const http_req *req, size_t *len);
+struct arena *http_arena(http_req *req);
+const char *http_request_id(const http_req *req);
+
+/* Adds a response header; name and value are copied. */
+void http_set_header(http_req *req, const char *name, const char *value);
+/* `body` is copied. */
+void http_respond(http_req *req, int status, const char *content_type, const char *body, size_t len);
+/* `body` was malloc'ed (e.g. by json_dumps) and is freed after sending. */
+void http_respond_owned(http_req *req, int status, const char *content_type, char *body, size_t len);
+/* `body` is shared: a reference is taken and dropped after sending. */
+void http_respond_rcbuf(http_req *req, int status, const char *content_type, struct rcbuf *body);
+void http_respond_empty(http_req *req, int status);
+
+#endif

@@ -1,0 +1,425 @@
+#include "books.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/timeutil.h"
+#include "isbn.h"
+#include "markdown.h"
+
+int books_language_valid(const char *tag)
+{
+	/* primary subtag of 2-3 letters, then subtags of 1-8 alphanumerics */
+	size_t i = 0, part = 0, len = 0;
+	for (;; i++) {
+		char c = tag[i];
+		if (c == '-' || c == '\0') {
+			if (part == 0 && (len < 2 || len > 3))
+				return 0;
+			if (part > 0 && (len < 1 || len > 8))
+				return 0;
+			if (c == '\0')
+				return i <= 35;
+			part++;
+			len = 0;
+		} else if (part == 0 ? isalpha((unsigned char)c) : isalnum((unsigned char)c)) {
+			len++;
+		} else {
+			return 0;
+		}
+	}
+}
+
+int books_set_isbns(struct book *b, const char *const *isbns, int n, struct err *e)
+{
+	b->nisbns = 0;
+	int bad = 0;
+	for (int i = 0; i < n; i++) {
+		struct isbn is;
+		struct err ie = { 0 };
+		char field[32];
+		snprintf(field, sizeof(field), "isbns[%d]", i);
+		if (isbn_parse(isbns[i], &is, &ie)) {
+			err_field(e, field, "%s", ie.msg);
+			bad = 1;
+			continue;
+		}
+		int dup = 0;
+		for (int k = 0; k < b->nisbns; k++)
+			dup |= strcmp(b->isbns[k].isbn13, is.isbn13) == 0;
+		if (dup)
+			continue; /* the same ISBN twice (or its 10/13 twin): keep one */
+		struct book_isbn *d = &b->isbns[b->nisbns++];
+		memcpy(d->isbn, is.digits, sizeof(d->isbn));
+		memcpy(d->isbn13, is.isbn13, sizeof(d->isbn13));
+		snprintf(d->type, sizeof(d->type), "%s", isbn_type_name(is.type));
+	}
+	return bad ? ERR_INVALID : 0;
+}
+
+static int validate_book(const struct book *b, struct err *e)
+{
+	if (!b->title || !*b->title)
+		err_field(e, "title", "is required");
+	if (b->language && !books_language_valid(b->language))
+		err_field(e, "language", "must be a language tag such as en, ur or pt-BR");
+	return e->code ? e->code : 0;
+}
+
+static void apply_input(struct book *b, const struct book_input *in)
+{
+	if (in->set & BF_TITLE)
+		b->title = (char *)in->title;
+	if (in->set & BF_AUTHOR)
+		b->author = (char *)in->author;
+	if (in->set & BF_LANGUAGE)
+		b->language = (char *)(in->language ? in->language : "en");
+	if (in->set & BF_EDITION)
+		b->edition = (char *)in->edition;
+	if (in->set & BF_PUBLISHER)
+		b->publisher = (char *)in->publisher;
+	if (in->set & BF_PAGES)
+		b->pages = in->pages;
+	if (in->set & BF_PUBLISH_DATE)
+		b->publish_date = (char *)in->publish_date;
+	if (in->set & BF_COVER_URL)
+		b->cover_url = (char *)in->cover_url;
+}
+
+/* Runs fn inside a transaction on a pooled connection. */
+typedef int (*tx_fn)(db_conn *c, void *ctx, struct err *e);
+
+static int with_tx(db *d, tx_fn fn, void *ctx, struct err *e)
+{
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	if ((rc = db_begin(c, e)) == 0) {
+		rc = fn(c, ctx, e);
+		if (rc == 0)
+			rc = db_commit(c, e);
+		if (rc)
+			db_rollback(c);
+	}
+	db_release(c);
+	return rc;
+}
+
+struct book_op {
+	struct arena *a;
+	const char *id;
+	const struct book_input *in;
+	struct book *out;
+};
+
+static int create_tx(db_conn *c, void *ctx, struct err *e)
+{
+	struct book_op *op = ctx;
+	int rc = store_book_insert(c, op->out, e);
+	return rc ? rc : store_book_get(c, op->a, op->out->id, op->out, e);
+}
+
+int books_create(db *d, struct arena *a, const struct book_input *in, struct book *out, struct err *e)
+{
+	memset(out, 0, sizeof(*out));
+	if (uuid_v7(out->id))
+		return err_set(e, ERR_INTERNAL, "no randomness");
+	out->language = "en";
+	apply_input(out, in);
+	int bad = (in->set & BF_ISBNS) ? books_set_isbns(out, in->isbns, in->nisbns, e) : 0;
+	if (validate_book(out, e) || bad)
+		return e->code;
+	out->created_at = out->updated_at = time_now_ms();
+	struct book_op op = { a, out->id, in, out };
+	return with_tx(d, create_tx, &op, e);
+}
+
+static int update_tx(db_conn *c, void *ctx, struct err *e)
+{
+	struct book_op *op = ctx;
+	int rc = store_book_get(c, op->a, op->id, op->out, e);
+	if (rc)
+		return rc;
+	apply_input(op->out, op->in);
+	if ((op->in->set & BF_ISBNS) && books_set_isbns(op->out, op->in->isbns, op->in->nisbns, e))
+		return e->code;
+	if (validate_book(op->out, e))
+		return e->code;
+	int64_t now = time_now_ms();
+	op->out->updated_at = now > op->out->updated_at ? now : op->out->updated_at + 1;
+	if ((rc = store_book_update(c, op->out, e)) != 0)
+		return rc;
+	return store_book_get(c, op->a, op->id, op->out, e);
+}
+
+int books_update(db *d, struct arena *a, const char *id, const struct book_input *in, struct book *out,
+		 struct err *e)
+{
+	if (!uuid_valid(id, strlen(id)))
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	struct book_op op = { a, id, in, out };
+	return with_tx(d, update_tx, &op, e);
+}
+
+int books_delete(db *d, const char *id, struct err *e)
+{
+	if (!uuid_valid(id, strlen(id)))
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = store_book_delete(c, id, e);
+	db_release(c);
+	return rc;
+}
+
+int books_get(db *d, struct arena *a, const char *id, struct book *out, struct err *e)
+{
+	if (!uuid_valid(id, strlen(id)))
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = store_book_get(c, a, id, out, e);
+	db_release(c);
+	return rc;
+}
+
+int books_get_by_isbn(db *d, struct arena *a, const char *isbn, struct book *out, struct err *e)
+{
+	struct isbn is;
+	int rc = isbn_parse(isbn, &is, e);
+	if (rc)
+		return rc;
+	db_conn *c;
+	if ((rc = db_acquire(d, &c, e)) != 0)
+		return rc;
+	rc = store_book_by_isbn13(c, a, is.isbn13, out, e);
+	if (rc == ERR_NOT_FOUND)
+		err_set(e, ERR_NOT_FOUND, "no book with ISBN %s", is.digits);
+	db_release(c);
+	return rc;
+}
+
+int books_list(db *d, struct arena *a, const char *cursor, int limit, struct book **items, int *n,
+	       char **next, struct err *e)
+{
+	*next = NULL;
+	if (cursor && !uuid_valid(cursor, strlen(cursor)))
+		return err_set(e, ERR_INVALID, "cursor is not valid");
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	/* One extra row tells whether another page exists. */
+	rc = store_book_list(c, a, cursor, limit + 1, items, n, e);
+	db_release(c);
+	if (rc)
+		return rc;
+	if (*n > limit) {
+		*n = limit;
+		*next = arena_strdup(a, (*items)[limit - 1].id);
+	}
+	return 0;
+}
+
+/* ---- chapters -------------------------------------------------------------- */
+
+int chapters_analyze(struct arena *a, struct chapter *ch, struct err *e)
+{
+	struct md_info info;
+	int rc = md_analyze(ch->content_markdown, ch->content_len, a, &info, e);
+	if (rc)
+		return rc;
+	ch->word_count = info.word_count;
+	ch->sections_json = md_sections_json(&info, a);
+	return ch->sections_json ? 0 : err_set(e, ERR_INTERNAL, "out of memory");
+}
+
+static int validate_chapter(const struct chapter_input *in, struct err *e)
+{
+	if (!in->title || !*in->title)
+		err_field(e, "title", "is required");
+	if (!in->content)
+		err_field(e, "content_markdown", "is required");
+	if (in->number < 0)
+		err_field(e, "number", "must be 1 or more");
+	return e->code ? e->code : 0;
+}
+
+struct chapter_op {
+	struct arena *a;
+	const char *book_id, *ref;
+	const struct chapter_input *in;
+	struct chapter *out;
+};
+
+static int book_must_exist(db_conn *c, struct arena *a, const char *book_id, struct err *e)
+{
+	struct book b;
+	return store_book_get(c, a, book_id, &b, e);
+}
+
+static int chapter_create_tx(db_conn *c, void *ctx, struct err *e)
+{
+	struct chapter_op *op = ctx;
+	struct chapter *ch = op->out;
+	int rc = book_must_exist(c, op->a, op->book_id, e);
+	if (rc)
+		return rc;
+	if (!ch->number && (rc = store_chapter_next_number(c, op->book_id, &ch->number, e)) != 0)
+		return rc;
+	if ((rc = store_chapter_insert(c, ch, e)) != 0)
+		return rc;
+	if ((rc = store_book_touch(c, op->book_id, ch->updated_at, e)) != 0)
+		return rc;
+	return store_chapter_get(c, op->a, op->book_id, ch->id, ch, e);
+}
+
+static int chapter_fill(struct arena *a, const char *book_id, const struct chapter_input *in,
+			struct chapter *ch, struct err *e)
+{
+	snprintf(ch->book_id, sizeof(ch->book_id), "%s", book_id);
+	ch->title = (char *)in->title;
+	ch->content_markdown = (char *)in->content;
+	ch->content_len = in->content_len;
+	ch->number = in->number;
+	ch->updated_at = time_now_ms();
+	return chapters_analyze(a, ch, e);
+}
+
+int chapters_create(db *d, struct arena *a, const char *book_id, const struct chapter_input *in,
+		    struct chapter *out, struct err *e)
+{
+	if (!uuid_valid(book_id, strlen(book_id)))
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	if (validate_chapter(in, e))
+		return e->code;
+	memset(out, 0, sizeof(*out));
+	if (uuid_v7(out->id))
+		return err_set(e, ERR_INTERNAL, "no randomness");
+	int rc = chapter_fill(a, book_id, in, out, e);
+	if (rc)
+		return rc;
+	out->created_at = out->updated_at;
+	out->rev = 1;
+	struct chapter_op op = { a, book_id, NULL, in, out };
+	return with_tx(d, chapter_create_tx, &op, e);
+}
+
+static int chapter_replace_tx(db_conn *c, void *ctx, struct err *e)
+{
+	struct chapter_op *op = ctx;
+	struct chapter old;
+	int rc = store_chapter_get(c, op->a, op->book_id, op->ref, &old, e);
+	if (rc)
+		return rc;
+	struct chapter *ch = op->out;
+	memcpy(ch->id, old.id, sizeof(ch->id));
+	ch->created_at = old.created_at;
+	ch->summary = old.summary;
+	ch->audio_url = old.audio_url;
+	ch->source_key = old.source_key;
+	if (!ch->number)
+		ch->number = old.number;
+	if ((rc = store_chapter_update(c, ch, e)) != 0)
+		return rc;
+	if ((rc = store_book_touch(c, op->book_id, ch->updated_at, e)) != 0)
+		return rc;
+	return store_chapter_get(c, op->a, op->book_id, ch->id, ch, e);
+}
+
+int chapters_replace(db *d, struct arena *a, const char *book_id, const char *ref,
+		     const struct chapter_input *in, struct chapter *out, struct err *e)
+{
+	if (!uuid_valid(book_id, strlen(book_id)))
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	if (validate_chapter(in, e))
+		return e->code;
+	memset(out, 0, sizeof(*out));
+	int rc = chapter_fill(a, book_id, in, out, e);
+	if (rc)
+		return rc;
+	struct chapter_op op = { a, book_id, ref, in, out };
+	return with_tx(d, chapter_replace_tx, &op, e);
+}
+
+struct chapter_del {
+	const char *book_id, *ref;
+};
+
+static int chapter_delete_tx(db_conn *c, void *ctx, struct err *e)
+{
+	struct chapter_del *op = ctx;
+	char id[UUID_STR_LEN];
+	int64_t rev;
+	int rc = store_chapter_rev(c, op->book_id, op->ref, id, &rev, e);
+	if (rc)
+		return rc;
+	if ((rc = store_chapter_delete(c, op->book_id, id, e)) != 0)
+		return rc;
+	return store_book_touch(c, op->book_id, time_now_ms(), e);
+}
+
+int chapters_delete(db *d, const char *book_id, const char *ref, struct err *e)
+{
+	struct chapter_del op = { book_id, ref };
+	return with_tx(d, chapter_delete_tx, &op, e);
+}
+
+int chapters_get(db *d, struct arena *a, const char *book_id, const char *ref, struct chapter *out,
+		 struct err *e)
+{
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = store_chapter_get(c, a, book_id, ref, out, e);
+	db_release(c);
+	return rc;
+}
+
+int chapters_rev(db *d, const char *book_id, const char *ref, char id[UUID_STR_LEN], int64_t *rev,
+		 struct err *e)
+{
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = store_chapter_rev(c, book_id, ref, id, rev, e);
+	db_release(c);
+	return rc;
+}
+
+int chapters_list(db *d, struct arena *a, const char *book_id, const char *cursor, int limit,
+		  struct chapter **items, int *n, char **next, struct err *e)
+{
+	*next = NULL;
+	int64_t after = 0;
+	if (cursor) {
+		char *end;
+		after = strtoll(cursor, &end, 10);
+		if (*cursor == '\0' || *end != '\0' || after < 0)
+			return err_set(e, ERR_INVALID, "cursor is not valid");
+	}
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = book_must_exist(c, a, book_id, e);
+	if (!rc)
+		rc = store_chapter_list(c, a, book_id, after, limit + 1, items, n, e);
+	db_release(c);
+	if (rc)
+		return rc;
+	if (*n > limit) {
+		*n = limit;
+		*next = arena_printf(a, "%lld", (long long)(*items)[limit - 1].number);
+	}
+	return 0;
+}

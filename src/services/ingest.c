@@ -1,0 +1,195 @@
+#include "ingest.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/timeutil.h"
+#include "../providers/importer.h"
+#include "books.h"
+
+struct ingest {
+	const struct ingest_opts *o;
+	struct ingest_result *r;
+	struct import_book *src;
+	struct arena *a;
+	struct book book;
+	struct chapter *ch; /* analysed chapters, in order */
+};
+
+static int renumber(db_conn *c, const char *book_id, const char *id, int64_t number, struct err *e)
+{
+	return store_chapter_renumber(c, book_id, id, number, e);
+}
+
+static int ingest_tx(db_conn *c, void *ctx, struct err *e)
+{
+	struct ingest *g = ctx;
+	struct book *b = &g->book;
+	int64_t now = time_now_ms();
+	int rc;
+	char id[UUID_STR_LEN] = "";
+
+	if (g->o->book_id) {
+		struct book old;
+		if ((rc = store_book_get(c, g->a, g->o->book_id, &old, e)) != 0)
+			return err_set(e, rc, "book %s not found", g->o->book_id);
+		snprintf(id, sizeof(id), "%s", g->o->book_id);
+	} else if ((rc = store_book_find(c, b->title, b->author, id, e)) != 0 && rc != ERR_NOT_FOUND) {
+		return rc;
+	}
+	g->r->created = !id[0];
+	b->updated_at = now;
+	if (g->r->created) {
+		if (uuid_v7(b->id))
+			return err_set(e, ERR_INTERNAL, "no randomness");
+		b->created_at = now;
+		rc = store_book_insert(c, b, e);
+	} else {
+		struct book old;
+		if ((rc = store_book_get(c, g->a, id, &old, e)) != 0)
+			return rc;
+		memcpy(b->id, id, sizeof(b->id));
+		/* Fields the source does not give keep their stored values. */
+		b->created_at = old.created_at;
+		b->edition = old.edition;
+		b->publisher = old.publisher;
+		b->pages = old.pages;
+		b->publish_date = old.publish_date;
+		b->cover_url = old.cover_url;
+		if (!b->nisbns) {
+			b->nisbns = old.nisbns;
+			memcpy(b->isbns, old.isbns, sizeof(old.isbns));
+		}
+		rc = store_book_update(c, b, e);
+	}
+	if (rc)
+		return rc;
+
+	struct chapter *old = NULL;
+	int nold = 0;
+	if (!g->r->created) {
+		if ((rc = store_chapter_all(c, g->a, b->id, &old, &nold, e)) != 0)
+			return rc;
+		if ((rc = store_chapter_park_numbers(c, b->id, e)) != 0)
+			return rc;
+	}
+	int n = g->src->nchapters;
+	char *kept = nold ? arena_alloc(g->a, (size_t)nold) : NULL;
+	if (nold && !kept)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	if (kept)
+		memset(kept, 0, (size_t)nold);
+	for (int i = 0; i < n; i++) {
+		struct chapter *ch = &g->ch[i];
+		struct chapter *prev = NULL;
+		for (int k = 0; k < nold; k++)
+			if (!kept[k] && old[k].source_key && strcmp(old[k].source_key, ch->source_key) == 0) {
+				prev = &old[k];
+				kept[k] = 1;
+				break;
+			}
+		ch->number = i + 1;
+		ch->updated_at = now;
+		snprintf(ch->book_id, sizeof(ch->book_id), "%s", b->id);
+		if (!prev) {
+			if (uuid_v7(ch->id))
+				return err_set(e, ERR_INTERNAL, "no randomness");
+			ch->created_at = now;
+			ch->rev = 1;
+			rc = store_chapter_insert(c, ch, e);
+			g->r->added++;
+		} else if (strcmp(prev->title, ch->title) != 0 || prev->content_len != ch->content_len ||
+			   memcmp(prev->content_markdown, ch->content_markdown, ch->content_len) != 0) {
+			memcpy(ch->id, prev->id, sizeof(ch->id));
+			ch->summary = prev->summary;
+			ch->audio_url = prev->audio_url;
+			rc = store_chapter_update(c, ch, e);
+			g->r->updated++;
+		} else {
+			rc = renumber(c, b->id, prev->id, ch->number, e);
+			g->r->unchanged++;
+		}
+		if (rc)
+			return rc;
+		if (g->o->progress)
+			g->o->progress(g->o->progress_ctx, i + 1, n);
+	}
+	for (int k = 0; k < nold; k++)
+		if (!kept[k]) {
+			if ((rc = store_chapter_delete(c, b->id, old[k].id, e)) != 0)
+				return rc;
+			g->r->removed++;
+		}
+	return 0;
+}
+
+int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ingest_result *r, struct err *e)
+{
+	struct import_book src;
+	struct arena a;
+	arena_init(&a, 64 * 1024);
+	memset(r, 0, sizeof(*r));
+	int rc = import_load(path, &src, e);
+	if (rc)
+		goto out;
+
+	struct ingest g = { .o = o, .r = r, .src = &src, .a = &a };
+	struct book *b = &g.book;
+	b->title = (char *)(o->title ? o->title : src.title);
+	b->author = (char *)(o->author ? o->author : src.author);
+	b->language = (char *)(o->language ? o->language : src.language ? src.language : "en");
+	if (!b->title || !*b->title) {
+		rc = err_set(e, ERR_INVALID, "%s: the book has no title (use --title)", path);
+		goto out;
+	}
+	if (!books_language_valid(b->language)) {
+		rc = err_set(e, ERR_INVALID, "%s: language \"%s\" is not a language tag such as en or ur", path, b->language);
+		goto out;
+	}
+	if (src.nisbns && books_set_isbns(b, (const char *const *)src.isbns, src.nisbns, e)) {
+		rc = err_set(e, ERR_INVALID, "%s: %s: %s", src.isbn_source, e->details[0].field, e->details[0].message);
+		goto out;
+	}
+
+	/* Analyse every chapter before the transaction: no parsing under the write lock. */
+	g.ch = arena_alloc(&a, sizeof(*g.ch) * (size_t)src.nchapters);
+	if (!g.ch) {
+		rc = err_set(e, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (int i = 0; i < src.nchapters; i++) {
+		struct chapter *ch = &g.ch[i];
+		memset(ch, 0, sizeof(*ch));
+		ch->title = src.chapters[i].title;
+		ch->content_markdown = src.chapters[i].markdown;
+		ch->content_len = src.chapters[i].len;
+		ch->source_key = src.chapters[i].source_key;
+		if ((rc = chapters_analyze(&a, ch, e)) != 0) {
+			err_set(e, rc, "%s/%s: %s", path, ch->source_key, e->msg);
+			goto out;
+		}
+	}
+
+	db_conn *c;
+	if ((rc = db_acquire(d, &c, e)) != 0)
+		goto out;
+	if ((rc = db_begin(c, e)) == 0) {
+		rc = ingest_tx(c, &g, e);
+		if (rc == 0)
+			rc = db_commit(c, e);
+		if (rc)
+			db_rollback(c);
+	}
+	db_release(c);
+	if (rc == ERR_CONFLICT)
+		err_set(e, rc, "%s: %s", path, e->msg);
+	if (!rc) {
+		memcpy(r->book_id, b->id, sizeof(r->book_id));
+		snprintf(r->title, sizeof(r->title), "%s", b->title);
+		r->chapters = src.nchapters;
+	}
+out:
+	import_book_free(&src);
+	arena_free(&a);
+	return rc;
+}

@@ -1,0 +1,34 @@
+/*
+ * Imports a book from disk into the store: the importer reads and checks the
+ * whole source first, then one transaction creates or updates the book and
+ * its chapters. A re-import finds the book by --book-id or by title + author,
+ * keeps the ids of chapters whose source file is the same, bumps the revision
+ * only of chapters that changed, and deletes the chapters whose source is
+ * gone. Any error rolls everything back.
+ */
+#ifndef BOOKD_INGEST_H
+#define BOOKD_INGEST_H
+
+#include "../store/db.h"
+#include "../store/store_books.h"
+
+struct ingest_opts {
+	const char *book_id; /* update this book */
+	const char *title, *author, *language; /* override the source's */
+	/* Called after each chapter is written: done of total. */
+	void (*progress)(void *ctx, int done, int total);
+	void *progress_ctx;
+};
+
+struct ingest_result {
+	char book_id[UUID_STR_LEN];
+	char title[512];
+	int chapters;
+	int created;			       /* 1 = new book, 0 = updated */
+	int added, updated, unchanged, removed; /* chapters */
+};
+
+int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ingest_result *r,
+		struct err *e) WUR;
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * The generic half of the store: the connection pool and the dispatch to a
+ * backend's ops table. The pool opens connections lazily up to `max`, hands
+ * them out LIFO (the most recently used connection has the warmest caches),
+ * and reopens one that a backend marked broken.
+ */
+#include "db_int.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/mem.h"
+
+struct db_val dbv_text(const char *s)
+{
+	return dbv_textn(s, s ? strlen(s) : 0);
+}
+
+int db_open(db **out, const char *url, int pool, struct err *e)
+{
+	const struct db_ops *ops = &db_sqlite_ops;
+	const char *target = url;
+	*out = NULL;
+	if (strncmp(url, "sqlite:", 7) == 0) {
+		target = url + 7;
+	} else if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+		return err_set(e, ERR_UNSUPPORTED, "PostgreSQL support is not built into this bookd");
+	}
+	db *d = xcalloc(1, sizeof(*d));
+	if (!d)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	d->ops = ops;
+	d->max = pool > 0 ? pool : 1;
+	d->target = xstrdup(target);
+	d->all = xcalloc((size_t)d->max, sizeof(*d->all));
+	if (!d->target || !d->all) {
+		xfree(d->target);
+		xfree(d->all);
+		xfree(d);
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	int rc = ops->open(d, d->target, e);
+	if (rc) {
+		db_close(d);
+		return rc;
+	}
+	*out = d;
+	return 0;
+}
+
+void db_close(db *d)
+{
+	if (!d)
+		return;
+	for (int i = 0; i < d->nopen; i++)
+		if (d->all[i])
+			d->ops->conn_close(d->all[i]);
+	if (d->ops->close)
+		d->ops->close(d);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	xfree(d->all);
+	xfree(d->target);
+	xfree(d);
+}
+
+enum db_dialect db_dialect(const db *d)
+{
+	return d->ops->dialect;
+}
+
+static void forget_conn(db *d, db_conn *c)
+{
+	for (int i = 0; i < d->nopen; i++)
+		if (d->all[i] == c) {
+			d->all[i] = d->all[--d->nopen];
+			d->all[d->nopen] = NULL;
+			return;
+		}
+}
+
+int db_acquire(db *d, db_conn **out, struct err *e)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 5;
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		if (d->free_list) {
+			db_conn *c = d->free_list;
+			d->free_list = c->next_free;
+			pthread_mutex_unlock(&d->lock);
+			c->next_free = NULL;
+			*out = c;
+			return 0;
+		}
+		if (d->nopen < d->max) {
+			d->all[d->nopen++] = NULL; /* reserve the slot */
+			int slot = d->nopen - 1;
+			pthread_mutex_unlock(&d->lock);
+			db_conn *c = NULL;
+			int rc = d->ops->conn_open(d, &c, e);
+			pthread_mutex_lock(&d->lock);
+			if (rc) {
+				d->all[slot] = d->all[--d->nopen];
+				d->all[d->nopen] = NULL;
+				pthread_cond_signal(&d->cond);
+				pthread_mutex_unlock(&d->lock);
+				return rc;
+			}
+			/* The slot may have moved if another conn was forgotten. */
+			for (int i = 0; i < d->nopen; i++)
+				if (!d->all[i]) {
+					d->all[i] = c;
+					break;
+				}
+			pthread_mutex_unlock(&d->lock);
+			c->owner = d;
+			*out = c;
+			return 0;
+		}
+		if (pthread_cond_timedwait(&d->cond, &d->lock, &deadline) == ETIMEDOUT) {
+			pthread_mutex_unlock(&d->lock);
+			return err_set(e, ERR_UNAVAILABLE, "no database connection available");
+		}
+	}
+}
+
+void db_release(db_conn *c)
+{
+	if (!c)
+		return;
+	db *d = c->owner;
+	if (c->in_tx)
+		db_rollback(c);
+	pthread_mutex_lock(&d->lock);
+	if (c->broken) {
+		forget_conn(d, c);
+		pthread_mutex_unlock(&d->lock);
+		d->ops->conn_close(c);
+		pthread_mutex_lock(&d->lock);
+	} else {
+		c->next_free = d->free_list;
+		d->free_list = c;
+	}
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+db *db_conn_db(db_conn *c)
+{
+	return c->owner;
+}
+
+int db_query(db_conn *c, const char *sql, const struct db_val *params, int nparams,
+	     db_row_fn fn, void *ctx, int64_t *changes, struct err *e)
+{
+	return c->owner->ops->query(c, sql, params, nparams, fn, ctx, changes, e);
+}
+
+int db_begin(db_conn *c, struct err *e)
+{
+	int rc = db_query(c, c->owner->ops->begin_sql, NULL, 0, NULL, NULL, NULL, e);
+	if (rc == 0)
+		c->in_tx = 1;
+	return rc;
+}
+
+int db_commit(db_conn *c, struct err *e)
+{
+	int rc = db_query(c, "COMMIT", NULL, 0, NULL, NULL, NULL, e);
+	if (rc == 0)
+		c->in_tx = 0;
+	return rc;
+}
+
+void db_rollback(db_conn *c)
+{
+	struct err e = { 0 };
+	if (db_query(c, "ROLLBACK", NULL, 0, NULL, NULL, NULL, &e))
+		c->broken = 1;
+	c->in_tx = 0;
+}
+
+int db_ping(db *d, struct err *e)
+{
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = d->ops->ping(c, e);
+	db_release(c);
+	return rc;
+}
+
+int db_row_is_null(const db_row *r, int col)
+{
+	return r->ops->is_null(r, col);
+}
+
+int64_t db_row_int(const db_row *r, int col)
+{
+	return r->ops->col_int(r, col);
+}
+
+double db_row_real(const db_row *r, int col)
+{
+	return r->ops->col_real(r, col);
+}
+
+const char *db_row_text(const db_row *r, int col, size_t *len)
+{
+	return r->ops->col_text(r, col, len);
+}

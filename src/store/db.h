@@ -1,0 +1,84 @@
+/*
+ * The database interface. A `db` is a pool of connections to one database;
+ * a `db_conn` is one connection, taken with db_acquire and given back with
+ * db_release. Queries are SQL text with $1..$n placeholders (both backends
+ * accept them), parameters are always bound, and rows are handed to a callback
+ * with typed accessors. Backends implement struct db_ops (db_int.h); the
+ * SQL of each table group lives in its own store file (store_books.c, ...).
+ *
+ * SQL strings passed to db_query must be string literals or otherwise live as
+ * long as the process: backends cache prepared statements keyed by them.
+ */
+#ifndef BOOKD_DB_H
+#define BOOKD_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/common.h"
+#include "../core/err.h"
+
+typedef struct db db;
+typedef struct db_conn db_conn;
+typedef struct db_row db_row;
+
+enum db_dialect { DB_SQLITE, DB_POSTGRES };
+
+enum db_type { DBV_NULL, DBV_INT, DBV_TEXT, DBV_REAL };
+
+struct db_val {
+	enum db_type type;
+	int64_t i;
+	double d;
+	const char *s;
+	size_t n;
+};
+
+static inline struct db_val dbv_int(int64_t i) { return (struct db_val){ .type = DBV_INT, .i = i }; }
+static inline struct db_val dbv_real(double d) { return (struct db_val){ .type = DBV_REAL, .d = d }; }
+static inline struct db_val dbv_null(void) { return (struct db_val){ .type = DBV_NULL }; }
+struct db_val dbv_text(const char *s); /* NULL -> SQL NULL */
+static inline struct db_val dbv_textn(const char *s, size_t n)
+{
+	return (struct db_val){ .type = s ? DBV_TEXT : DBV_NULL, .s = s, .n = n };
+}
+
+/* Return 0 to continue, anything else to stop (returned by db_query). */
+typedef int (*db_row_fn)(void *ctx, const db_row *row);
+
+/* Opens the database named by `url` ("sqlite:PATH" or a path; "postgres://..."
+ * later) with at most `pool` connections. */
+int db_open(db **out, const char *url, int pool, struct err *e) WUR;
+void db_close(db *d);
+enum db_dialect db_dialect(const db *d);
+
+/* Waits up to a few seconds for a free connection; ERR_UNAVAILABLE otherwise. */
+int db_acquire(db *d, db_conn **out, struct err *e) WUR;
+void db_release(db_conn *c);
+db *db_conn_db(db_conn *c);
+
+/* Runs one statement. `fn` may be NULL. Returns 0, the callback's non-zero
+ * value, or a negative ERR_* (ERR_CONFLICT on a unique violation). *changes,
+ * when not NULL, receives the number of rows changed. */
+int db_query(db_conn *c, const char *sql, const struct db_val *params, int nparams,
+	     db_row_fn fn, void *ctx, int64_t *changes, struct err *e) WUR;
+
+int db_begin(db_conn *c, struct err *e) WUR;
+int db_commit(db_conn *c, struct err *e) WUR;
+void db_rollback(db_conn *c);
+
+/* Cheap liveness check for /health/ready. */
+int db_ping(db *d, struct err *e) WUR;
+
+/* Row accessors; column indexes start at 0. Text is valid until the callback
+ * returns; NULL for SQL NULL. */
+int db_row_is_null(const db_row *r, int col);
+int64_t db_row_int(const db_row *r, int col);
+double db_row_real(const db_row *r, int col);
+const char *db_row_text(const db_row *r, int col, size_t *len);
+
+/* Schema migrations (migrate.c). Applies pending ones; *version receives the
+ * schema version reached. */
+int db_migrate(db *d, int *version, struct err *e) WUR;
+
+#endif

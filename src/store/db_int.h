@@ -1,0 +1,56 @@
+/* Internals shared by db.c and the backends. */
+#ifndef BOOKD_DB_INT_H
+#define BOOKD_DB_INT_H
+
+#include <pthread.h>
+
+#include "db.h"
+
+struct db_ops {
+	const char *name;
+	enum db_dialect dialect;
+	int (*open)(db *d, const char *target, struct err *e);
+	void (*close)(db *d);
+	int (*conn_open)(db *d, db_conn **out, struct err *e);
+	void (*conn_close)(db_conn *c);
+	int (*query)(db_conn *c, const char *sql, const struct db_val *params, int nparams,
+		     db_row_fn fn, void *ctx, int64_t *changes, struct err *e);
+	int (*ping)(db_conn *c, struct err *e);
+	/* Several statements, no parameters, no rows: migrations only. */
+	int (*exec_script)(db_conn *c, const char *sql, struct err *e);
+	const char *begin_sql;
+	/* Row accessors. */
+	int (*is_null)(const db_row *r, int col);
+	int64_t (*col_int)(const db_row *r, int col);
+	double (*col_real)(const db_row *r, int col);
+	const char *(*col_text)(const db_row *r, int col, size_t *len);
+};
+
+struct db_row {
+	const struct db_ops *ops;
+	void *impl; /* backend's statement or result */
+	int row;
+};
+
+/* The generic part of a connection; backends embed it first. */
+struct db_conn {
+	db *owner;
+	struct db_conn *next_free;
+	int in_tx;
+	int broken; /* set by a backend when the connection must be reopened */
+};
+
+struct db {
+	const struct db_ops *ops;
+	char *target;
+	void *impl;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct db_conn *free_list;
+	struct db_conn **all; /* every open connection, for db_close */
+	int nopen, max;
+};
+
+extern const struct db_ops db_sqlite_ops;
+
+#endif

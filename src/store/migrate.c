@@ -1,0 +1,116 @@
+/*
+ * Versioned schema migrations. Each entry has its SQL for each dialect; they are
+ * applied in order, each in its own transaction together with its row in
+ * schema_migrations, so a crash leaves the schema at a known version. The
+ * version is re-read inside the transaction: two processes starting at once
+ * (a server and `bookd import`) cannot apply the same migration twice.
+ */
+#include <time.h>
+
+#include "db_int.h"
+
+struct migration {
+	int version;
+	const char *name;
+	const char *sqlite;
+	const char *postgres;
+};
+
+static const struct migration migrations[] = {
+	{ 1, "books and chapters",
+	  "CREATE TABLE books (\n"
+	  "  id TEXT PRIMARY KEY,\n"
+	  "  title TEXT NOT NULL,\n"
+	  "  author TEXT,\n"
+	  "  language TEXT NOT NULL DEFAULT 'en',\n"
+	  "  edition TEXT, publisher TEXT, pages INTEGER, publish_date TEXT, cover_url TEXT,\n"
+	  "  created_at INTEGER NOT NULL,\n"
+	  "  updated_at INTEGER NOT NULL\n"
+	  ");\n"
+	  "CREATE INDEX books_title_author ON books(title, author);\n"
+	  "CREATE TABLE book_isbns (\n"
+	  "  isbn13 TEXT PRIMARY KEY,\n"
+	  "  book_id TEXT NOT NULL REFERENCES books(id) ON DELETE CASCADE,\n"
+	  "  isbn TEXT NOT NULL,\n"
+	  "  isbn_type TEXT NOT NULL,\n"
+	  "  position INTEGER NOT NULL\n"
+	  ");\n"
+	  "CREATE INDEX book_isbns_book ON book_isbns(book_id);\n"
+	  "CREATE TABLE chapters (\n"
+	  "  id TEXT PRIMARY KEY,\n"
+	  "  book_id TEXT NOT NULL REFERENCES books(id) ON DELETE CASCADE,\n"
+	  "  number INTEGER NOT NULL,\n"
+	  "  title TEXT NOT NULL,\n"
+	  "  content_markdown TEXT NOT NULL,\n"
+	  "  summary TEXT,\n"
+	  "  audio_url TEXT,\n"
+	  "  word_count INTEGER NOT NULL,\n"
+	  "  sections TEXT NOT NULL,\n"
+	  "  source_key TEXT,\n"
+	  "  rev INTEGER NOT NULL DEFAULT 1,\n"
+	  "  created_at INTEGER NOT NULL,\n"
+	  "  updated_at INTEGER NOT NULL,\n"
+	  "  UNIQUE (book_id, number)\n"
+	  ");\n",
+	  NULL },
+};
+
+#define SCHEMA_TABLE_SQL                                                                   \
+	"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "      \
+	"name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+
+static int read_version(void *ctx, const db_row *r)
+{
+	*(int *)ctx = db_row_is_null(r, 0) ? 0 : (int)db_row_int(r, 0);
+	return 0;
+}
+
+static int current_version(db_conn *c, int *v, struct err *e)
+{
+	*v = 0;
+	return db_query(c, "SELECT max(version) FROM schema_migrations", NULL, 0, read_version, v,
+			NULL, e);
+}
+
+int db_migrate(db *d, int *version, struct err *e)
+{
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = d->ops->exec_script(c, SCHEMA_TABLE_SQL, e);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < ARRAY_LEN(migrations); i++) {
+		const struct migration *m = &migrations[i];
+		const char *sql = d->ops->dialect == DB_POSTGRES && m->postgres ? m->postgres : m->sqlite;
+		int v;
+		if ((rc = db_begin(c, e)) != 0)
+			goto out;
+		if ((rc = current_version(c, &v, e)) != 0)
+			goto fail;
+		if (v >= m->version) {
+			db_rollback(c);
+			continue;
+		}
+		if ((rc = d->ops->exec_script(c, sql, e)) != 0) {
+			err_set(e, rc, "migration %d (%s) failed: %s", m->version, m->name, e->msg);
+			goto fail;
+		}
+		struct db_val p[] = { dbv_int(m->version), dbv_text(m->name),
+				      dbv_int((int64_t)time(NULL) * 1000) };
+		if ((rc = db_query(c, "INSERT INTO schema_migrations (version, name, applied_at) "
+				      "VALUES ($1, $2, $3)",
+				   p, 3, NULL, NULL, NULL, e)) != 0)
+			goto fail;
+		if ((rc = db_commit(c, e)) != 0)
+			goto fail;
+	}
+	rc = current_version(c, version, e);
+	goto out;
+fail:
+	db_rollback(c);
+out:
+	db_release(c);
+	return rc;
+}

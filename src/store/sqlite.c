@@ -1,0 +1,257 @@
+/*
+ * The SQLite backend. Each connection runs in WAL mode (readers never block the
+ * writer), with foreign keys on and a busy timeout, and caches its prepared
+ * statements in a small open-addressing table keyed by the SQL string's
+ * address (db.h requires SQL to be long-lived). Placeholders are written $1..$n;
+ * the mapping from SQLite's parameter indexes to those numbers is computed once
+ * per prepared statement.
+ */
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/mem.h"
+#include "db_int.h"
+
+#define STMT_CACHE_SLOTS 128 /* power of two */
+#define MAX_PARAMS 32
+
+struct stmt_entry {
+	const char *sql;
+	sqlite3_stmt *stmt;
+	int nmap;
+	unsigned char map[MAX_PARAMS]; /* sqlite index-1 -> $k (1-based) */
+};
+
+struct sqlite_conn {
+	struct db_conn base;
+	sqlite3 *h;
+	struct stmt_entry cache[STMT_CACHE_SLOTS];
+};
+
+static int map_rc(sqlite3 *h, int rc, const char *what, struct err *e)
+{
+	int ext = sqlite3_extended_errcode(h);
+	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return err_set(e, ERR_CONFLICT, "already exists");
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return err_set(e, ERR_UNAVAILABLE, "database is busy");
+	if (rc == SQLITE_CONSTRAINT)
+		return err_set(e, ERR_CONFLICT, "constraint violated: %s", sqlite3_errmsg(h));
+	return err_set(e, ERR_INTERNAL, "%s: %s", what, sqlite3_errmsg(h));
+}
+
+static int exec_simple(sqlite3 *h, const char *sql, struct err *e)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(h, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		err_set(e, ERR_UNAVAILABLE, "sqlite: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return ERR_UNAVAILABLE;
+	}
+	return 0;
+}
+
+static int sq_conn_open(db *d, db_conn **out, struct err *e)
+{
+	struct sqlite_conn *c = xcalloc(1, sizeof(*c));
+	if (!c)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	int rc = sqlite3_open_v2(d->target, &c->h,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		err_set(e, ERR_UNAVAILABLE, "cannot open database %s: %s", d->target,
+			c->h ? sqlite3_errmsg(c->h) : sqlite3_errstr(rc));
+		sqlite3_close(c->h);
+		xfree(c);
+		return ERR_UNAVAILABLE;
+	}
+	sqlite3_busy_timeout(c->h, 5000);
+	sqlite3_extended_result_codes(c->h, 1);
+	rc = exec_simple(c->h,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+			 e);
+	if (rc) {
+		sqlite3_close(c->h);
+		xfree(c);
+		return rc;
+	}
+	*out = &c->base;
+	return 0;
+}
+
+static void sq_conn_close(db_conn *base)
+{
+	struct sqlite_conn *c = (struct sqlite_conn *)base;
+	for (int i = 0; i < STMT_CACHE_SLOTS; i++)
+		if (c->cache[i].stmt)
+			sqlite3_finalize(c->cache[i].stmt);
+	sqlite3_close(c->h);
+	xfree(c);
+}
+
+static int sq_open(db *d, const char *target, struct err *e)
+{
+	UNUSED(target);
+	/* Open (and so create) the file once now, to fail fast on a bad path. */
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	db_release(c);
+	return 0;
+}
+
+static struct stmt_entry *stmt_get(struct sqlite_conn *c, const char *sql, struct err *e)
+{
+	uintptr_t h = (uintptr_t)sql;
+	h ^= h >> 17;
+	h *= 0x9e3779b97f4a7c15ULL;
+	size_t i = (size_t)(h >> 32) & (STMT_CACHE_SLOTS - 1);
+	for (size_t probe = 0; probe < STMT_CACHE_SLOTS; probe++, i = (i + 1) & (STMT_CACHE_SLOTS - 1)) {
+		struct stmt_entry *s = &c->cache[i];
+		if (s->sql == sql)
+			return s;
+		if (s->sql)
+			continue;
+		sqlite3_stmt *st;
+		int rc = sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		if (rc != SQLITE_OK) {
+			map_rc(c->h, rc, "prepare", e);
+			return NULL;
+		}
+		int np = sqlite3_bind_parameter_count(st);
+		if (np > MAX_PARAMS) {
+			sqlite3_finalize(st);
+			err_set(e, ERR_INTERNAL, "too many parameters in statement");
+			return NULL;
+		}
+		for (int k = 1; k <= np; k++) {
+			const char *name = sqlite3_bind_parameter_name(st, k);
+			int num = name && name[0] == '$' ? (int)strtol(name + 1, NULL, 10) : k;
+			s->map[k - 1] = (unsigned char)num;
+		}
+		s->sql = sql;
+		s->stmt = st;
+		s->nmap = np;
+		return s;
+	}
+	err_set(e, ERR_INTERNAL, "statement cache full");
+	return NULL;
+}
+
+static int bind_one(sqlite3_stmt *st, int idx, const struct db_val *v)
+{
+	switch (v->type) {
+	case DBV_NULL: return sqlite3_bind_null(st, idx);
+	case DBV_INT: return sqlite3_bind_int64(st, idx, v->i);
+	case DBV_REAL: return sqlite3_bind_double(st, idx, v->d);
+	case DBV_TEXT: return sqlite3_bind_text64(st, idx, v->s, v->n, SQLITE_STATIC, SQLITE_UTF8);
+	}
+	return SQLITE_MISUSE;
+}
+
+static int sq_query(db_conn *base, const char *sql, const struct db_val *params, int nparams,
+		    db_row_fn fn, void *ctx, int64_t *changes, struct err *e)
+{
+	struct sqlite_conn *c = (struct sqlite_conn *)base;
+	struct stmt_entry *s = stmt_get(c, sql, e);
+	if (!s)
+		return e->code;
+	sqlite3_stmt *st = s->stmt;
+	int rc = 0;
+	for (int k = 0; k < s->nmap; k++) {
+		int want = s->map[k];
+		if (want < 1 || want > nparams) {
+			rc = err_set(e, ERR_INTERNAL, "statement wants parameter $%d, %d given", want, nparams);
+			goto out;
+		}
+		if (bind_one(st, k + 1, &params[want - 1]) != SQLITE_OK) {
+			rc = map_rc(c->h, SQLITE_ERROR, "bind", e);
+			goto out;
+		}
+	}
+	db_row row = { .ops = &db_sqlite_ops, .impl = st, .row = 0 };
+	for (;;) {
+		int step = sqlite3_step(st);
+		if (step == SQLITE_DONE)
+			break;
+		if (step != SQLITE_ROW) {
+			rc = map_rc(c->h, step, "query", e);
+			goto out;
+		}
+		if (fn) {
+			rc = fn(ctx, &row);
+			if (rc)
+				goto out;
+		}
+		row.row++;
+	}
+	if (changes)
+		*changes = sqlite3_changes64(c->h);
+out:
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int sq_ping(db_conn *base, struct err *e)
+{
+	return sq_query(base, "SELECT 1 FROM schema_migrations LIMIT 1", NULL, 0, NULL, NULL, NULL, e);
+}
+
+static int sq_exec_script(db_conn *base, const char *sql, struct err *e)
+{
+	struct sqlite_conn *c = (struct sqlite_conn *)base;
+	char *msg = NULL;
+	int rc = sqlite3_exec(c->h, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		err_set(e, ERR_INTERNAL, "sqlite: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return ERR_INTERNAL;
+	}
+	return 0;
+}
+
+static int sq_is_null(const db_row *r, int col)
+{
+	return sqlite3_column_type(r->impl, col) == SQLITE_NULL;
+}
+
+static int64_t sq_col_int(const db_row *r, int col)
+{
+	return sqlite3_column_int64(r->impl, col);
+}
+
+static double sq_col_real(const db_row *r, int col)
+{
+	return sqlite3_column_double(r->impl, col);
+}
+
+static const char *sq_col_text(const db_row *r, int col, size_t *len)
+{
+	const char *t = (const char *)sqlite3_column_text(r->impl, col);
+	if (len)
+		*len = t ? (size_t)sqlite3_column_bytes(r->impl, col) : 0;
+	return t;
+}
+
+const struct db_ops db_sqlite_ops = {
+	.name = "sqlite",
+	.dialect = DB_SQLITE,
+	.open = sq_open,
+	.close = NULL,
+	.conn_open = sq_conn_open,
+	.conn_close = sq_conn_close,
+	.query = sq_query,
+	.ping = sq_ping,
+	.exec_script = sq_exec_script,
+	.begin_sql = "BEGIN IMMEDIATE",
+	.is_null = sq_is_null,
+	.col_int = sq_col_int,
+	.col_real = sq_col_real,
+	.col_text = sq_col_text,
+};

@@ -1,0 +1,493 @@
+#include "store_books.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/mem.h"
+
+/* ---- row readers ----------------------------------------------------------- */
+
+#define BOOK_COLS                                                                          \
+	"b.id, b.title, b.author, b.language, b.edition, b.publisher, b.pages, "           \
+	"b.publish_date, b.cover_url, b.created_at, b.updated_at, "                        \
+	"(SELECT count(*) FROM chapters c WHERE c.book_id = b.id)"
+
+static char *col_str(const db_row *r, int col, struct arena *a)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	return t ? arena_strndup(a, t, n) : NULL;
+}
+
+static void col_copy(const db_row *r, int col, char *dst, size_t cap)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	if (!t)
+		n = 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(dst, t, n);
+	dst[n] = '\0';
+}
+
+static void read_book(const db_row *r, struct arena *a, struct book *b)
+{
+	memset(b, 0, sizeof(*b));
+	col_copy(r, 0, b->id, sizeof(b->id));
+	b->title = col_str(r, 1, a);
+	b->author = col_str(r, 2, a);
+	b->language = col_str(r, 3, a);
+	b->edition = col_str(r, 4, a);
+	b->publisher = col_str(r, 5, a);
+	b->pages = db_row_is_null(r, 6) ? 0 : db_row_int(r, 6);
+	b->publish_date = col_str(r, 7, a);
+	b->cover_url = col_str(r, 8, a);
+	b->created_at = db_row_int(r, 9);
+	b->updated_at = db_row_int(r, 10);
+	b->chapter_count = db_row_int(r, 11);
+}
+
+struct book_one {
+	struct arena *a;
+	struct book *out;
+	int found;
+};
+
+static int book_one_cb(void *ctx, const db_row *r)
+{
+	struct book_one *o = ctx;
+	read_book(r, o->a, o->out);
+	o->found = 1;
+	return 1; /* one row is all we want */
+}
+
+static int isbn_cb(void *ctx, const db_row *r)
+{
+	struct book *b = ctx;
+	if (b->nisbns >= BOOK_MAX_ISBNS)
+		return 1;
+	struct book_isbn *i = &b->isbns[b->nisbns++];
+	col_copy(r, 0, i->isbn, sizeof(i->isbn));
+	col_copy(r, 1, i->isbn13, sizeof(i->isbn13));
+	col_copy(r, 2, i->type, sizeof(i->type));
+	return 0;
+}
+
+static int load_isbns(db_conn *c, struct book *b, struct err *e)
+{
+	struct db_val p[] = { dbv_text(b->id) };
+	int rc = db_query(c, "SELECT isbn, isbn13, isbn_type FROM book_isbns WHERE book_id = $1 ORDER BY position",
+			  p, 1, isbn_cb, b, NULL, e);
+	return rc > 0 ? 0 : rc;
+}
+
+static int book_get_by(db_conn *c, struct arena *a, const char *sql, const char *key,
+		       struct book *out, struct err *e)
+{
+	struct book_one o = { a, out, 0 };
+	struct db_val p[] = { dbv_text(key) };
+	int rc = db_query(c, sql, p, 1, book_one_cb, &o, NULL, e);
+	if (rc < 0)
+		return rc;
+	if (!o.found)
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	return load_isbns(c, out, e);
+}
+
+int store_book_get(db_conn *c, struct arena *a, const char *id, struct book *out, struct err *e)
+{
+	return book_get_by(c, a, "SELECT " BOOK_COLS " FROM books b WHERE b.id = $1", id, out, e);
+}
+
+int store_book_by_isbn13(db_conn *c, struct arena *a, const char *isbn13, struct book *out, struct err *e)
+{
+	return book_get_by(c, a,
+			   "SELECT " BOOK_COLS " FROM books b JOIN book_isbns i ON i.book_id = b.id "
+			   "WHERE i.isbn13 = $1",
+			   isbn13, out, e);
+}
+
+struct book_many {
+	struct arena *a;
+	struct book *items;
+	int n, cap;
+};
+
+static int book_many_cb(void *ctx, const db_row *r)
+{
+	struct book_many *m = ctx;
+	if (m->n >= m->cap)
+		return 1;
+	read_book(r, m->a, &m->items[m->n++]);
+	return 0;
+}
+
+int store_book_list(db_conn *c, struct arena *a, const char *after, int limit, struct book **items,
+		    int *n, struct err *e)
+{
+	struct book_many m = { a, arena_alloc(a, sizeof(struct book) * (size_t)(limit ? limit : 1)), 0, limit };
+	if (!m.items)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	struct db_val p[] = { dbv_text(after ? after : ""), dbv_int(limit) };
+	int rc = db_query(c, "SELECT " BOOK_COLS " FROM books b WHERE b.id > $1 ORDER BY b.id LIMIT $2",
+			  p, 2, book_many_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; i < m.n; i++)
+		if ((rc = load_isbns(c, &m.items[i], e)) != 0)
+			return rc;
+	*items = m.items;
+	*n = m.n;
+	return 0;
+}
+
+static int id_cb(void *ctx, const db_row *r)
+{
+	col_copy(r, 0, ctx, UUID_STR_LEN);
+	return 1;
+}
+
+int store_book_find(db_conn *c, const char *title, const char *author, char id[UUID_STR_LEN], struct err *e)
+{
+	struct db_val p[] = { dbv_text(title), dbv_text(author) };
+	id[0] = '\0';
+	/* IS is SQLite's null-safe equality; PostgreSQL spells it IS NOT DISTINCT FROM. */
+	const char *sql = db_dialect(db_conn_db(c)) == DB_POSTGRES
+				  ? "SELECT id FROM books WHERE title = $1 AND author IS NOT DISTINCT FROM $2 "
+				    "ORDER BY id DESC LIMIT 1"
+				  : "SELECT id FROM books WHERE title = $1 AND author IS $2 ORDER BY id DESC LIMIT 1";
+	int rc = db_query(c, sql, p, 2, id_cb, id, NULL, e);
+	if (rc < 0)
+		return rc;
+	if (!id[0])
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	return 0;
+}
+
+static int put_isbns(db_conn *c, const struct book *b, struct err *e)
+{
+	struct db_val del[] = { dbv_text(b->id) };
+	int rc = db_query(c, "DELETE FROM book_isbns WHERE book_id = $1", del, 1, NULL, NULL, NULL, e);
+	for (int i = 0; !rc && i < b->nisbns; i++) {
+		const struct book_isbn *s = &b->isbns[i];
+		struct db_val p[] = { dbv_text(s->isbn13), dbv_text(b->id), dbv_text(s->isbn),
+				      dbv_text(s->type), dbv_int(i) };
+		rc = db_query(c, "INSERT INTO book_isbns (isbn13, book_id, isbn, isbn_type, position) "
+				 "VALUES ($1, $2, $3, $4, $5)",
+			      p, 5, NULL, NULL, NULL, e);
+		if (rc == ERR_CONFLICT)
+			err_set(e, ERR_CONFLICT, "ISBN %s already belongs to another book", s->isbn);
+	}
+	return rc;
+}
+
+static void book_params(const struct book *b, struct db_val p[11])
+{
+	p[0] = dbv_text(b->id);
+	p[1] = dbv_text(b->title);
+	p[2] = dbv_text(b->author);
+	p[3] = dbv_text(b->language ? b->language : "en");
+	p[4] = dbv_text(b->edition);
+	p[5] = dbv_text(b->publisher);
+	p[6] = b->pages ? dbv_int(b->pages) : dbv_null();
+	p[7] = dbv_text(b->publish_date);
+	p[8] = dbv_text(b->cover_url);
+	p[9] = dbv_int(b->updated_at);
+	p[10] = dbv_int(b->created_at); /* last: UPDATE binds only the first ten */
+}
+
+int store_book_insert(db_conn *c, const struct book *b, struct err *e)
+{
+	struct db_val p[11];
+	book_params(b, p);
+	int rc = db_query(c,
+			  "INSERT INTO books (id, title, author, language, edition, publisher, pages, "
+			  "publish_date, cover_url, updated_at, created_at) "
+			  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+			  p, 11, NULL, NULL, NULL, e);
+	return rc ? rc : put_isbns(c, b, e);
+}
+
+int store_book_update(db_conn *c, const struct book *b, struct err *e)
+{
+	struct db_val p[11];
+	book_params(b, p);
+	int64_t changed = 0;
+	int rc = db_query(c,
+			  "UPDATE books SET title = $2, author = $3, language = $4, edition = $5, "
+			  "publisher = $6, pages = $7, publish_date = $8, cover_url = $9, "
+			  "updated_at = $10 WHERE id = $1",
+			  p, 10, NULL, NULL, &changed, e);
+	if (rc)
+		return rc;
+	if (!changed)
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	return put_isbns(c, b, e);
+}
+
+int store_book_delete(db_conn *c, const char *id, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id) };
+	int64_t changed = 0;
+	int rc = db_query(c, "DELETE FROM books WHERE id = $1", p, 1, NULL, NULL, &changed, e);
+	if (!rc && !changed)
+		rc = err_set(e, ERR_NOT_FOUND, "book not found");
+	return rc;
+}
+
+int store_book_touch(db_conn *c, const char *id, int64_t now, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id), dbv_int(now) };
+	return db_query(c, "UPDATE books SET updated_at = $2 WHERE id = $1", p, 2, NULL, NULL, NULL, e);
+}
+
+/* ---- chapters -------------------------------------------------------------- */
+
+#define CHAPTER_COLS                                                                       \
+	"id, book_id, number, title, summary, audio_url, word_count, sections, source_key, " \
+	"rev, created_at, updated_at"
+
+static void read_chapter(const db_row *r, struct arena *a, struct chapter *ch)
+{
+	memset(ch, 0, sizeof(*ch));
+	col_copy(r, 0, ch->id, sizeof(ch->id));
+	col_copy(r, 1, ch->book_id, sizeof(ch->book_id));
+	ch->number = db_row_int(r, 2);
+	ch->title = col_str(r, 3, a);
+	ch->summary = col_str(r, 4, a);
+	ch->audio_url = col_str(r, 5, a);
+	ch->word_count = db_row_int(r, 6);
+	ch->sections_json = col_str(r, 7, a);
+	ch->source_key = col_str(r, 8, a);
+	ch->rev = db_row_int(r, 9);
+	ch->created_at = db_row_int(r, 10);
+	ch->updated_at = db_row_int(r, 11);
+	if (!db_row_is_null(r, 12)) {
+		size_t n;
+		const char *t = db_row_text(r, 12, &n);
+		ch->content_markdown = arena_strndup(a, t ? t : "", n);
+		ch->content_len = n;
+	}
+}
+
+struct chapter_many {
+	struct arena *a;
+	struct chapter *items;
+	int n, cap;
+	int grow;
+};
+
+static int chapter_many_cb(void *ctx, const db_row *r)
+{
+	struct chapter_many *m = ctx;
+	if (m->n >= m->cap) {
+		if (!m->grow)
+			return 1;
+		int ncap = m->cap ? m->cap * 2 : 32;
+		struct chapter *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
+		if (!ni)
+			return ERR_INTERNAL;
+		if (m->n)
+			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
+		m->items = ni;
+		m->cap = ncap;
+	}
+	read_chapter(r, m->a, &m->items[m->n++]);
+	return 0;
+}
+
+/* A ref is a chapter number when it is all digits (and short), else an id. */
+static int ref_number(const char *ref, int64_t *num)
+{
+	size_t n = strlen(ref);
+	if (n == 0 || n > 9)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (ref[i] < '0' || ref[i] > '9')
+			return 0;
+	*num = strtoll(ref, NULL, 10);
+	return 1;
+}
+
+int store_chapter_get(db_conn *c, struct arena *a, const char *book_id, const char *ref,
+		      struct chapter *out, struct err *e)
+{
+	struct chapter_many m = { a, out, 0, 1, 0 };
+	int64_t num;
+	int rc;
+	if (ref_number(ref, &num)) {
+		struct db_val p[] = { dbv_text(book_id), dbv_int(num) };
+		rc = db_query(c, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters "
+				 "WHERE book_id = $1 AND number = $2",
+			      p, 2, chapter_many_cb, &m, NULL, e);
+	} else {
+		struct db_val p[] = { dbv_text(book_id), dbv_text(ref) };
+		rc = db_query(c, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters "
+				 "WHERE book_id = $1 AND id = $2",
+			      p, 2, chapter_many_cb, &m, NULL, e);
+	}
+	if (rc < 0)
+		return rc;
+	if (!m.n)
+		return err_set(e, ERR_NOT_FOUND, "chapter not found");
+	return 0;
+}
+
+struct rev_out {
+	char *id;
+	int64_t *rev;
+	int found;
+};
+
+static int rev_cb(void *ctx, const db_row *r)
+{
+	struct rev_out *o = ctx;
+	col_copy(r, 0, o->id, UUID_STR_LEN);
+	*o->rev = db_row_int(r, 1);
+	o->found = 1;
+	return 1;
+}
+
+int store_chapter_rev(db_conn *c, const char *book_id, const char *ref, char id[UUID_STR_LEN],
+		      int64_t *rev, struct err *e)
+{
+	struct rev_out o = { id, rev, 0 };
+	int64_t num;
+	int rc;
+	if (ref_number(ref, &num)) {
+		struct db_val p[] = { dbv_text(book_id), dbv_int(num) };
+		rc = db_query(c, "SELECT id, rev FROM chapters WHERE book_id = $1 AND number = $2", p, 2,
+			      rev_cb, &o, NULL, e);
+	} else {
+		struct db_val p[] = { dbv_text(book_id), dbv_text(ref) };
+		rc = db_query(c, "SELECT id, rev FROM chapters WHERE book_id = $1 AND id = $2", p, 2,
+			      rev_cb, &o, NULL, e);
+	}
+	if (rc < 0)
+		return rc;
+	return o.found ? 0 : err_set(e, ERR_NOT_FOUND, "chapter not found");
+}
+
+int store_chapter_list(db_conn *c, struct arena *a, const char *book_id, int64_t after, int limit,
+		       struct chapter **items, int *n, struct err *e)
+{
+	struct chapter_many m = { a, arena_alloc(a, sizeof(struct chapter) * (size_t)(limit ? limit : 1)), 0, limit, 0 };
+	if (!m.items)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	struct db_val p[] = { dbv_text(book_id), dbv_int(after), dbv_int(limit) };
+	int rc = db_query(c, "SELECT " CHAPTER_COLS ", NULL FROM chapters WHERE book_id = $1 AND number > $2 "
+			     "ORDER BY number LIMIT $3",
+			  p, 3, chapter_many_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	*items = m.items;
+	*n = m.n;
+	return 0;
+}
+
+int store_chapter_all(db_conn *c, struct arena *a, const char *book_id, struct chapter **items,
+		      int *n, struct err *e)
+{
+	struct chapter_many m = { a, NULL, 0, 0, 1 };
+	struct db_val p[] = { dbv_text(book_id) };
+	int rc = db_query(c, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters WHERE book_id = $1 "
+			     "ORDER BY number",
+			  p, 1, chapter_many_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	*items = m.items;
+	*n = m.n;
+	return 0;
+}
+
+static void chapter_params(const struct chapter *ch, struct db_val p[13])
+{
+	p[0] = dbv_text(ch->id);
+	p[1] = dbv_text(ch->book_id);
+	p[2] = dbv_int(ch->number);
+	p[3] = dbv_text(ch->title);
+	p[4] = dbv_textn(ch->content_markdown, ch->content_len);
+	p[5] = dbv_text(ch->summary);
+	p[6] = dbv_text(ch->audio_url);
+	p[7] = dbv_int(ch->word_count);
+	p[8] = dbv_text(ch->sections_json);
+	p[9] = dbv_text(ch->source_key);
+	p[10] = dbv_int(ch->updated_at);
+	/* Last: UPDATE binds only the first eleven. */
+	p[11] = dbv_int(ch->created_at);
+	p[12] = dbv_int(ch->rev);
+}
+
+int store_chapter_insert(db_conn *c, const struct chapter *ch, struct err *e)
+{
+	struct db_val p[13];
+	chapter_params(ch, p);
+	int rc = db_query(c,
+			  "INSERT INTO chapters (id, book_id, number, title, content_markdown, summary, "
+			  "audio_url, word_count, sections, source_key, updated_at, created_at, rev) "
+			  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+			  p, 13, NULL, NULL, NULL, e);
+	if (rc == ERR_CONFLICT)
+		err_set(e, ERR_CONFLICT, "chapter number %lld already exists in this book", (long long)ch->number);
+	return rc;
+}
+
+int store_chapter_update(db_conn *c, const struct chapter *ch, struct err *e)
+{
+	struct db_val p[13];
+	chapter_params(ch, p);
+	int64_t changed = 0;
+	int rc = db_query(c,
+			  "UPDATE chapters SET number = $3, title = $4, content_markdown = $5, summary = $6, "
+			  "audio_url = $7, word_count = $8, sections = $9, source_key = $10, "
+			  "updated_at = $11, rev = rev + 1 WHERE id = $1 AND book_id = $2",
+			  p, 11, NULL, NULL, &changed, e);
+	if (rc == ERR_CONFLICT)
+		return err_set(e, ERR_CONFLICT, "chapter number %lld already exists in this book", (long long)ch->number);
+	if (!rc && !changed)
+		rc = err_set(e, ERR_NOT_FOUND, "chapter not found");
+	return rc;
+}
+
+int store_chapter_delete(db_conn *c, const char *book_id, const char *id, struct err *e)
+{
+	struct db_val p[] = { dbv_text(book_id), dbv_text(id) };
+	int64_t changed = 0;
+	int rc = db_query(c, "DELETE FROM chapters WHERE book_id = $1 AND id = $2", p, 2, NULL, NULL, &changed, e);
+	if (!rc && !changed)
+		rc = err_set(e, ERR_NOT_FOUND, "chapter not found");
+	return rc;
+}
+
+static int int_cb(void *ctx, const db_row *r)
+{
+	*(int64_t *)ctx = db_row_is_null(r, 0) ? 0 : db_row_int(r, 0);
+	return 1;
+}
+
+int store_chapter_next_number(db_conn *c, const char *book_id, int64_t *next, struct err *e)
+{
+	struct db_val p[] = { dbv_text(book_id) };
+	int64_t max = 0;
+	int rc = db_query(c, "SELECT max(number) FROM chapters WHERE book_id = $1", p, 1, int_cb, &max, NULL, e);
+	if (rc < 0)
+		return rc;
+	*next = max + 1;
+	return 0;
+}
+
+int store_chapter_park_numbers(db_conn *c, const char *book_id, struct err *e)
+{
+	struct db_val p[] = { dbv_text(book_id) };
+	return db_query(c, "UPDATE chapters SET number = -number WHERE book_id = $1 AND number > 0", p, 1,
+			NULL, NULL, NULL, e);
+}
+
+int store_chapter_renumber(db_conn *c, const char *book_id, const char *id, int64_t number, struct err *e)
+{
+	struct db_val p[] = { dbv_text(book_id), dbv_text(id), dbv_int(number) };
+	return db_query(c, "UPDATE chapters SET number = $3 WHERE book_id = $1 AND id = $2", p, 3, NULL, NULL,
+			NULL, e);
+}

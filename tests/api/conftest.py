@@ -1,0 +1,427 @@
+"""Black-box test harness for bookd.
+
+Starts the real binary (env BOOKD_BIN, default /work/main/build/bookd) and
+talks to it over HTTP / the CLI only.  Nothing here knows about src/.
+"""
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+BOOKD = os.environ.get("BOOKD_BIN", "/work/main/build/bookd")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_DIR = REPO_ROOT / "sample"
+API_KEY = "test-admin-key"
+ADMIN = {"X-API-Key": API_KEY}
+HTTP_TIMEOUT = 10
+
+UUID7_RE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", re.I
+)
+TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+SANE_RID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+BOOK_KEYS = {
+    "id", "title", "author", "language", "edition", "publisher", "pages",
+    "publish_date", "cover_url", "isbns", "chapter_count", "created_at",
+    "updated_at",
+}
+CHAPTER_KEYS = {
+    "id", "book_id", "number", "title", "content_markdown", "summary",
+    "word_count", "audio_url", "sections", "updated_at",
+}
+
+
+# --------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------
+
+def require_binary():
+    if not (os.path.isfile(BOOKD) and os.access(BOOKD, os.X_OK)):
+        pytest.fail(f"bookd binary not found or not executable at {BOOKD} "
+                    f"(build it with `make -C /work/main build/bookd`)")
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def uniq(prefix="t"):
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def clean_env():
+    """The caller's environment minus every BOOKD_* variable."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BOOKD_")}
+
+
+def isbn13_check(d12):
+    s = sum((1 if i % 2 == 0 else 3) * int(c) for i, c in enumerate(d12))
+    return str((10 - s % 10) % 10)
+
+
+def isbn10_check(d9):
+    s = sum((10 - i) * int(c) for i, c in enumerate(d9))
+    r = (11 - s % 11) % 11
+    return "X" if r == 10 else str(r)
+
+
+def random_isbn_pair():
+    """(isbn10, isbn13) for the same random book, digits only."""
+    d9 = "".join(random.choice("0123456789") for _ in range(9))
+    i10 = d9 + isbn10_check(d9)
+    d12 = "978" + d9
+    return i10, d12 + isbn13_check(d12)
+
+
+def random_isbn13():
+    return random_isbn_pair()[1]
+
+
+def hyphenate13(i13):
+    return f"{i13[:3]}-{i13[3]}-{i13[4:7]}-{i13[7:12]}-{i13[12]}"
+
+
+def norm_isbn(s):
+    return re.sub(r"[\s-]", "", s).upper()
+
+
+def assert_error(resp, status, code):
+    """Check the uniform error envelope and X-Request-ID correlation."""
+    assert resp.status_code == status, (
+        f"expected {status} {code}, got {resp.status_code}: {resp.text[:500]}")
+    rid = resp.headers.get("X-Request-ID")
+    assert rid, "error response lacks X-Request-ID"
+    ctype = resp.headers.get("Content-Type", "")
+    assert ctype.startswith("application/json"), f"error Content-Type {ctype!r}"
+    body = resp.json()
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    err = body["error"]
+    assert err["code"] == code, err
+    assert isinstance(err["message"], str) and err["message"], err
+    assert err["request_id"] == rid, (err, rid)
+    assert isinstance(err["details"], list), err
+    return err
+
+
+def assert_book_shape(b):
+    assert isinstance(b, dict)
+    assert BOOK_KEYS <= set(b), f"missing keys {BOOK_KEYS - set(b)}"
+    assert UUID7_RE.match(b["id"]), b["id"]
+    assert TS_RE.match(b["created_at"]), b["created_at"]
+    assert TS_RE.match(b["updated_at"]), b["updated_at"]
+    assert isinstance(b["isbns"], list)
+    for i in b["isbns"]:
+        assert set(i) >= {"isbn", "isbn_type"}
+        assert i["isbn_type"] in ("isbn13", "isbn10")
+    assert isinstance(b["chapter_count"], int)
+
+
+def assert_chapter_shape(c, with_content=True):
+    keys = CHAPTER_KEYS if with_content else CHAPTER_KEYS - {"content_markdown"}
+    assert keys <= set(c), f"missing keys {keys - set(c)}"
+    assert UUID7_RE.match(c["id"]), c["id"]
+    assert isinstance(c["number"], int) and c["number"] >= 1
+    assert TS_RE.match(c["updated_at"]), c["updated_at"]
+    assert isinstance(c["sections"], list)
+    assert isinstance(c["word_count"], int)
+
+
+# --------------------------------------------------------------------------
+# raw HTTP (for requests the `requests` library cannot or will not send)
+# --------------------------------------------------------------------------
+
+def raw_http(port, head: bytes, body: bytes = b"", timeout=10.0):
+    """Send head+body on a fresh socket (tolerating an early close by the
+    server while we are still writing) and parse one HTTP response.
+    Returns (status, headers-with-lowercase-names, body-bytes)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        data = head + body
+        try:
+            view = memoryview(data)
+            while view:
+                n = s.send(view[:65536])
+                view = view[n:]
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # server answered early and closed; read what it sent
+        buf = b""
+        deadline = time.monotonic() + timeout
+        status, headers, hdr_end = None, {}, None
+        while time.monotonic() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            if hdr_end is None and b"\r\n\r\n" in buf:
+                hdr_end = buf.index(b"\r\n\r\n") + 4
+                lines = buf[:hdr_end].decode("latin-1").split("\r\n")
+                status = int(lines[0].split()[1])
+                for ln in lines[1:]:
+                    if ":" in ln:
+                        k, v = ln.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+            if hdr_end is not None:
+                cl = headers.get("content-length")
+                if cl is not None and len(buf) - hdr_end >= int(cl):
+                    break
+        if status is None:
+            raise AssertionError(f"no HTTP response received (got {buf[:200]!r})")
+        return status, headers, buf[hdr_end:]
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------
+# server process wrapper
+# --------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, proc, port, data_dir, log_path, env, cwd):
+        self.proc = proc
+        self.port = port
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path)
+        self.env = env
+        self.cwd = cwd
+        self.base = f"http://127.0.0.1:{port}"
+        self.http = requests.Session()
+
+    def url(self, path):
+        return self.base + path
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", HTTP_TIMEOUT)
+        return self.http.request(method, self.url(path), **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def patch(self, path, **kw):
+        return self.request("PATCH", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # -- convenience for tests ------------------------------------------
+    def create_book(self, **fields):
+        fields.setdefault("title", uniq("book"))
+        r = self.post("/api/v1/books", json=fields, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def add_chapter(self, book_id, **fields):
+        fields.setdefault("title", uniq("chap"))
+        fields.setdefault("content_markdown", "Some text.")
+        r = self.post(f"/api/v1/books/{book_id}/chapters", json=fields, headers=ADMIN)
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    def all_books(self):
+        items, cursor, seen = [], None, 0
+        while True:
+            params = {"limit": 100}
+            if cursor:
+                params["cursor"] = cursor
+            r = self.get("/api/v1/books", params=params)
+            assert r.status_code == 200, r.text
+            body = r.json()
+            items.extend(body["items"])
+            cursor = body["next_cursor"]
+            seen += 1
+            assert seen < 1000, "pagination does not terminate"
+            if not cursor:
+                return items
+
+    def books_titled(self, needle):
+        return [b for b in self.all_books() if needle in (b.get("title") or "")]
+
+    def assert_alive(self):
+        assert self.proc.poll() is None, (
+            f"server died with code {self.proc.returncode}; log tail:\n{self.log_tail()}")
+        r = self.get("/health/live")
+        assert r.status_code == 200
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n=30):
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def log_records(self):
+        out = []
+        for line in self.log_text().splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
+
+    def wait_log(self, pred, timeout=3.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [r for r in self.log_records() if pred(r)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"server did not exit within {timeout}s after {sig!r}")
+        self.http.close()
+        return self.proc.returncode
+
+
+def start_server(data_dir, env=None, unset=(), cwd=None, port=None,
+                 set_port=True, wait=True, log_name="server.stderr"):
+    """Start `bookd serve`.  env: extra/override variables; unset: names to
+    drop from the defaults; set_port=False leaves BOOKD_PORT unset (for .env
+    tests; then pass port= to say where it should listen)."""
+    require_binary()
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cwd = Path(cwd) if cwd else data_dir
+    port = port or free_port()
+    e = clean_env()
+    e.update({
+        "BOOKD_HOST": "127.0.0.1",
+        "BOOKD_DATA_DIR": str(data_dir),
+        "BOOKD_API_KEY": API_KEY,
+        "BOOKD_LOG_LEVEL": "info",
+    })
+    if set_port:
+        e["BOOKD_PORT"] = str(port)
+    for k in unset:
+        e.pop(k, None)
+    if env:
+        e.update(env)
+    log_path = cwd / log_name
+    logf = open(log_path, "wb")
+    proc = subprocess.Popen([BOOKD, "serve"], cwd=str(cwd), env=e,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=logf)
+    logf.close()
+    srv = Server(proc, port, data_dir, log_path, e, cwd)
+    if wait:
+        deadline = time.monotonic() + 10
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"bookd serve exited early with {proc.returncode}:\n{srv.log_tail()}")
+            try:
+                r = requests.get(srv.url("/health/live"), timeout=1)
+                if r.status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"bookd did not answer /health/live within 10s:\n{srv.log_tail()}")
+            time.sleep(0.05)
+    return srv
+
+
+def run_bookd(args, data_dir=None, env=None, unset=(), cwd=None, timeout=30):
+    """Run a bookd CLI command; returns CompletedProcess with str output."""
+    require_binary()
+    e = clean_env()
+    if data_dir is not None:
+        e["BOOKD_DATA_DIR"] = str(data_dir)
+    for k in unset:
+        e.pop(k, None)
+    if env:
+        e.update(env)
+    if cwd is None and data_dir is not None and Path(data_dir).is_dir():
+        cwd = data_dir  # never pick up a stray .env from the repo checkout
+    p = subprocess.run([BOOKD, *map(str, args)], cwd=str(cwd) if cwd else None,
+                       env=e, stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=timeout)
+    p.stdout = p.stdout.decode("utf-8", errors="replace")
+    p.stderr = p.stderr.decode("utf-8", errors="replace")
+    return p
+
+
+# --------------------------------------------------------------------------
+# fixtures
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("shared-data")
+    srv = start_server(data)
+    yield srv
+    rc = srv.stop()
+    assert rc == 0, f"shared server exited with {rc} on SIGTERM; log tail:\n{srv.log_tail()}"
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started = []
+    counter = [0]
+
+    def factory(data_dir=None, **kw):
+        counter[0] += 1
+        if data_dir is None:
+            data_dir = tmp_path / f"data{counter[0]}"
+        kw.setdefault("log_name", f"server{counter[0]}.stderr")
+        srv = start_server(data_dir, **kw)
+        started.append(srv)
+        return srv
+
+    yield factory
+    problems = []
+    for srv in started:
+        if srv.proc.poll() is None:
+            try:
+                rc = srv.stop()
+            except AssertionError as exc:
+                problems.append(str(exc))
+                continue
+            if rc != 0:
+                problems.append(f"server on port {srv.port} exited {rc}:\n{srv.log_tail()}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def book(server):
+    """A fresh book on the shared server."""
+    return server.create_book(title=uniq("fixture book"), author="Fixture Author")
