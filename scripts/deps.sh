@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
 libcmark-gfm-dev libcmark-gfm-extensions-dev libsodium-dev libcmocka-dev
-python3 python3-pytest python3-requests wrk nginx-light curl"
+python3 python3-pytest python3-requests python3-yaml wrk nginx-light curl"
 
 missing=""
 for p in $PKGS; do

@@ -26,14 +26,19 @@ int jget_str(json_t *o, const char *key, int required, size_t minlen, size_t max
 		return -1;
 	}
 	size_t n = json_string_length(v);
-	if (n < minlen || n > maxlen) {
-		if (minlen > 0 && n < minlen)
+	/* Lengths are in characters (code points): jansson has checked the UTF-8. */
+	size_t chars = 0;
+	const unsigned char *s = (const unsigned char *)json_string_value(v);
+	for (size_t i = 0; i < n; i++)
+		chars += (s[i] & 0xc0) != 0x80;
+	if (chars < minlen || chars > maxlen) {
+		if (minlen > 0 && chars < minlen)
 			err_field(e, key, "must not be empty");
 		else
-			err_field(e, key, "must be at most %zu bytes", maxlen);
+			err_field(e, key, "must be at most %zu characters", maxlen);
 		return -1;
 	}
-	if (memchr(json_string_value(v), '\0', n)) {
+	if (memchr(s, '\0', n)) {
 		err_field(e, key, "must not contain NUL characters");
 		return -1;
 	}
@@ -94,7 +99,7 @@ int json_parse_object(const char *body, size_t len, json_t **out, struct err *e)
 	*out = NULL;
 	if (!utf8_valid(body, len))
 		return err_set(e, ERR_BAD_REQUEST, "request body is not valid UTF-8");
-	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!v)
 		return err_set(e, ERR_BAD_REQUEST, "malformed JSON at line %d, column %d: %s",
 			       je.line, je.column, je.text);

@@ -3,7 +3,7 @@
  * returns 1 when the field is present and valid, 0 when it is absent (or null
  * where null is allowed), and -1 when it is invalid, after adding a detail
  * naming the field to `e`. Validation continues so that one 422 lists every
- * bad field.
+ * bad field. String lengths are counted in characters (code points).
  */
 #ifndef BOOKD_JSON_H
 #define BOOKD_JSON_H

@@ -131,7 +131,8 @@ static char *trim_value(char *v)
 	return v;
 }
 
-/* File name without directories, extension and a "01-" style order prefix. */
+/* File name without directories, extension and a "01-" style order prefix
+ * (which Docusaurus strips too); otherwise verbatim. */
 static char *title_from_name(struct arena *a, const char *path)
 {
 	const char *base = strrchr(path, '/');
@@ -145,14 +146,7 @@ static char *title_from_name(struct arena *a, const char *path)
 		skip++;
 	else
 		skip = 0;
-	char *t = arena_strndup(a, base + skip, n - skip);
-	if (t)
-		for (char *p = t; *p; p++)
-			if (*p == '-' || *p == '_')
-				*p = ' ';
-	if (t && *t)
-		*t = (char)toupper((unsigned char)*t);
-	return t;
+	return arena_strndup(a, base + skip, n - skip);
 }
 
 /* ---- front matter ---------------------------------------------------------- */

@@ -1,7 +1,9 @@
 """Books resource: create, read, list/paginate, patch, delete, validation."""
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from conftest import (ADMIN, UUID7_RE, assert_book_shape, assert_error,
                       norm_isbn, random_isbn13, random_isbn_pair, hyphenate13,
@@ -313,3 +315,22 @@ def test_delete_frees_isbn(server):
     assert_error(server.get(f"/api/v1/books/isbn/{i13}"), 404, "not_found")
     b2 = server.create_book(isbns=[i13])
     assert server.get(f"/api/v1/books/isbn/{i13}").json()["id"] == b2["id"]
+
+
+def test_concurrent_creates(server):
+    tag = uniq("concurrent")
+    with ThreadPoolExecutor(max_workers=16) as ex:
+        results = list(ex.map(lambda i: _make_with_own_session(server, tag, i), range(64)))
+    assert all(s == 201 for s, _ in results), [s for s, _ in results]
+    ids = {b["id"] for _, b in results}
+    assert len(ids) == 64
+    listed = [b for b in server.all_books() if b["title"].startswith(tag)]
+    assert len(listed) == 64
+    server.assert_alive()
+
+
+def _make_with_own_session(server, tag, i):
+    r = requests.post(server.url("/api/v1/books"),
+                      json={"title": f"{tag} {i}", "isbns": [random_isbn13()]},
+                      headers=ADMIN, timeout=30)
+    return r.status_code, r.json()

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from conftest import ADMIN, assert_chapter_shape, assert_error, uniq
+from conftest import ADMIN, assert_chapter_shape, assert_error
 
 NIL7 = "00000000-0000-7000-8000-000000000000"
 

@@ -1,12 +1,10 @@
 """CLI: version, --help, config, migrate, unknown commands, .env handling."""
 import re
-import subprocess
-import time
 
 import pytest
 import requests
 
-from conftest import BOOKD, clean_env, free_port, run_bookd
+from conftest import free_port, run_bookd
 
 
 def config_map(text):

@@ -213,3 +213,32 @@ def test_wrong_method_on_book_is_405(server, book):
     r = server.post(f"/api/v1/books/{book['id']}", json={"title": "x"}, headers=ADMIN)
     assert_error(r, 405, "method_not_allowed")
     assert {"GET", "PATCH", "DELETE"} <= _allow(r)
+
+
+# -------------------------------------------- X-Request-ID on every status
+
+def test_request_id_on_every_kind_of_response(server, book):
+    base = f"/api/v1/books/{book['id']}"
+    c = server.add_chapter(book["id"])
+    etag = server.get(f"{base}/chapters/{c['id']}").headers["ETag"]
+    probes = [
+        ("GET", "/health", {}, None, 200),
+        ("POST", "/api/v1/books", ADMIN, {"title": uniq("rid probe")}, 201),
+        ("GET", f"{base}/chapters/{c['id']}", {"If-None-Match": etag}, None, 304),
+        ("DELETE", f"{base}/chapters/{c['id']}", ADMIN, None, 204),
+        ("OPTIONS", "/api/v1/books", {"Origin": "http://localhost:3000",
+                                      "Access-Control-Request-Method": "POST"}, None, 204),
+        ("GET", "/nope", {}, None, 404),
+        ("DELETE", "/health", {}, None, 405),
+        ("POST", "/api/v1/books", {}, {"title": "x"}, 401),
+        ("POST", "/api/v1/books", ADMIN, {"title": ""}, 422),
+    ]
+    for method, path, headers, body, status in probes:
+        rid = uniq("probe")
+        h = dict(headers, **{"X-Request-ID": rid})
+        r = server.request(method, path, headers=h, json=body)
+        assert r.status_code == status, (method, path, r.status_code, r.text)
+        assert r.headers.get("X-Request-ID") == rid, (method, path, dict(r.headers))
+        recs = server.wait_log(lambda x, rid=rid: x.get("request_id") == rid)
+        assert len(recs) == 1 and recs[0]["status"] == status, (method, path, recs)
+        assert recs[0]["method"] == method

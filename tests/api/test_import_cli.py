@@ -2,10 +2,6 @@
 re-import in place, error reporting.  Imports go into the shared server's
 data dir while it is running (SQLite WAL) and are checked through the API."""
 import json
-import shutil
-import uuid
-
-import pytest
 
 from conftest import (SAMPLE_DIR, UUID7_RE, norm_isbn, random_isbn13,
                       run_bookd, uniq)
