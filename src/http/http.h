@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "../core/arena.h"
+#include "../core/executor.h"
 #include "../core/rcbuf.h"
 
 typedef struct http_req http_req;
@@ -38,6 +39,17 @@ const char *http_query(http_req *req, const char *name);
 const char *http_body(const http_req *req, size_t *len);
 struct arena *http_arena(http_req *req);
 const char *http_request_id(const http_req *req);
+
+/* The client's IP address as text ("127.0.0.1", "::1"). */
+const char *http_client_ip(http_req *req);
+
+/* Runs `work(ctx)` on `ex` with the connection suspended, then calls
+ * `done(req, app)` back on an HTTP thread to answer; `ctx` must live in the
+ * request's arena (or longer). Returns -1 when `ex` refuses the work (queue
+ * full): the handler then answers itself, typically 503. */
+int http_defer(http_req *req, struct executor *ex, executor_fn work, http_handler done, void *ctx) WUR;
+/* The ctx given to http_defer, for `done`. */
+void *http_defer_ctx(http_req *req);
 
 /* Adds a response header; name and value are copied. */
 void http_set_header(http_req *req, const char *name, const char *value);

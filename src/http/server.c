@@ -51,6 +51,13 @@ struct http_req {
 	size_t discarded;
 	int fail_status; /* set while reading: answer this instead of routing */
 	const char *origin; /* an allowed Origin, or NULL */
+	char client_ip[64];
+	/* deferred work (http_defer) */
+	int deferred;		 /* suspended, waiting for the executor */
+	atomic_int defer_done; /* work finished: answer with defer_fn */
+	http_handler defer_fn;
+	executor_fn defer_work;
+	void *defer_ctx;
 	char request_id[REQUEST_ID_MAX + 1];
 	int64_t start_us;
 	/* the response */
@@ -87,6 +94,53 @@ const char *http_body(const http_req *r, size_t *len)
 {
 	*len = r->body.n;
 	return r->body.p ? r->body.p : "";
+}
+
+const char *http_client_ip(http_req *r)
+{
+	if (!r->client_ip[0]) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+		if (sa && sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, r->client_ip,
+				  sizeof(r->client_ip));
+		else if (sa && sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, r->client_ip,
+				  sizeof(r->client_ip));
+		else
+			snprintf(r->client_ip, sizeof(r->client_ip), "unknown");
+	}
+	return r->client_ip;
+}
+
+static void defer_trampoline(void *arg)
+{
+	http_req *r = arg;
+	r->defer_work(r->defer_ctx);
+	atomic_store(&r->defer_done, 1);
+	MHD_resume_connection(r->conn);
+}
+
+int http_defer(http_req *r, struct executor *ex, executor_fn work, http_handler done, void *ctx)
+{
+	r->defer_work = work;
+	r->defer_fn = done;
+	r->defer_ctx = ctx;
+	/* Suspend first: the work may finish, and resume, before we return. */
+	MHD_suspend_connection(r->conn);
+	r->deferred = 1;
+	if (executor_submit(ex, defer_trampoline, r)) {
+		r->deferred = 0;
+		MHD_resume_connection(r->conn);
+		return -1;
+	}
+	return 0;
+}
+
+void *http_defer_ctx(http_req *r)
+{
+	return r->defer_ctx;
 }
 
 void http_set_header(http_req *r, const char *name, const char *value)
@@ -334,6 +388,8 @@ static void route(http_req *r)
 		}
 	}
 	m.route->fn(r, s->o.app);
+	if (r->deferred)
+		return; /* answered later, from defer_fn */
 	if (!r->resp) {
 		log_error("handler for %s %s gave no response", r->method_str, m.route->pattern);
 		http_respond_error(r, 500, "internal", "internal error", NULL);
@@ -392,6 +448,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			buf_free(&r->body);
 		return MHD_YES;
 	}
+	if (r->deferred) {
+		if (!atomic_load(&r->defer_done))
+			return MHD_YES; /* a spurious call while suspended */
+		r->deferred = 0;
+		r->defer_fn(r, s->o.app);
+		if (!r->resp)
+			http_respond_error(r, 500, "internal", "internal error", NULL);
+		return send_response(r);
+	}
 	if (r->fail_status == 413) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", s->o.max_body);
@@ -400,6 +465,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		http_respond_error(r, 500, "internal", "out of memory", NULL);
 	} else {
 		route(r);
+		if (r->deferred)
+			return MHD_YES;
 	}
 	return send_response(r);
 }
@@ -469,7 +536,9 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* The logger goes first, or MHD's own logger prints the options it parses. */
 	s->d = MHD_start_daemon(flags, (uint16_t)o->port, NULL, NULL, on_request, s,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads < 2 ? 2 : o->threads),
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->conn_timeout,
@@ -477,7 +546,6 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 				MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 				MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!s->d) {

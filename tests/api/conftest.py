@@ -311,6 +311,10 @@ class Server:
                 self.proc.wait()
                 raise AssertionError(f"server did not exit within {timeout}s after {sig!r}")
         self.http.close()
+        if os.environ.get("BOOKD_SANITIZED"):
+            text = Path(self.log_path).read_text(errors="replace")
+            for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
+                assert marker not in text, f"sanitizer report in server log:\n{self.log_tail()}"
         return self.proc.returncode
 
 

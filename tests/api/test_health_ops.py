@@ -242,3 +242,22 @@ def test_request_id_on_every_kind_of_response(server, book):
         recs = server.wait_log(lambda x, rid=rid: x.get("request_id") == rid)
         assert len(recs) == 1 and recs[0]["status"] == status, (method, path, recs)
         assert recs[0]["method"] == method
+
+
+def test_ready_is_503_while_the_database_is_unusable(server_factory, tmp_path):
+    """Break the schema under a running server: readiness must say so, then recover."""
+    import sqlite3
+    srv = server_factory(data_dir=tmp_path / "ready-data")
+    assert srv.get("/health/ready").status_code == 200
+    db = sqlite3.connect(str(tmp_path / "ready-data" / "bookd.db"), timeout=10)
+    db.execute("ALTER TABLE schema_migrations RENAME TO schema_migrations_away")
+    db.commit()
+    r = srv.get("/health/ready")
+    assert r.status_code == 503, r.text
+    body = r.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["database"] == "unavailable"
+    db.execute("ALTER TABLE schema_migrations_away RENAME TO schema_migrations")
+    db.commit()
+    db.close()
+    assert srv.get("/health/ready").status_code == 200

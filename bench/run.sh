@@ -1,0 +1,397 @@
+#!/bin/sh
+# `make bench`: throughput and tail latency of bookd's hot path (GET of one
+# ~50 KB chapter) next to nginx serving the very same bytes as a static file
+# with sendfile, plus bookd's cheapest route (/health/live) as a floor.
+# See bench/README.md. POSIX sh: make runs it as `sh bench/run.sh`.
+#
+# Environment:
+#   BENCH_DURATION     wrk duration of each measured run (default 10s)
+#   BENCH_WARMUP       wrk duration of the warm-up run before each (default 2s)
+#   BENCH_CONNECTIONS  wrk connections (default 64)
+#   BENCH_THREADS      wrk threads (default 2)
+#   BOOKD_BIN          bookd binary (default build/bookd)
+set -eu
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DURATION=${BENCH_DURATION:-10s}
+WARMUP=${BENCH_WARMUP:-2s}
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+BIN=${BOOKD_BIN:-build/bookd}
+case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
+OUT=$ROOT/bench/out
+MIN_BYTES=50000
+
+die() {
+	echo "bench: $*" >&2
+	exit 1
+}
+
+for tool in wrk nginx curl awk; do
+	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run \`make deps\`)"
+done
+[ -x "$BIN" ] || die "$BIN not found (run \`make build/bookd\`)"
+
+# ---- cleanup: nothing may outlive this script -------------------------------
+
+tmp=""
+BOOKD_PID=""
+NGINX_PID=""
+WRK_PID=""
+
+stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
+	p=$1
+	[ -n "$p" ] || return 0
+	kill -0 "$p" 2>/dev/null || {
+		wait "$p" 2>/dev/null || true
+		return 0
+	}
+	kill "-$2" "$p" 2>/dev/null || true
+	i=0
+	while kill -0 "$p" 2>/dev/null && [ "$i" -lt $(($3 * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$p" 2>/dev/null; then
+		echo "bench: pid $p did not stop on SIG$2 within $3 s: killing it" >&2
+		kill -KILL "$p" 2>/dev/null || true
+	fi
+	wait "$p" 2>/dev/null || true
+}
+
+cleanup() {
+	rc=$?
+	trap - EXIT INT TERM HUP
+	stop_pid "$WRK_PID" INT 2
+	stop_pid "$BOOKD_PID" TERM 10
+	stop_pid "$NGINX_PID" TERM 5 # nginx master: TERM = fast shutdown, workers follow
+	[ -n "$tmp" ] && rm -rf "$tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/bookd-bench.XXXXXX")
+# nginx workers run as nobody when we are root: they must reach www/.
+chmod 755 "$tmp"
+mkdir -p "$tmp/data" "$tmp/www" "$tmp/nginx-temp" "$OUT"
+chmod 700 "$tmp/data"
+
+# ---- 1. a ~50 KB chapter, generated deterministically -----------------------
+#
+# The .md sample chapters in C-locale order, front matter dropped, every
+# heading demoted one level (outside code fences) so that `# Bench Chapter`
+# stays the only H1; whole files are appended, cycling, until >= 50,000 bytes.
+
+md=$tmp/bench.md
+files=$(find sample/physical-ai -type f -name '*.md' | LC_ALL=C sort)
+[ -n "$files" ] || die "no sample chapters under sample/physical-ai"
+{
+	echo "# Bench Chapter"
+	echo
+	echo "The sample chapters of *Physical AI and Humanoid Robotics*, concatenated into one long chapter for \`make bench\`."
+	echo
+} >"$md"
+round=0
+while [ "$(wc -c <"$md")" -lt "$MIN_BYTES" ]; do
+	round=$((round + 1))
+	for f in $files; do
+		{
+			echo "## Round $round: $(basename "$f" .md)"
+			echo
+			LC_ALL=C awk '
+				NR == 1 && /^---[ \t\r]*$/ { fm = 1; next }
+				fm { if (/^---[ \t\r]*$/) fm = 0; next }
+				/^ ? ? ?(```|~~~)/ { fence = !fence }
+				!fence && /^#/ { $0 = "#" $0 }
+				{ print }
+			' "$f"
+			echo
+		} >>"$md"
+		[ "$(wc -c <"$md")" -lt "$MIN_BYTES" ] || break
+	done
+done
+md_bytes=$(wc -c <"$md")
+h1=$(awk '/^ ? ? ?(```|~~~)/ { f = !f } !f && /^ ? ? ?#[ \t]/ { n++ } END { print n + 0 }' "$md")
+[ "$h1" -eq 1 ] || die "generated bench.md has $h1 H1 headings, expected 1"
+
+# bookd runs in $tmp so that a .env in the repo cannot change what is measured.
+bookd() {
+	(cd "$tmp" && env BOOKD_DATA_DIR="$tmp/data" DATABASE_URL= "$BIN" "$@")
+}
+
+imported=$(bookd import "$md" --title "Bench Book") || die "import failed"
+BOOK=$(printf '%s\n' "$imported" | sed -n 's/.*"book_id" *: *"\([^"]*\)".*/\1/p')
+nchap=$(printf '%s\n' "$imported" | sed -n 's/.*"chapters" *: *\([0-9]*\).*/\1/p')
+[ -n "$BOOK" ] || die "import printed no book_id: $imported"
+[ "$nchap" = 1 ] || die "import made ${nchap:-?} chapters, expected 1: $imported"
+
+# ---- free loopback ports ----------------------------------------------------
+#
+# Below the kernel's ephemeral range so wrk's client sockets cannot take them;
+# "free" = nothing answers on 127.0.0.1 (curl exit 7). A lost race shows up as
+# a server that does not start, and is retried with the next port.
+
+seed=$(($$ % 5000))
+next_port() { # parity (0 or 1): sets PORT
+	while :; do
+		seed=$(((seed + 1) % 5000))
+		PORT=$((20000 + seed * 2 + $1))
+		prc=0
+		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/" || prc=$?
+		[ "$prc" -ne 7 ] || return 0
+	done
+}
+
+wait_http() { # url pid seconds
+	i=0
+	while [ "$i" -lt $(($3 * 10)) ]; do
+		kill -0 "$2" 2>/dev/null || return 1
+		curl -fs -o /dev/null --max-time 1 "$1" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# ---- 2. bookd ---------------------------------------------------------------
+
+BOOKD_THREADS_USED=${BOOKD_THREADS:-0}
+tries=0
+while :; do
+	next_port 0
+	BPORT=$PORT
+	(cd "$tmp" && exec env BOOKD_DATA_DIR="$tmp/data" DATABASE_URL= BOOKD_HOST=127.0.0.1 \
+		BOOKD_PORT="$BPORT" BOOKD_LOG_LEVEL=warn BOOKD_SHUTDOWN_TIMEOUT=5 \
+		BOOKD_THREADS="$BOOKD_THREADS_USED" "$BIN" serve) >"$tmp/bookd.log" 2>&1 &
+	BOOKD_PID=$!
+	wait_http "http://127.0.0.1:$BPORT/health/live" "$BOOKD_PID" 10 && break
+	stop_pid "$BOOKD_PID" TERM 5
+	BOOKD_PID=""
+	tries=$((tries + 1))
+	if [ "$tries" -ge 3 ]; then
+		cat "$tmp/bookd.log" >&2
+		die "bookd did not become live on 127.0.0.1 (3 tries)"
+	fi
+done
+BOOKD=http://127.0.0.1:$BPORT
+CHAPTER_PATH=/api/v1/books/$BOOK/chapters/1
+startup_log_lines=$(grep -c . "$tmp/bookd.log" || true)
+
+# ---- 3. the same bytes from nginx -------------------------------------------
+
+code=$(curl -s -o "$tmp/www/chapter.json" -w '%{http_code}' "$BOOKD$CHAPTER_PATH")
+[ "$code" = 200 ] || die "GET $CHAPTER_PATH answered $code"
+chmod 644 "$tmp/www/chapter.json"
+body_bytes=$(wc -c <"$tmp/www/chapter.json")
+body_kb=$(awk -v b="$body_bytes" 'BEGIN { printf "%.0f", b / 1024 }')
+
+tries=0
+while :; do
+	next_port 1
+	NPORT=$PORT
+	cat >"$tmp/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    types {}
+    default_type application/json;
+    client_body_temp_path $tmp/nginx-temp/body;
+    proxy_temp_path $tmp/nginx-temp/proxy;
+    fastcgi_temp_path $tmp/nginx-temp/fastcgi;
+    uwsgi_temp_path $tmp/nginx-temp/uwsgi;
+    scgi_temp_path $tmp/nginx-temp/scgi;
+    server {
+        listen 127.0.0.1:$NPORT;
+        root $tmp/www;
+        location = /chapter.json { }
+    }
+}
+EOF
+	nginx -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -p "$tmp" >"$tmp/nginx.out" 2>&1 &
+	NGINX_PID=$!
+	wait_http "http://127.0.0.1:$NPORT/chapter.json" "$NGINX_PID" 10 && break
+	stop_pid "$NGINX_PID" TERM 5
+	NGINX_PID=""
+	tries=$((tries + 1))
+	if [ "$tries" -ge 3 ]; then
+		cat "$tmp/nginx.out" "$tmp/nginx-error.log" >&2 2>/dev/null || true
+		die "nginx did not start on 127.0.0.1 (3 tries)"
+	fi
+done
+NGINX=http://127.0.0.1:$NPORT
+curl -s "$NGINX/chapter.json" | cmp -s - "$tmp/www/chapter.json" || die "nginx does not serve the same bytes"
+
+# ---- 4. wrk -----------------------------------------------------------------
+
+run_wrk() { # name duration url
+	WRK_PID=""
+	wrk -t "$THREADS" -c "$CONNS" -d "$2" --latency "$3" >"$tmp/wrk-$1.txt" 2>&1 &
+	WRK_PID=$!
+	wrc=0
+	wait "$WRK_PID" || wrc=$?
+	WRK_PID=""
+	[ "$wrc" -eq 0 ] || {
+		cat "$tmp/wrk-$1.txt" >&2
+		die "wrk failed (exit $wrc) on $3"
+	}
+}
+
+# Prints: req/s p50_ms p99_ms requests non2xx socket_errors, from wrk's output.
+parse_wrk() {
+	awk '
+		function ms(v,  n, u) {
+			n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+			if (u == "us") return n / 1000
+			if (u == "ms") return n
+			if (u == "s") return n * 1000
+			if (u == "m") return n * 60000
+			if (u == "h") return n * 3600000
+			return -1
+		}
+		/^Requests\/sec:/ { rps = $2 }
+		$1 == "50%" { p50 = ms($2) }
+		$1 == "99%" { p99 = ms($2) }
+		/ requests in / { reqs = $1 }
+		/Non-2xx or 3xx responses:/ { non2xx = $NF }
+		/Socket errors:/ { gsub(/,/, ""); serr = $4 + $6 + $8 + $10 }
+		END {
+			if (rps == "" || p99 == "") exit 1
+			printf "%.2f %.3f %.3f %d %d %d\n", rps, p50, p99, reqs, non2xx, serr
+		}
+	' "$1"
+}
+
+echo "bookd bench: wrk -t$THREADS -c$CONNS -d$DURATION --latency (after a $WARMUP warm-up run each), 127.0.0.1, $(nproc 2>/dev/null || echo ?) cores shared by server and wrk"
+echo "  bookd: BOOKD_LOG_LEVEL=warn (no per-request access log), BOOKD_THREADS=$BOOKD_THREADS_USED (0 = cores), port $BPORT"
+echo "  nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes 2, sendfile on, keepalive, access_log off, port $NPORT"
+echo "  chapter: $md_bytes bytes of Markdown -> $body_bytes byte JSON response"
+echo
+
+# Sets RPS P50 P99 REQS NON2XX SERR (measured run) and WARM_ERR (warm-up).
+measure() { # name url
+	printf '  running %-8s warm-up %s, then %s ...\n' "$1" "$WARMUP" "$DURATION" >&2
+	run_wrk "$1-warmup" "$WARMUP" "$2"
+	run_wrk "$1" "$DURATION" "$2"
+	cp "$tmp/wrk-$1.txt" "$OUT/wrk-$1.txt"
+	res=$(parse_wrk "$tmp/wrk-$1.txt") || {
+		cat "$tmp/wrk-$1.txt" >&2
+		die "cannot parse wrk output for $1"
+	}
+	read -r RPS P50 P99 REQS NON2XX SERR <<EOF
+$res
+EOF
+	WARM_ERR=$(parse_wrk "$tmp/wrk-$1-warmup.txt" | awk '{ print $5 + $6 }') || WARM_ERR=0
+}
+
+measure chapter "$BOOKD$CHAPTER_PATH"
+rps_chapter=$RPS p50_chapter=$P50 p99_chapter=$P99 reqs_chapter=$REQS
+non2xx_chapter=$NON2XX serr_chapter=$SERR warm_chapter=$WARM_ERR
+measure nginx "$NGINX/chapter.json"
+rps_nginx=$RPS p50_nginx=$P50 p99_nginx=$P99 reqs_nginx=$REQS
+non2xx_nginx=$NON2XX serr_nginx=$SERR
+measure live "$BOOKD/health/live"
+rps_live=$RPS p50_live=$P50 p99_live=$P99 reqs_live=$REQS
+non2xx_live=$NON2XX serr_live=$SERR warm_live=$WARM_ERR
+echo >&2
+
+# ---- after the load: is bookd still alive and still right? ------------------
+
+bookd_alive=true
+kill -0 "$BOOKD_PID" 2>/dev/null || bookd_alive=false
+bookd_same=false
+if $bookd_alive && curl -s --max-time 5 "$BOOKD$CHAPTER_PATH" | cmp -s - "$tmp/www/chapter.json"; then
+	bookd_same=true
+fi
+bookd_warn_lines=$(($(grep -c . "$tmp/bookd.log" || true) - startup_log_lines))
+cp "$tmp/bookd.log" "$OUT/bookd.log"
+
+# ---- 5. report --------------------------------------------------------------
+
+ratio=$(awk -v a="$rps_chapter" -v b="$rps_nginx" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+ratio_ok=$(awk -v r="$ratio" 'BEGIN { print ((r >= 0.70) ? "true" : "false") }')
+p99_ok=$(awk -v p="$p99_chapter" 'BEGIN { print ((p < 5) ? "true" : "false") }')
+verdict="met"
+{ [ "$ratio_ok" = true ] && [ "$p99_ok" = true ]; } || verdict="NOT met"
+
+printf '%-32s %12s %10s %10s %12s\n' "target" "req/s" "p50 ms" "p99 ms" "errors"
+row() {
+	printf '%-32s %12s %10s %10s %12s\n' "$1" "$2" "$3" "$4" "$5"
+}
+errs() { # non2xx socket_errors
+	if [ "$1" -eq 0 ] && [ "$2" -eq 0 ]; then echo 0; else echo "${1}n/${2}s"; fi
+}
+row "bookd GET chapter ($body_kb KB)" "$rps_chapter" "$p50_chapter" "$p99_chapter" "$(errs "$non2xx_chapter" "$serr_chapter")"
+row "nginx same bytes (static)" "$rps_nginx" "$p50_nginx" "$p99_nginx" "$(errs "$non2xx_nginx" "$serr_nginx")"
+row "bookd GET /health/live" "$rps_live" "$p50_live" "$p99_live" "$(errs "$non2xx_live" "$serr_live")"
+echo "ratio bookd/nginx (chapter): $ratio   (target >= 0.70, p99 < 5 ms: $verdict)"
+echo "(errors: n = \"Non-2xx or 3xx responses\", s = wrk socket errors; raw wrk output in bench/out/)"
+
+problems=""
+[ "$bookd_alive" = true ] || problems="$problems; bookd died during the run (log: bench/out/bookd.log)"
+[ "$bookd_alive" = false ] || [ "$bookd_same" = true ] || problems="$problems; bookd's chapter response changed after the load"
+check_bookd() { # what non2xx socket_errors warmup_errors
+	[ "$2" -eq 0 ] || problems="$problems; $2 non-2xx/3xx responses from bookd ($1)"
+	[ "$3" -eq 0 ] || problems="$problems; $3 socket errors against bookd ($1)"
+	[ "$4" -eq 0 ] || problems="$problems; $4 errors in the warm-up run against bookd ($1)"
+}
+check_bookd "GET chapter" "$non2xx_chapter" "$serr_chapter" "$warm_chapter"
+check_bookd "GET /health/live" "$non2xx_live" "$serr_live" "$warm_live"
+[ "$non2xx_nginx" -eq 0 ] && [ "$serr_nginx" -eq 0 ] || problems="$problems; nginx had errors, its figures are suspect"
+[ "$startup_log_lines" -eq 0 ] || echo "note: bookd logged $startup_log_lines warn/error line(s) at startup (bench/out/bookd.log)"
+[ "$bookd_warn_lines" -eq 0 ] || echo "note: bookd logged $bookd_warn_lines warn/error line(s) under load (bench/out/bookd.log)"
+
+valid=true
+[ -z "$problems" ] || valid=false
+
+json_target() { # key label url_path rps p50 p99 requests non2xx socket_errors
+	printf '    "%s": {"label": "%s", "url_path": "%s", "requests_per_sec": %s, "p50_ms": %s, "p99_ms": %s, "requests": %s, "non_2xx_3xx": %s, "socket_errors": %s}' "$@"
+}
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+{
+	echo "{"
+	echo "  \"date\": \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\","
+	echo "  \"commit\": \"$commit\","
+	echo "  \"wrk\": {\"threads\": $THREADS, \"connections\": $CONNS, \"duration\": \"$DURATION\", \"warmup\": \"$WARMUP\"},"
+	echo "  \"cores\": $(nproc 2>/dev/null || echo 0),"
+	echo "  \"bookd\": {\"log_level\": \"warn\", \"threads\": $BOOKD_THREADS_USED, \"warn_lines_startup\": $startup_log_lines, \"warn_lines_under_load\": $bookd_warn_lines, \"alive_after\": $bookd_alive, \"same_bytes_after\": $bookd_same},"
+	echo "  \"nginx\": {\"worker_processes\": 2, \"sendfile\": true},"
+	echo "  \"chapter\": {\"markdown_bytes\": $md_bytes, \"response_bytes\": $body_bytes},"
+	echo "  \"targets\": {"
+	json_target bookd_chapter "bookd GET chapter ($body_kb KB)" "/api/v1/books/{id}/chapters/1" \
+		"$rps_chapter" "$p50_chapter" "$p99_chapter" "$reqs_chapter" "$non2xx_chapter" "$serr_chapter"
+	echo ","
+	json_target nginx_static "nginx same bytes (static)" "/chapter.json" \
+		"$rps_nginx" "$p50_nginx" "$p99_nginx" "$reqs_nginx" "$non2xx_nginx" "$serr_nginx"
+	echo ","
+	json_target bookd_health_live "bookd GET /health/live" "/health/live" \
+		"$rps_live" "$p50_live" "$p99_live" "$reqs_live" "$non2xx_live" "$serr_live"
+	echo
+	echo "  },"
+	echo "  \"ratio_bookd_nginx_chapter\": $ratio,"
+	echo "  \"target\": {\"min_ratio\": 0.70, \"max_p99_ms\": 5, \"ratio_ok\": $ratio_ok, \"p99_ok\": $p99_ok},"
+	echo "  \"valid\": $valid,"
+	echo "  \"problems\": \"$(printf '%s' "${problems#; }" | sed 's/["\\]/\\&/g')\""
+	echo "}"
+} >"$OUT/latest.json"
+echo "written: bench/out/latest.json"
+
+if [ -n "$problems" ]; then
+	echo "bench: INVALID RUN: ${problems#; }" >&2
+	exit 1
+fi
