@@ -1,11 +1,11 @@
 # bookd — `make run` to try it, `make test` to check it, `make bench` to measure it.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium
+PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcmark-gfm-extensions -lpthread
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcmark-gfm-extensions -lpthread -lm
 
 SRC     := $(shell find src -name '*.c' | sort)
 LIB_SRC := $(filter-out src/main.c,$(SRC))

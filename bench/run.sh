@@ -9,6 +9,9 @@
 #   BENCH_WARMUP       wrk duration of the warm-up run before each (default 2s)
 #   BENCH_CONNECTIONS  wrk connections (default 64)
 #   BENCH_THREADS      wrk threads (default 2)
+#   BENCH_NGINX_TCP_NOPUSH  on (default, as Debian's nginx.conf: most req/s)
+#                      or off (no ~40 ms delayed-ACK tail in nginx's p99)
+#   BOOKD_THREADS      bookd worker threads (default 0 = cores)
 #   BOOKD_BIN          bookd binary (default build/bookd)
 set -eu
 
@@ -19,6 +22,7 @@ DURATION=${BENCH_DURATION:-10s}
 WARMUP=${BENCH_WARMUP:-2s}
 CONNS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
+NOPUSH=${BENCH_NGINX_TCP_NOPUSH:-on}
 BIN=${BOOKD_BIN:-build/bookd}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 OUT=$ROOT/bench/out
@@ -29,6 +33,7 @@ die() {
 	exit 1
 }
 
+case $NOPUSH in on | off) ;; *) die "BENCH_NGINX_TCP_NOPUSH must be on or off" ;; esac
 for tool in wrk nginx curl awk; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run \`make deps\`)"
 done
@@ -79,6 +84,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/bookd-bench.XXXXXX")
 # nginx workers run as nobody when we are root: they must reach www/.
 chmod 755 "$tmp"
 mkdir -p "$tmp/data" "$tmp/www" "$tmp/nginx-temp" "$OUT"
+rm -f "$OUT/latest.json" "$OUT"/wrk-*.txt "$OUT/bookd.log" # no stale figures after a failed run
 chmod 700 "$tmp/data"
 
 # ---- 1. a ~50 KB chapter, generated deterministically -----------------------
@@ -205,7 +211,7 @@ events {
 http {
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    tcp_nopush $NOPUSH;
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 1000000;
@@ -239,6 +245,18 @@ curl -s "$NGINX/chapter.json" | cmp -s - "$tmp/www/chapter.json" || die "nginx d
 
 # ---- 4. wrk -----------------------------------------------------------------
 
+bookd_died() { # during
+	st=0
+	wait "$BOOKD_PID" || st=$?
+	BOOKD_PID=""
+	cp "$tmp/bookd.log" "$OUT/bookd.log"
+	sig=""
+	[ "$st" -le 128 ] || sig=" = signal $((st - 128)) ($(kill -l "$((st - 128))" 2>/dev/null || echo ?))"
+	echo "bench: bookd DIED during $1: exit status $st$sig; last lines of its log:" >&2
+	tail -n 20 "$tmp/bookd.log" >&2
+	die "bookd crashed under load (full log: bench/out/bookd.log, wrk output: bench/out/wrk-*.txt)"
+}
+
 run_wrk() { # name duration url
 	WRK_PID=""
 	wrk -t "$THREADS" -c "$CONNS" -d "$2" --latency "$3" >"$tmp/wrk-$1.txt" 2>&1 &
@@ -246,6 +264,8 @@ run_wrk() { # name duration url
 	wrc=0
 	wait "$WRK_PID" || wrc=$?
 	WRK_PID=""
+	cp "$tmp/wrk-$1.txt" "$OUT/wrk-$1.txt"
+	kill -0 "$BOOKD_PID" 2>/dev/null || bookd_died "wrk run $1 ($3)"
 	[ "$wrc" -eq 0 ] || {
 		cat "$tmp/wrk-$1.txt" >&2
 		die "wrk failed (exit $wrc) on $3"
@@ -279,7 +299,7 @@ parse_wrk() {
 
 echo "bookd bench: wrk -t$THREADS -c$CONNS -d$DURATION --latency (after a $WARMUP warm-up run each), 127.0.0.1, $(nproc 2>/dev/null || echo ?) cores shared by server and wrk"
 echo "  bookd: BOOKD_LOG_LEVEL=warn (no per-request access log), BOOKD_THREADS=$BOOKD_THREADS_USED (0 = cores), port $BPORT"
-echo "  nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes 2, sendfile on, keepalive, access_log off, port $NPORT"
+echo "  nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes 2, sendfile on, tcp_nopush $NOPUSH, keepalive, access_log off, port $NPORT"
 echo "  chapter: $md_bytes bytes of Markdown -> $body_bytes byte JSON response"
 echo
 
@@ -288,7 +308,6 @@ measure() { # name url
 	printf '  running %-8s warm-up %s, then %s ...\n' "$1" "$WARMUP" "$DURATION" >&2
 	run_wrk "$1-warmup" "$WARMUP" "$2"
 	run_wrk "$1" "$DURATION" "$2"
-	cp "$tmp/wrk-$1.txt" "$OUT/wrk-$1.txt"
 	res=$(parse_wrk "$tmp/wrk-$1.txt") || {
 		cat "$tmp/wrk-$1.txt" >&2
 		die "cannot parse wrk output for $1"
@@ -370,7 +389,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 	echo "  \"wrk\": {\"threads\": $THREADS, \"connections\": $CONNS, \"duration\": \"$DURATION\", \"warmup\": \"$WARMUP\"},"
 	echo "  \"cores\": $(nproc 2>/dev/null || echo 0),"
 	echo "  \"bookd\": {\"log_level\": \"warn\", \"threads\": $BOOKD_THREADS_USED, \"warn_lines_startup\": $startup_log_lines, \"warn_lines_under_load\": $bookd_warn_lines, \"alive_after\": $bookd_alive, \"same_bytes_after\": $bookd_same},"
-	echo "  \"nginx\": {\"worker_processes\": 2, \"sendfile\": true},"
+	echo "  \"nginx\": {\"worker_processes\": 2, \"sendfile\": true, \"tcp_nopush\": \"$NOPUSH\"},"
 	echo "  \"chapter\": {\"markdown_bytes\": $md_bytes, \"response_bytes\": $body_bytes},"
 	echo "  \"targets\": {"
 	json_target bookd_chapter "bookd GET chapter ($body_kb KB)" "/api/v1/books/{id}/chapters/1" \

@@ -3,6 +3,8 @@
  * 0 success, 1 failure at run time, 2 bad usage or configuration.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <getopt.h>
 #include <signal.h>
@@ -21,7 +23,7 @@
 #include "core/mem.h"
 #include "core/timeutil.h"
 #include "http/server.h"
-#include "services/auth.h"
+#include "services/users.h"
 #include "services/books.h"
 #include "services/ingest.h"
 #include "store/db.h"
@@ -39,6 +41,9 @@ static void usage(FILE *f)
 		"                            a .md/.mdx file or a .txt file; re-importing updates in place\n"
 		"      --title T  --author A  --language L  --book-id ID  --if-empty\n"
 		"  migrate                   apply database migrations and print the schema version\n"
+		"  user add --email E [--role reader|editor|admin]   password from the terminal or stdin\n"
+		"  user list | user set-role --email E --role R\n"
+		"  apikey create --user E [--scope read|write|admin] [--name N]   prints the key once\n"
 		"  config                    print the effective configuration (secrets hidden)\n"
 		"  version                   print the version\n"
 		"  help                      this text\n\n"
@@ -102,14 +107,75 @@ static int open_db(const struct config *cfg, db **out, int *version)
 	return 0;
 }
 
+/* The HS256 secret: BOOKD_JWT_SECRET, or one generated once into the data
+ * directory (mode 0600). Several nodes must share BOOKD_JWT_SECRET. */
+static int jwt_secret(const struct config *cfg, char *out, size_t cap)
+{
+	if (cfg->jwt_secret[0]) {
+		snprintf(out, cap, "%s", cfg->jwt_secret);
+		return 0;
+	}
+	char path[4096];
+	if (snprintf(path, sizeof(path), "%s/jwt.secret", cfg->data_dir) >= (int)sizeof(path) || mkdir_p(cfg->data_dir))
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd >= 0) {
+		ssize_t n = read(fd, out, cap - 1);
+		close(fd);
+		if (n < 32)
+			return -1;
+		out[n] = '\0';
+		out[strcspn(out, "\r\n")] = '\0';
+		return 0;
+	}
+	unsigned char raw[48];
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(out, cap, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return errno == EEXIST ? jwt_secret(cfg, out, cap) : -1; /* another process won */
+	size_t len = strlen(out);
+	int ok = write(fd, out, len) == (ssize_t)len && fsync(fd) == 0;
+	close(fd);
+	if (!ok)
+		return -1;
+	log_warn("BOOKD_JWT_SECRET is not set: generated one into %s (set BOOKD_JWT_SECRET when running several nodes)",
+		 path);
+	return 0;
+}
+
+static int open_users(const struct config *cfg, db *d, char *secret, size_t cap, struct users **out)
+{
+	if (jwt_secret(cfg, secret, cap)) {
+		fprintf(stderr, "bookd: cannot read or create %s/jwt.secret\n", cfg->data_dir);
+		return -1;
+	}
+	struct users_config uc = {
+		.master_key = cfg->api_key,
+		.secret = (const unsigned char *)secret,
+		.secret_len = strlen(secret),
+		.previous = cfg->jwt_secret_previous[0] ? (const unsigned char *)cfg->jwt_secret_previous : NULL,
+		.previous_len = strlen(cfg->jwt_secret_previous),
+		.access_ttl = cfg->jwt_ttl,
+		.refresh_ttl = cfg->refresh_ttl,
+		.jwks_url = cfg->jwks_url,
+		.issuer = cfg->jwt_issuer,
+		.audience = cfg->jwt_audience,
+		.login_burst = cfg->login_burst,
+		.login_per_minute = cfg->login_per_minute,
+	};
+	struct err e = { 0 };
+	if (users_new(out, d, &uc, &e)) {
+		fprintf(stderr, "bookd: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_serve(void)
 {
 	struct config cfg;
 	load_config(&cfg);
-	if (auth_init()) {
-		fprintf(stderr, "bookd: libsodium failed to initialise\n");
-		return 1;
-	}
 	/* Signals go to the main thread only: block them before any thread starts. */
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -124,7 +190,15 @@ static int cmd_serve(void)
 		config_free(&cfg);
 		return 1;
 	}
-	struct app app = { .cfg = &cfg, .db = d, .chapters = cache_new(cfg.cache_bytes), .started_ms = time_now_ms() };
+	char secret[256];
+	struct users *users = NULL;
+	if (open_users(&cfg, d, secret, sizeof(secret), &users)) {
+		db_close(d);
+		config_free(&cfg);
+		return 1;
+	}
+	struct app app = { .cfg = &cfg, .db = d, .chapters = cache_new(cfg.cache_bytes), .started_ms = time_now_ms(),
+			   .users = users, .hasher = executor_new(cfg.hash_threads, 256, "bookd-hash") };
 	struct http_server_opts o = {
 		.host = cfg.host,
 		.port = cfg.port,
@@ -139,15 +213,17 @@ static int cmd_serve(void)
 	};
 	struct http_server *srv = NULL;
 	struct err e = { 0 };
-	if (!app.chapters || http_server_start(&srv, &o, &e)) {
-		fprintf(stderr, "bookd: %s\n", app.chapters ? e.msg : "out of memory");
+	if (!app.chapters || !app.hasher || http_server_start(&srv, &o, &e)) {
+		fprintf(stderr, "bookd: %s\n", app.chapters && app.hasher ? e.msg : "out of memory");
 		cache_free(app.chapters);
+		executor_free(app.hasher);
+		users_free(users);
 		db_close(d);
 		config_free(&cfg);
 		return 1;
 	}
-	if (!cfg.api_key[0])
-		log_info("BOOKD_API_KEY is not set: API writes are refused; use `bookd import` to add books");
+	if (!strcmp(cfg.auth_mode, "api_key"))
+		log_warn("BOOKD_AUTH_MODE=api_key: BOOKD_API_KEY stands in for a user (local development)");
 	struct log_line l;
 	if (log_begin(&l, LOG_INFO, "listening")) {
 		char url[300];
@@ -169,6 +245,9 @@ static int cmd_serve(void)
 	if (left)
 		log_warn("shutdown timeout: %ld requests still in flight are cut", left);
 	http_server_stop(srv);
+	executor_free(app.hasher);
+	users_free(users);
+	sodium_memzero(secret, sizeof(secret));
 	cache_free(app.chapters);
 	db_close(d);
 	log_info("stopped");
@@ -266,6 +345,125 @@ static int cmd_import(int argc, char **argv)
 	return rc;
 }
 
+/* A password from the terminal (no echo) or the first line of stdin. */
+static int read_password(char *out, size_t cap)
+{
+	if (isatty(STDIN_FILENO)) {
+		char *p = getpass("Password: ");
+		if (!p)
+			return -1;
+		snprintf(out, cap, "%s", p);
+		sodium_memzero(p, strlen(p));
+		return 0;
+	}
+	if (!fgets(out, (int)cap, stdin))
+		return -1;
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+static int cmd_user_or_key(int argc, char **argv, int is_key)
+{
+	static const struct option opts[] = {
+		{ "email", required_argument, NULL, 'e' }, { "user", required_argument, NULL, 'e' },
+		{ "role", required_argument, NULL, 'r' },  { "scope", required_argument, NULL, 's' },
+		{ "name", required_argument, NULL, 'n' },  { NULL, 0, NULL, 0 },
+	};
+	const char *sub = argc > 1 ? argv[1] : "";
+	const char *email_arg = NULL, *role_arg = NULL, *name = "cli";
+	const char *scope_names[4];
+	int nscopes = 0, c;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "e:r:s:n:", opts, NULL)) != -1) {
+		switch (c) {
+		case 'e': email_arg = optarg; break;
+		case 'r': role_arg = optarg; break;
+		case 's': if (nscopes < 4) scope_names[nscopes++] = optarg; break;
+		case 'n': name = optarg; break;
+		default: return 2;
+		}
+	}
+	int want_email = strcmp(sub, "list") != 0;
+	if (is_key ? strcmp(sub, "create") : (strcmp(sub, "add") && strcmp(sub, "list") && strcmp(sub, "set-role"))) {
+		fprintf(stderr, "bookd: unknown %s command \"%s\" (see bookd --help)\n", is_key ? "apikey" : "user", sub);
+		return 2;
+	}
+	char email[300] = "";
+	struct err e = { 0 };
+	if (want_email) {
+		if (!email_arg) {
+			fprintf(stderr, "bookd: --%s is required\n", is_key ? "user" : "email");
+			return 2;
+		}
+		snprintf(email, sizeof(email), "%s", email_arg);
+		if (users_normalize_email(email, sizeof(email), &e)) {
+			fprintf(stderr, "bookd: %s: %s\n", email_arg, e.msg);
+			return 2;
+		}
+	}
+	enum role role = role_arg ? role_parse(role_arg) : ROLE_READER;
+	if (!role) {
+		fprintf(stderr, "bookd: --role must be reader, editor or admin\n");
+		return 2;
+	}
+	unsigned scopes = nscopes ? scopes_parse_list(scope_names, nscopes) : SCOPE_READ;
+	if (!scopes) {
+		fprintf(stderr, "bookd: --scope must be read, write or admin\n");
+		return 2;
+	}
+	struct config cfg;
+	load_config(&cfg);
+	db *d = NULL;
+	char secret[256];
+	struct users *u = NULL;
+	int rc = 1;
+	struct arena a;
+	arena_init(&a, 4096);
+	if (open_db(&cfg, &d, NULL) || open_users(&cfg, d, secret, sizeof(secret), &u))
+		goto out;
+	if (is_key) {
+		/* write and admin imply read */
+		struct api_key k;
+		char key[80];
+		if (users_key_create_for(u, &a, email, name, scopes | SCOPE_READ, &k, key, &e) == 0) {
+			printf("%s\n", key);
+			fprintf(stderr, "API key %s (%s) for %s: shown once, store it now\n", k.prefix, k.scopes, email);
+			rc = 0;
+		}
+	} else if (!strcmp(sub, "add")) {
+		char pw[1100];
+		struct user usr;
+		if (read_password(pw, sizeof(pw))) {
+			err_set(&e, ERR_INVALID, "no password given");
+		} else if (users_add(u, &a, email, pw, role, &usr, &e) == 0) {
+			printf("{\"id\":\"%s\",\"email\":\"%s\",\"role\":\"%s\"}\n", usr.id, usr.email, usr.role);
+			rc = 0;
+		}
+		sodium_memzero(pw, sizeof(pw));
+	} else if (!strcmp(sub, "list")) {
+		struct user *items;
+		int n;
+		if (users_list(u, &a, &items, &n, &e) == 0) {
+			for (int i = 0; i < n; i++)
+				printf("%s  %-8s  %s\n", items[i].id, items[i].role, items[i].email);
+			rc = 0;
+		}
+	} else if (!role_arg) {
+		err_set(&e, ERR_INVALID, "--role is required");
+	} else if (users_set_role(u, email, role, &e) == 0) {
+		printf("%s is now %s\n", email, role_name(role));
+		rc = 0;
+	}
+	if (rc && e.msg[0])
+		fprintf(stderr, "bookd: %s\n", e.msg);
+out:
+	arena_free(&a);
+	users_free(u);
+	db_close(d);
+	config_free(&cfg);
+	return rc;
+}
+
 static int cmd_migrate(void)
 {
 	struct config cfg;
@@ -292,10 +490,18 @@ static int cmd_config(void)
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "help";
+	if (sodium_init() < 0) {
+		fprintf(stderr, "bookd: libsodium failed to initialise\n");
+		return 1;
+	}
 	if (!strcmp(cmd, "serve"))
 		return cmd_serve();
 	if (!strcmp(cmd, "import"))
 		return cmd_import(argc - 1, argv + 1);
+	if (!strcmp(cmd, "user"))
+		return cmd_user_or_key(argc - 1, argv + 1, 0);
+	if (!strcmp(cmd, "apikey"))
+		return cmd_user_or_key(argc - 1, argv + 1, 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate();
 	if (!strcmp(cmd, "config"))

@@ -13,12 +13,15 @@
 #include "../http/router.h"
 #include "../store/db.h"
 #include "../store/store_books.h"
+#include "../services/users.h"
 
 /* What handlers share: set up once by `bookd serve`. */
 struct app {
 	const struct config *cfg;
 	db *db;
 	struct cache *chapters; /* rendered chapter responses */
+	struct users *users;
+	struct executor *hasher; /* password hashing, off the HTTP threads */
 	int64_t started_ms;
 };
 
@@ -34,8 +37,13 @@ void api_json(http_req *req, int status, json_t *v);
 /* Reads the body as a JSON object: 415 / 400 / 422 are answered here and -1
  * returned. */
 int api_read_object(http_req *req, json_t **out);
-/* Answers 401/403 and returns -1 unless the request may write content. */
-int api_require_write(http_req *req, struct app *app);
+/* Who is calling; answers 401 and returns -1 on a bad credential. */
+int api_principal(http_req *req, struct app *app, struct principal *p);
+/* Answers 401/403 and returns -1 unless the caller may write this book
+ * (book_id NULL: create a book). */
+int api_require_book_write(http_req *req, struct app *app, const char *book_id);
+/* Answers 429 with Retry-After. */
+void api_rate_limited(http_req *req, const struct err *e, int retry_after);
 /* ?limit= (default 20, 1..100) and ?cursor=; answers 422 and returns -1 on
  * a bad value. */
 int api_page_params(http_req *req, int *limit, const char **cursor);
@@ -53,6 +61,18 @@ void api_books_update(http_req *req, void *app);
 void api_books_delete(http_req *req, void *app);
 void api_books_by_isbn(http_req *req, void *app);
 json_t *api_book_json(const struct book *b);
+
+void api_auth_register(http_req *req, void *app);
+void api_auth_login(http_req *req, void *app);
+void api_auth_refresh(http_req *req, void *app);
+void api_auth_logout(http_req *req, void *app);
+void api_auth_me(http_req *req, void *app);
+void api_keys_create(http_req *req, void *app);
+void api_keys_list(http_req *req, void *app);
+void api_keys_delete(http_req *req, void *app);
+void api_prefs_get(http_req *req, void *app);
+void api_prefs_put(http_req *req, void *app);
+void api_prefs_patch(http_req *req, void *app);
 
 void api_chapters_list(http_req *req, void *app);
 void api_chapters_create(http_req *req, void *app);

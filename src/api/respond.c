@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -6,7 +7,6 @@
 #include "../core/log.h"
 #include "../core/timeutil.h"
 #include "../http/server.h"
-#include "../services/auth.h"
 #include "api.h"
 
 static int status_of(int code)
@@ -21,6 +21,7 @@ static int status_of(int code)
 	case ERR_UNSUPPORTED: return 415;
 	case ERR_INVALID: return 422;
 	case ERR_UNAVAILABLE: return 503;
+	case ERR_RATE_LIMITED: return 429;
 	default: return 500;
 	}
 }
@@ -33,6 +34,8 @@ void api_fail(http_req *req, const struct err *e)
 	if (status == 500) {
 		log_error("request %s failed: %s", http_request_id(req), msg);
 		msg = "internal error";
+	} else if (status == 401) {
+		http_set_header(req, "WWW-Authenticate", "Bearer");
 	} else if (status == 503) {
 		log_warn("request %s: unavailable: %s", http_request_id(req), msg);
 		http_set_header(req, "Retry-After", "1");
@@ -68,13 +71,34 @@ int api_read_object(http_req *req, json_t **out)
 	return 0;
 }
 
-int api_require_write(http_req *req, struct app *app)
+int api_principal(http_req *req, struct app *app, struct principal *p)
 {
 	struct err e = { 0 };
-	if (auth_check_master_key(app->cfg->api_key, http_header(req, "X-API-Key"), &e) == 0)
+	if (users_authenticate(app->users, http_arena(req), http_header(req, "Authorization"),
+			       http_header(req, "X-API-Key"), p, &e) == 0)
 		return 0;
 	api_fail(req, &e);
 	return -1;
+}
+
+int api_require_book_write(http_req *req, struct app *app, const char *book_id)
+{
+	struct principal p;
+	if (api_principal(req, app, &p))
+		return -1;
+	struct err e = { 0 };
+	if (users_can_write_book(&p, book_id, &e) == 0)
+		return 0;
+	api_fail(req, &e);
+	return -1;
+}
+
+void api_rate_limited(http_req *req, const struct err *e, int retry_after)
+{
+	char ra[16];
+	snprintf(ra, sizeof(ra), "%d", retry_after);
+	http_set_header(req, "Retry-After", ra);
+	api_fail(req, e);
 }
 
 int api_page_params(http_req *req, int *limit, const char **cursor)

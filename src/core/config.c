@@ -49,6 +49,25 @@ static const struct cfg_def defs[] = {
 	  "memory for rendered chapter responses; 0 disables the cache" },
 	{ "BOOKD_DB_POOL", CFG_INT, "16", 1, 1024, 0, OFF(db_pool),
 	  "database connections per process" },
+	{ "BOOKD_AUTH_MODE", CFG_STR, "jwt", 0, 0, 0, OFF(auth_mode),
+	  "jwt (users sign in) or api_key (BOOKD_API_KEY stands in for a user)" },
+	{ "BOOKD_JWT_SECRET", CFG_STR, "", 0, 0, 1, OFF(jwt_secret),
+	  "HS256 secret for access tokens; empty = generated into the data directory" },
+	{ "BOOKD_JWT_SECRET_PREVIOUS", CFG_STR, "", 0, 0, 1, OFF(jwt_secret_previous),
+	  "the secret before a rotation, still accepted for verification" },
+	{ "BOOKD_JWT_TTL", CFG_INT, "900", 30, 86400, 0, OFF(jwt_ttl), "access token lifetime (seconds)" },
+	{ "BOOKD_REFRESH_TTL", CFG_INT, "2592000", 60, 31536000, 0, OFF(refresh_ttl),
+	  "refresh token lifetime (seconds)" },
+	{ "BOOKD_JWKS_URL", CFG_STR, "", 0, 0, 0, OFF(jwks_url),
+	  "JWKS of an external identity provider whose JWTs are accepted (EdDSA, RS256, ES256)" },
+	{ "BOOKD_JWT_ISSUER", CFG_STR, "", 0, 0, 0, OFF(jwt_issuer), "required iss of external tokens" },
+	{ "BOOKD_JWT_AUDIENCE", CFG_STR, "", 0, 0, 0, OFF(jwt_audience), "required aud of external tokens" },
+	{ "BOOKD_HASH_THREADS", CFG_INT, "1", 1, 64, 0, OFF(hash_threads),
+	  "threads hashing passwords (argon2id), apart from the HTTP threads" },
+	{ "BOOKD_LOGIN_BURST", CFG_INT, "10", 1, 100000, 0, OFF(login_burst),
+	  "failed logins allowed per account before limiting (twice that per IP)" },
+	{ "BOOKD_LOGIN_PER_MINUTE", CFG_INT, "5", 1, 100000, 0, OFF(login_per_minute),
+	  "login attempts regained per minute, per account (twice that per IP)" },
 };
 
 /* .env parsing: KEY=VALUE lines, optional `export `, # comments, optional
@@ -202,6 +221,24 @@ int config_load(struct config *c, const char *env_file, char *msg, size_t msglen
 		at = append_msg(msg, msglen, at, bad ? "; %s=\"%s\"" : "invalid configuration: %s=\"%s\"",
 				"BOOKD_LOG_LEVEL", c->log_level);
 		at = append_msg(msg, msglen, at, "%s%s", " must be debug, info, warn or error", "");
+		bad++;
+	}
+	if (c->auth_mode && strcmp(c->auth_mode, "jwt") && strcmp(c->auth_mode, "api_key")) {
+		at = append_msg(msg, msglen, at, bad ? "; %s=\"%s\"" : "invalid configuration: %s=\"%s\"",
+				"BOOKD_AUTH_MODE", c->auth_mode);
+		at = append_msg(msg, msglen, at, "%s%s", " must be jwt or api_key", "");
+		bad++;
+	}
+	if (c->auth_mode && !strcmp(c->auth_mode, "api_key") && c->api_key && !c->api_key[0]) {
+		at = append_msg(msg, msglen, at, bad ? "; %s=\"%s\"" : "invalid configuration: %s=\"%s\"",
+				"BOOKD_API_KEY", "");
+		at = append_msg(msg, msglen, at, "%s%s", " must be set when BOOKD_AUTH_MODE=api_key", "");
+		bad++;
+	}
+	if (c->jwt_secret && c->jwt_secret[0] && strlen(c->jwt_secret) < 32) {
+		at = append_msg(msg, msglen, at, bad ? "; %s=\"%s\"" : "invalid configuration: %s=\"%s\"",
+				"BOOKD_JWT_SECRET", "********");
+		at = append_msg(msg, msglen, at, "%s%s", " must be at least 32 characters", "");
 		bad++;
 	}
 	if (c->host && c->host[0] == '\0') {

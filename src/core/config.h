@@ -27,6 +27,12 @@ struct config {
 	char *log_level;
 	size_t cache_bytes;
 	int db_pool;
+	char *auth_mode; /* "jwt" or "api_key" */
+	char *jwt_secret, *jwt_secret_previous; /* secrets */
+	int jwt_ttl, refresh_ttl;
+	char *jwks_url, *jwt_issuer, *jwt_audience;
+	int hash_threads;
+	int login_burst, login_per_minute;
 };
 
 /* Loads defaults, then `env_file` (if it exists; NULL = ".env"), then the

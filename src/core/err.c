@@ -55,6 +55,7 @@ const char *err_code_name(int code)
 	case ERR_INVALID: return "validation_failed";
 	case ERR_UNAVAILABLE: return "unavailable";
 	case ERR_IO: return "io_error";
+	case ERR_RATE_LIMITED: return "rate_limited";
 	default: return "internal";
 	}
 }

@@ -22,6 +22,7 @@ enum err_code {
 	ERR_UNAVAILABLE = -9, /* a dependency (database) is not usable now */
 	ERR_INTERNAL = -10,
 	ERR_IO = -11, /* file system */
+	ERR_RATE_LIMITED = -12,
 };
 
 #define ERR_MAX_DETAILS 8

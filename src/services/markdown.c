@@ -132,8 +132,8 @@ int md_analyze(const char *md, size_t n, struct arena *a, struct md_info *out, s
 	memset(out, 0, sizeof(*out));
 	struct buf plain, head, slug;
 	buf_init(&plain, (size_t)64 << 20);
-	buf_init(&head, 4096);
-	buf_init(&slug, 8192);
+	buf_init(&head, (size_t)1 << 20);
+	buf_init(&slug, (size_t)1 << 20);
 	struct slug_seen seen = { 0 };
 	int cap = 0;
 	cmark_node *doc = NULL;

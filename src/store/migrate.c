@@ -53,6 +53,47 @@ static const struct migration migrations[] = {
 	  "  UNIQUE (book_id, number)\n"
 	  ");\n",
 	  NULL },
+	{ 2, "users, tokens, api keys, preferences",
+	  "CREATE TABLE users (\n"
+	  "  id TEXT PRIMARY KEY,\n"
+	  "  email TEXT NOT NULL UNIQUE,\n"
+	  "  password_hash TEXT,\n"
+	  "  display_name TEXT,\n"
+	  "  role TEXT NOT NULL DEFAULT 'reader',\n"
+	  "  external_sub TEXT UNIQUE,\n"
+	  "  created_at INTEGER NOT NULL,\n"
+	  "  updated_at INTEGER NOT NULL\n"
+	  ");\n"
+	  "CREATE TABLE refresh_tokens (\n"
+	  "  id TEXT PRIMARY KEY,\n"
+	  "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,\n"
+	  "  family_id TEXT NOT NULL,\n"
+	  "  token_hash TEXT NOT NULL UNIQUE,\n"
+	  "  created_at INTEGER NOT NULL,\n"
+	  "  expires_at INTEGER NOT NULL,\n"
+	  "  used_at INTEGER,\n"
+	  "  revoked_at INTEGER\n"
+	  ");\n"
+	  "CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);\n"
+	  "CREATE INDEX refresh_tokens_user ON refresh_tokens(user_id);\n"
+	  "CREATE TABLE api_keys (\n"
+	  "  id TEXT PRIMARY KEY,\n"
+	  "  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,\n"
+	  "  name TEXT NOT NULL,\n"
+	  "  prefix TEXT NOT NULL,\n"
+	  "  key_hash TEXT NOT NULL UNIQUE,\n"
+	  "  scopes TEXT NOT NULL,\n"
+	  "  book_ids TEXT,\n"
+	  "  created_at INTEGER NOT NULL,\n"
+	  "  last_used_at INTEGER\n"
+	  ");\n"
+	  "CREATE INDEX api_keys_user ON api_keys(user_id);\n"
+	  "CREATE TABLE preferences (\n"
+	  "  user_id TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,\n"
+	  "  data TEXT NOT NULL,\n"
+	  "  updated_at INTEGER NOT NULL\n"
+	  ");\n",
+	  NULL },
 };
 
 #define SCHEMA_TABLE_SQL                                                                   \

@@ -60,7 +60,9 @@ def test_correct_key_works(server):
     assert r.status_code == 201
 
 
-def test_no_api_key_configured_forbids_writes(server_factory, tmp_path):
+def test_no_master_key_configured_old_key_is_no_credential(server_factory, tmp_path):
+    """Without BOOKD_API_KEY the former master key is just an unknown key: 401,
+    like an anonymous write (writes need an editor's token or a write key)."""
     data = tmp_path / "noauth-data"
     # seed a book with a keyed server, then restart the same data dir without a key
     srv = server_factory(data_dir=data)
@@ -71,16 +73,16 @@ def test_no_api_key_configured_forbids_writes(server_factory, tmp_path):
     srv = server_factory(data_dir=data, unset=("BOOKD_API_KEY",))
     for hdr in ({}, ADMIN, {"X-API-Key": "anything"}):
         assert_error(srv.post("/api/v1/books", json={"title": uniq("forbidden")}, headers=hdr),
-                     403, "forbidden")
+                     401, "unauthorized")
         assert_error(srv.patch(f"/api/v1/books/{b['id']}", json={"title": "x"}, headers=hdr),
-                     403, "forbidden")
-        assert_error(srv.delete(f"/api/v1/books/{b['id']}", headers=hdr), 403, "forbidden")
+                     401, "unauthorized")
+        assert_error(srv.delete(f"/api/v1/books/{b['id']}", headers=hdr), 401, "unauthorized")
         base = f"/api/v1/books/{b['id']}/chapters"
         assert_error(srv.post(base, json={"title": "x", "content_markdown": ""}, headers=hdr),
-                     403, "forbidden")
+                     401, "unauthorized")
         assert_error(srv.put(f"{base}/1", json={"title": "x", "content_markdown": ""},
-                             headers=hdr), 403, "forbidden")
-        assert_error(srv.delete(f"{base}/1", headers=hdr), 403, "forbidden")
+                             headers=hdr), 401, "unauthorized")
+        assert_error(srv.delete(f"{base}/1", headers=hdr), 401, "unauthorized")
     # reads still work and nothing changed
     g = srv.get(f"/api/v1/books/{b['id']}")
     assert g.status_code == 200

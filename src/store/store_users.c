@@ -1,0 +1,292 @@
+#include "store_users.h"
+
+#include <string.h>
+
+/* Copies a text column into a fixed buffer (ids). */
+static void col_copy(const db_row *r, int col, char *dst, size_t cap)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	if (!t)
+		n = 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(dst, t, n);
+	dst[n] = '\0';
+}
+
+static char *col_str(const db_row *r, int col, struct arena *a)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	return t ? arena_strndup(a, t, n) : NULL;
+}
+
+static int64_t col_int0(const db_row *r, int col)
+{
+	return db_row_is_null(r, col) ? 0 : db_row_int(r, col);
+}
+
+/* ---- users ----------------------------------------------------------------- */
+
+#define USER_COLS "id, email, password_hash, display_name, role, external_sub, created_at, updated_at"
+
+struct user_rows {
+	struct arena *a;
+	struct user *items;
+	int n, cap;
+};
+
+static int user_cb(void *ctx, const db_row *r)
+{
+	struct user_rows *m = ctx;
+	if (m->n == m->cap) {
+		int ncap = m->cap ? m->cap * 2 : 16;
+		struct user *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
+		if (!ni)
+			return ERR_INTERNAL;
+		if (m->n)
+			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
+		m->items = ni;
+		m->cap = ncap;
+	}
+	struct user *u = &m->items[m->n++];
+	col_copy(r, 0, u->id, sizeof(u->id));
+	u->email = col_str(r, 1, m->a);
+	u->password_hash = col_str(r, 2, m->a);
+	u->display_name = col_str(r, 3, m->a);
+	u->role = col_str(r, 4, m->a);
+	u->external_sub = col_str(r, 5, m->a);
+	u->created_at = db_row_int(r, 6);
+	u->updated_at = db_row_int(r, 7);
+	return 0;
+}
+
+int store_user_insert(db_conn *c, const struct user *u, struct err *e)
+{
+	struct db_val p[] = { dbv_text(u->id),	 dbv_text(u->email),	    dbv_text(u->password_hash),
+			      dbv_text(u->display_name), dbv_text(u->role),	    dbv_text(u->external_sub),
+			      dbv_int(u->created_at),	 dbv_int(u->updated_at) };
+	return db_query(c, "INSERT INTO users (" USER_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", p, 8,
+			NULL, NULL, NULL, e);
+}
+
+int store_user_get(db_conn *c, struct arena *a, const char *by, const char *key, struct user *out,
+		   struct err *e)
+{
+	const char *sql = strcmp(by, "email") == 0 ? "SELECT " USER_COLS " FROM users WHERE email = $1"
+			  : strcmp(by, "sub") == 0   ? "SELECT " USER_COLS " FROM users WHERE external_sub = $1"
+						     : "SELECT " USER_COLS " FROM users WHERE id = $1";
+	struct user_rows m = { a, out, 0, 1 };
+	struct db_val p[] = { dbv_text(key) };
+	int rc = db_query(c, sql, p, 1, user_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	return m.n ? 0 : err_set(e, ERR_NOT_FOUND, "user not found");
+}
+
+int store_user_list(db_conn *c, struct arena *a, struct user **items, int *n, struct err *e)
+{
+	struct user_rows m = { a, NULL, 0, 0 };
+	int rc = db_query(c, "SELECT " USER_COLS " FROM users ORDER BY id", NULL, 0, user_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	*items = m.items;
+	*n = m.n;
+	return 0;
+}
+
+int store_user_set_role(db_conn *c, const char *id, const char *role, int64_t now, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id), dbv_text(role), dbv_int(now) };
+	int64_t changed = 0;
+	int rc = db_query(c, "UPDATE users SET role = $2, updated_at = $3 WHERE id = $1", p, 3, NULL, NULL,
+			  &changed, e);
+	return rc ? rc : changed ? 0 : err_set(e, ERR_NOT_FOUND, "user not found");
+}
+
+/* ---- refresh tokens -------------------------------------------------------- */
+
+int store_refresh_insert(db_conn *c, const struct refresh_token *t, const char *hash, struct err *e)
+{
+	struct db_val p[] = { dbv_text(t->id),	    dbv_text(t->user_id),   dbv_text(t->family_id),
+			      dbv_text(hash),	    dbv_int(t->created_at), dbv_int(t->expires_at) };
+	return db_query(c,
+			"INSERT INTO refresh_tokens (id, user_id, family_id, token_hash, created_at, expires_at) "
+			"VALUES ($1, $2, $3, $4, $5, $6)",
+			p, 6, NULL, NULL, NULL, e);
+}
+
+static int refresh_cb(void *ctx, const db_row *r)
+{
+	struct refresh_token *t = ctx;
+	col_copy(r, 0, t->id, sizeof(t->id));
+	col_copy(r, 1, t->user_id, sizeof(t->user_id));
+	col_copy(r, 2, t->family_id, sizeof(t->family_id));
+	t->created_at = db_row_int(r, 3);
+	t->expires_at = db_row_int(r, 4);
+	t->used_at = col_int0(r, 5);
+	t->revoked_at = col_int0(r, 6);
+	return 1;
+}
+
+int store_refresh_by_hash(db_conn *c, const char *hash, struct refresh_token *out, struct err *e)
+{
+	struct db_val p[] = { dbv_text(hash) };
+	out->id[0] = '\0';
+	int rc = db_query(c,
+			  "SELECT id, user_id, family_id, created_at, expires_at, used_at, revoked_at "
+			  "FROM refresh_tokens WHERE token_hash = $1",
+			  p, 1, refresh_cb, out, NULL, e);
+	if (rc < 0)
+		return rc;
+	return out->id[0] ? 0 : err_set(e, ERR_NOT_FOUND, "unknown refresh token");
+}
+
+int store_refresh_use(db_conn *c, const char *id, int64_t now, int64_t *changed, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id), dbv_int(now) };
+	return db_query(c, "UPDATE refresh_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL "
+			   "AND revoked_at IS NULL",
+			p, 2, NULL, NULL, changed, e);
+}
+
+int store_refresh_revoke_family(db_conn *c, const char *family_id, int64_t now, struct err *e)
+{
+	struct db_val p[] = { dbv_text(family_id), dbv_int(now) };
+	return db_query(c, "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+			p, 2, NULL, NULL, NULL, e);
+}
+
+/* ---- api keys -------------------------------------------------------------- */
+
+#define KEY_COLS "id, user_id, name, prefix, scopes, book_ids, created_at, last_used_at"
+
+struct key_rows {
+	struct arena *a;
+	struct api_key *items;
+	int n, cap;
+};
+
+static int key_cb(void *ctx, const db_row *r)
+{
+	struct key_rows *m = ctx;
+	if (m->n == m->cap) {
+		int ncap = m->cap ? m->cap * 2 : 16;
+		struct api_key *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
+		if (!ni)
+			return ERR_INTERNAL;
+		if (m->n)
+			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
+		m->items = ni;
+		m->cap = ncap;
+	}
+	struct api_key *k = &m->items[m->n++];
+	col_copy(r, 0, k->id, sizeof(k->id));
+	col_copy(r, 1, k->user_id, sizeof(k->user_id));
+	k->name = col_str(r, 2, m->a);
+	k->prefix = col_str(r, 3, m->a);
+	k->scopes = col_str(r, 4, m->a);
+	k->book_ids = col_str(r, 5, m->a);
+	k->created_at = db_row_int(r, 6);
+	k->last_used_at = col_int0(r, 7);
+	return 0;
+}
+
+int store_apikey_insert(db_conn *c, const struct api_key *k, const char *hash, struct err *e)
+{
+	struct db_val p[] = { dbv_text(k->id),	   dbv_text(k->user_id),  dbv_text(k->name),
+			      dbv_text(k->prefix), dbv_text(k->scopes),	  dbv_text(k->book_ids),
+			      dbv_int(k->created_at), dbv_text(hash) };
+	return db_query(c,
+			"INSERT INTO api_keys (id, user_id, name, prefix, scopes, book_ids, created_at, key_hash) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+			p, 8, NULL, NULL, NULL, e);
+}
+
+int store_apikey_by_hash(db_conn *c, struct arena *a, const char *hash, struct api_key *out, struct err *e)
+{
+	struct key_rows m = { a, out, 0, 1 };
+	struct db_val p[] = { dbv_text(hash) };
+	int rc = db_query(c, "SELECT " KEY_COLS " FROM api_keys WHERE key_hash = $1", p, 1, key_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	return m.n ? 0 : err_set(e, ERR_NOT_FOUND, "unknown API key");
+}
+
+int store_apikey_list(db_conn *c, struct arena *a, const char *user_id, struct api_key **items, int *n,
+		      struct err *e)
+{
+	struct key_rows m = { a, NULL, 0, 0 };
+	int rc;
+	if (user_id) {
+		struct db_val p[] = { dbv_text(user_id) };
+		rc = db_query(c, "SELECT " KEY_COLS " FROM api_keys WHERE user_id = $1 ORDER BY id", p, 1, key_cb,
+			      &m, NULL, e);
+	} else {
+		rc = db_query(c, "SELECT " KEY_COLS " FROM api_keys ORDER BY id", NULL, 0, key_cb, &m, NULL, e);
+	}
+	if (rc < 0)
+		return rc;
+	*items = m.items;
+	*n = m.n;
+	return 0;
+}
+
+int store_apikey_delete(db_conn *c, const char *id, const char *user_id, struct err *e)
+{
+	int64_t changed = 0;
+	int rc;
+	if (user_id) {
+		struct db_val p[] = { dbv_text(id), dbv_text(user_id) };
+		rc = db_query(c, "DELETE FROM api_keys WHERE id = $1 AND user_id = $2", p, 2, NULL, NULL, &changed, e);
+	} else {
+		struct db_val p[] = { dbv_text(id) };
+		rc = db_query(c, "DELETE FROM api_keys WHERE id = $1", p, 1, NULL, NULL, &changed, e);
+	}
+	return rc ? rc : changed ? 0 : err_set(e, ERR_NOT_FOUND, "API key not found");
+}
+
+int store_apikey_touch(db_conn *c, const char *id, int64_t now, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id), dbv_int(now) };
+	return db_query(c, "UPDATE api_keys SET last_used_at = $2 WHERE id = $1", p, 2, NULL, NULL, NULL, e);
+}
+
+/* ---- preferences ----------------------------------------------------------- */
+
+struct prefs_out {
+	struct arena *a;
+	char **data;
+	int64_t *updated_at;
+};
+
+static int prefs_cb(void *ctx, const db_row *r)
+{
+	struct prefs_out *o = ctx;
+	*o->data = col_str(r, 0, o->a);
+	*o->updated_at = db_row_int(r, 1);
+	return 1;
+}
+
+int store_prefs_get(db_conn *c, struct arena *a, const char *user_id, char **data, int64_t *updated_at,
+		    struct err *e)
+{
+	struct prefs_out o = { a, data, updated_at };
+	struct db_val p[] = { dbv_text(user_id) };
+	*data = NULL;
+	*updated_at = 0;
+	int rc = db_query(c, "SELECT data, updated_at FROM preferences WHERE user_id = $1", p, 1, prefs_cb, &o,
+			  NULL, e);
+	return rc < 0 ? rc : 0;
+}
+
+int store_prefs_put(db_conn *c, const char *user_id, const char *data, int64_t now, struct err *e)
+{
+	struct db_val p[] = { dbv_text(user_id), dbv_text(data), dbv_int(now) };
+	return db_query(c,
+			"INSERT INTO preferences (user_id, data, updated_at) VALUES ($1, $2, $3) "
+			"ON CONFLICT (user_id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+			p, 3, NULL, NULL, NULL, e);
+}

@@ -1,0 +1,261 @@
+"""docs/openapi.yaml against the server and the route table.
+
+- Every operation (path + method) in the document exists on the running
+  server: called with real ids (a book, its ISBN and a chapter created through
+  the API) and the document's own request example, it answers neither
+  404 "no such route" nor 405, but a documented 2xx whose body matches the
+  documented schema and which carries the documented headers.
+- On every documented path, the server's `Allow` lists exactly the documented
+  methods (plus HEAD for GET, and OPTIONS): no undocumented methods.
+- Every route of src/api/routes.c is documented.
+"""
+import copy
+import re
+
+import pytest
+import yaml
+
+from conftest import ADMIN, REPO_ROOT, random_isbn13, uniq
+
+SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
+ROUTES_C = REPO_ROOT / "src" / "api" / "routes.c"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# `{ HTTP_GET, "/api/v1/books", api_books_list },`
+ROUTE_RE = re.compile(r'\{\s*HTTP_([A-Z]+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*\}')
+PARAM_RE = re.compile(r"\{([^}/]+)\}")
+
+
+def load_spec():
+    with open(SPEC_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+SPEC = load_spec()
+
+
+def deref(node):
+    """Follows local `$ref`s (#/components/...) to the object they name."""
+    seen = 0
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), f"only local $refs are supported: {ref}"
+        node = SPEC
+        for part in ref[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        seen += 1
+        assert seen < 50, f"$ref loop at {ref}"
+    return node
+
+
+def spec_operations():
+    """[(METHOD, path)] of the document, in document order."""
+    return [(m.upper(), path) for path, item in SPEC["paths"].items()
+            for m in item if m in HTTP_METHODS]
+
+
+def source_routes():
+    text = ROUTES_C.read_text(encoding="utf-8")
+    routes = [(m, p) for m, p, _fn in ROUTE_RE.findall(text)]
+    assert routes, f"no `{{ HTTP_X, \"/path\", fn }}` entries found in {ROUTES_C}"
+    return routes
+
+
+def shape(path):
+    """A path with its parameter names erased: /books/{} == /books/{book_id}."""
+    return PARAM_RE.sub("{}", path.rstrip("/") or "/")
+
+
+def operation_cases():
+    cases = []
+    for method, path in spec_operations():
+        kinds = ("id", "number") if "{chapter}" in path else ("-",)
+        for kind in kinds:
+            label = f"{method} {path}" + (f" [chapter by {kind}]" if kind != "-" else "")
+            cases.append(pytest.param(method, path, kind, id=label))
+    return cases
+
+
+# ------------------------------------------------------------ tiny validator
+
+def _is_type(value, t):
+    return {
+        "null": value is None,
+        "boolean": isinstance(value, bool),
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "string": isinstance(value, str),
+        "array": isinstance(value, list),
+        "object": isinstance(value, dict),
+    }[t]
+
+
+def conform(schema, value, where="$"):
+    """Problems of `value` against the document's JSON Schema subset (type,
+    enum, const, pattern, minimum/maximum, required, properties,
+    additionalProperties: false, items, allOf, oneOf/anyOf)."""
+    schema = deref(schema)
+    if schema is True or not schema:
+        return []
+    problems = []
+    for sub in schema.get("allOf", []):
+        problems += conform(sub, value, where)
+    alts = schema.get("oneOf") or schema.get("anyOf")
+    if alts and all(conform(alt, value, where) for alt in alts):
+        problems.append(f"{where}: {value!r} matches none of the alternatives")
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        if not any(_is_type(value, t) for t in types):
+            return problems + [f"{where}: {value!r} is not of type {types}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} is not one of {schema['enum']}")
+    if "const" in schema and value != schema["const"]:
+        problems.append(f"{where}: {value!r} is not {schema['const']!r}")
+    if isinstance(value, str) and "pattern" in schema and not re.search(schema["pattern"], value):
+        problems.append(f"{where}: {value!r} does not match {schema['pattern']}")
+    if _is_type(value, "number"):
+        if "minimum" in schema and value < schema["minimum"]:
+            problems.append(f"{where}: {value} < minimum {schema['minimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            problems.append(f"{where}: {value} > maximum {schema['maximum']}")
+    if isinstance(value, dict):
+        props = schema.get("properties", {})
+        for key in schema.get("required", []):
+            if key not in value:
+                problems.append(f"{where}: required key {key!r} is missing")
+        for key, sub in props.items():
+            if key in value:
+                problems += conform(sub, value[key], f"{where}.{key}")
+        if schema.get("additionalProperties") is False:
+            extra = set(value) - set(props)
+            if extra:
+                problems.append(f"{where}: undocumented keys {sorted(extra)}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems += conform(schema["items"], item, f"{where}[{i}]")
+    return problems
+
+
+# ------------------------------------------------------------ helpers
+
+@pytest.fixture
+def world(server):
+    """A fresh book with an ISBN and chapter 1, so that every case (DELETE
+    included) has its own real ids."""
+    isbn = random_isbn13()
+    book = server.create_book(title=uniq("openapi book"), isbns=[isbn])
+    chapter = server.add_chapter(book["id"], title=uniq("openapi chapter"),
+                                 content_markdown="# Start\n\nSome text.", number=1)
+    return {"book": book, "chapter": chapter, "isbn": isbn}
+
+
+def concrete_path(path, world, chapter_kind):
+    values = {
+        "book_id": world["book"]["id"],
+        "isbn": world["isbn"],
+        "chapter": (str(world["chapter"]["number"]) if chapter_kind == "number"
+                    else world["chapter"]["id"]),
+    }
+
+    def sub(m):
+        name = m.group(1)
+        if name not in values:
+            pytest.fail(f"{path}: test_openapi.py knows no real value for the path "
+                        f"parameter {{{name}}}; add one to concrete_path()")
+        return values[name]
+
+    return PARAM_RE.sub(sub, path)
+
+
+def request_example(op, label):
+    """The documented JSON example of an operation's request body, made unique
+    (fresh ISBNs, a unique title) so it cannot collide with other tests."""
+    if "requestBody" not in op:
+        return None
+    media = deref(op["requestBody"])["content"].get("application/json")
+    assert media is not None, f"{label}: request body is not documented as application/json"
+    if "example" in media:
+        body = copy.deepcopy(media["example"])
+    elif media.get("examples"):
+        body = copy.deepcopy(deref(next(iter(media["examples"].values())))["value"])
+    else:
+        pytest.fail(f"{label}: the request body has no example")
+    if isinstance(body, dict):
+        if body.get("isbns"):
+            body["isbns"] = [random_isbn13() for _ in body["isbns"]]
+        if isinstance(body.get("title"), str):
+            body["title"] = f"{body['title']} {uniq('openapi')}"
+    return body
+
+
+# ------------------------------------------------------------ tests
+
+def test_document_basics():
+    assert str(SPEC.get("openapi", "")).startswith("3.1"), SPEC.get("openapi")
+    assert SPEC["info"]["title"] and SPEC["info"]["version"]
+    schemas = SPEC["components"]["schemas"]
+    for name in ("Book", "BookInput", "Isbn", "Chapter", "ChapterSummary", "ChapterInput",
+                 "Section", "Error", "BookList", "ChapterList", "Health", "Ready"):
+        assert name in schemas, f"components/schemas/{name} is missing"
+    key = SPEC["components"]["securitySchemes"]["ApiKey"]
+    assert (key["type"], key["in"], key["name"]) == ("apiKey", "header", "X-API-Key")
+    for method, path in spec_operations():
+        op = SPEC["paths"][path][method.lower()]
+        assert op.get("operationId"), f"{method} {path} has no operationId"
+        # Content: writes are documented as taking the API key, reads as open.
+        if path.startswith("/api/v1/books"):
+            takes_key = {"ApiKey": []} in op.get("security", SPEC.get("security", []))
+            assert takes_key == (method not in ("GET", "HEAD", "OPTIONS")), (method, path)
+
+
+def test_every_route_in_routes_c_is_documented():
+    documented = {(m, shape(p)) for m, p in spec_operations()}
+    missing = [f"{m} {p}" for m, p in source_routes() if (m, shape(p)) not in documented]
+    assert not missing, (f"routes in {ROUTES_C.relative_to(REPO_ROOT)} missing from "
+                         f"{SPEC_PATH.relative_to(REPO_ROOT)}: {missing}")
+
+
+@pytest.mark.parametrize("method,path,chapter_kind", operation_cases())
+def test_documented_operation_exists_on_server(server, world, method, path, chapter_kind):
+    label = f"{method} {path}"
+    op = SPEC["paths"][path][method.lower()]
+    url = concrete_path(path, world, chapter_kind)
+    body = request_example(op, label)
+    kw = {"headers": dict(ADMIN) if op.get("security") else {}}
+    if body is not None:
+        kw["json"] = body
+    r = server.request(method, url, **kw)
+    got = f"{label} -> {url}: {r.status_code} {r.text[:300]}"
+
+    assert r.status_code != 405, f"the server does not allow the documented method: {got}"
+    if r.status_code == 404 and r.headers.get("Content-Type", "").startswith("application/json"):
+        assert r.json().get("error", {}).get("message") != "no such route", (
+            f"the server has no such route: {got}")
+    documented = deref(op["responses"])
+    assert str(r.status_code) in documented, (
+        f"status {r.status_code} is not documented (documented: {sorted(documented)}): {got}")
+    assert 200 <= r.status_code < 300, f"real ids and the documented example should succeed: {got}"
+    assert r.headers.get("X-Request-ID"), f"no X-Request-ID: {got}"
+
+    resp = deref(documented[str(r.status_code)])
+    for name in (resp.get("headers") or {}):
+        assert r.headers.get(name), f"documented header {name} missing: {got}"
+    media = (resp.get("content") or {}).get("application/json")
+    if media is None:
+        assert not r.content, f"undocumented response body: {got}"
+        return
+    assert r.headers.get("Content-Type", "").startswith("application/json"), got
+    problems = conform(media["schema"], r.json())
+    assert not problems, f"{got}\nthe body does not match the documented schema:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", list(SPEC["paths"]))
+def test_allow_header_lists_exactly_the_documented_methods(server, world, path):
+    documented = {m.upper() for m in SPEC["paths"][path] if m in HTTP_METHODS}
+    expected = documented | {"OPTIONS"} | ({"HEAD"} if "GET" in documented else set())
+    r = server.request("OPTIONS", concrete_path(path, world, "id"))
+    assert r.status_code == 204, f"OPTIONS {path}: {r.status_code} {r.text[:200]}"
+    allow = {m.strip() for m in r.headers.get("Allow", "").split(",") if m.strip()}
+    assert allow == expected, (
+        f"{path}: server allows {sorted(allow)}, document has {sorted(expected)} "
+        f"(undocumented: {sorted(allow - expected)}, not served: {sorted(expected - allow)})")
