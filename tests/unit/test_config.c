@@ -399,9 +399,11 @@ static void test_env_file_quoted_value_then_comment(void **state)
 	write_env(f, "BOOKD_HOST=\"0.0.0.0\" # listen everywhere\n");
 	struct config c;
 	load_ok(f, f->env, &c);
-	/* The quotes delimit the value; the comment after them is not part of it. */
-	assert_string_equal(c.host, "0.0.0.0");
+	char host[64];
+	snprintf(host, sizeof(host), "%s", c.host);
 	config_free(&c);
+	/* The quotes delimit the value; the comment after them is not part of it. */
+	assert_string_equal(host, "0.0.0.0");
 }
 
 static void test_env_file_export_and_spaces(void **state)

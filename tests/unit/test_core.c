@@ -790,7 +790,7 @@ static void test_cache_eviction_of_several(void **state)
 {
 	struct cache *c = cache_new(100);
 	for (int i = 0; i < 10; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof(k), "k%d", i);
 		put(c, k, 1, "0123456789"); /* 10 bytes each, all fit */
 	}
@@ -812,7 +812,7 @@ static void test_cache_evicted_body_stays_alive(void **state)
 	struct rcbuf *held = cache_get(c, "a", 1);
 	assert_non_null(held);
 	for (int i = 0; i < 10; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof(k), "x%d", i);
 		put(c, k, 1, "xxxxxxxxxxxxxxxxxxxx");
 	}
