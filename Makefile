@@ -1,7 +1,7 @@
 # bookd — `make run` to try it, `make test` to check it, `make bench` to measure it.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl
+PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -50,7 +50,7 @@ run: deps build/bookd
 	@sh scripts/run.sh
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 api: build/bookd
 	BOOKD_BIN=$(CURDIR)/build/bookd $(PYTEST) -q tests/api

@@ -108,8 +108,10 @@ static void load_env_file(const char *path, char **vals)
 			v++;
 		size_t vn = strcspn(v, "\r\n");
 		v[vn] = '\0';
-		if (vn >= 2 && (v[0] == '"' || v[0] == '\'') && v[vn - 1] == v[0]) {
-			v[vn - 1] = '\0';
+		char *close = vn >= 2 && (v[0] == '"' || v[0] == '\'') ? strchr(v + 1, v[0]) : NULL;
+		if (close) {
+			/* A quoted value: anything after the closing quote is a comment. */
+			*close = '\0';
 			v++;
 		} else {
 			char *hash = strstr(v, " #");

@@ -28,8 +28,10 @@ void router_allow_header(int mask, char *out, size_t cap)
 		if (!(mask & methods[i].m))
 			continue;
 		int n = snprintf(out + at, cap - at, "%s%s", at ? ", " : "", methods[i].name);
-		if (n < 0 || (size_t)n >= cap - at)
+		if (n < 0 || (size_t)n >= cap - at) {
+			out[at] = '\0'; /* never a cut-off method name */
 			return;
+		}
 		at += (size_t)n;
 	}
 }

@@ -230,7 +230,15 @@ static char *first_h1(struct arena *a, const char *md, size_t n)
 			continue;
 		const char *h = line + i + 2;
 		size_t hn = ln - i - 2;
-		while (hn && (isspace((unsigned char)h[hn - 1]) || h[hn - 1] == '#'))
+		while (hn && isspace((unsigned char)h[hn - 1]))
+			hn--;
+		/* A closing run of #s counts only after a space (CommonMark): "C#" stays. */
+		size_t k = hn;
+		while (k && h[k - 1] == '#')
+			k--;
+		if (k < hn && (k == 0 || h[k - 1] == ' ' || h[k - 1] == '\t'))
+			hn = k;
+		while (hn && isspace((unsigned char)h[hn - 1]))
 			hn--;
 		while (hn && isspace((unsigned char)*h))
 			h++, hn--;
@@ -477,12 +485,13 @@ int import_text(const char *name, const char *text, size_t n, struct import_book
 	buf_init(&body, IMPORT_MAX_FILE);
 	char *cur_title = NULL, *first_line = NULL;
 	int rc = 0, chapters = 0;
-	for (size_t pos = 0; pos <= n && !rc;) {
-		const char *line = text + pos;
-		const char *nl = pos < n ? memchr(line, '\n', n - pos) : NULL;
-		size_t ln = pos < n ? (nl ? (size_t)(nl - line) : n - pos) : 0;
+	for (size_t pos = 0; !rc;) {
+		/* One pass per line, and one more at the end to close the last chapter. */
 		int at_end = pos >= n;
-		pos += ln + 1;
+		const char *line = text + (at_end ? n : pos);
+		const char *nl = at_end ? NULL : memchr(line, '\n', n - pos);
+		size_t ln = at_end ? 0 : nl ? (size_t)(nl - line) : n - pos;
+		pos = at_end ? n : pos + ln + 1;
 		if (ln && line[ln - 1] == '\r')
 			ln--;
 		char *title = NULL;
@@ -494,6 +503,8 @@ int import_text(const char *name, const char *text, size_t n, struct import_book
 			}
 			buf_reset(&body);
 			cur_title = title;
+			if (at_end)
+				break;
 			continue;
 		}
 		/* Leading indentation would make Markdown code blocks of prose. */
@@ -506,7 +517,8 @@ int import_text(const char *name, const char *text, size_t n, struct import_book
 			continue;
 		}
 		if ((rc = buf_append(&body, line + k, ln - k)) || (rc = buf_putc(&body, '\n')))
-			rc = err_set(e, ERR_TOO_LARGE, "%s: too large", name);
+			rc = rc == BUF_NOMEM ? err_set(e, ERR_INTERNAL, "out of memory")
+					     : err_set(e, ERR_TOO_LARGE, "%s: too large", name);
 	}
 	buf_free(&body);
 	if (rc)

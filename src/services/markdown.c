@@ -3,6 +3,7 @@
 #include <cmark-gfm-core-extensions.h>
 #include <cmark-gfm.h>
 #include <ctype.h>
+#include <utf8proc.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <string.h>
@@ -33,14 +34,37 @@ static cmark_parser *parser_new(void)
 
 int md_slug(const char *text, size_t n, struct buf *out)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n;) {
 		unsigned char c = (unsigned char)text[i];
 		int rc = 0;
-		if (c >= 0x80 || isalnum(c) || c == '_' || c == '-')
-			rc = buf_putc(out, (char)tolower(c));
-		else if (c == ' ')
-			rc = buf_putc(out, '-');
-		/* Everything else (ASCII punctuation, tabs) is dropped. */
+		if (c < 0x80) {
+			if (isalnum(c) || c == '_' || c == '-')
+				rc = buf_putc(out, (char)tolower(c));
+			else if (c == ' ')
+				rc = buf_putc(out, '-');
+			/* other ASCII (punctuation, tabs) is dropped */
+			i++;
+		} else {
+			/* Like GitHub's slugger: letters lowercased, marks and digits
+			 * kept, punctuation and symbols (’ “ — …) dropped. */
+			utf8proc_int32_t cp;
+			utf8proc_ssize_t len = utf8proc_iterate((const utf8proc_uint8_t *)text + i, (utf8proc_ssize_t)(n - i), &cp);
+			if (len <= 0) {
+				i++;
+				continue;
+			}
+			utf8proc_category_t cat = utf8proc_category(cp);
+			int drop = (cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO) ||
+				   (cat >= UTF8PROC_CATEGORY_SM && cat <= UTF8PROC_CATEGORY_SO) ||
+				   (cat >= UTF8PROC_CATEGORY_ZS && cat <= UTF8PROC_CATEGORY_ZP) ||
+				   cat == UTF8PROC_CATEGORY_CC || cat == UTF8PROC_CATEGORY_CF;
+			if (!drop) {
+				utf8proc_uint8_t enc[4];
+				utf8proc_ssize_t el = utf8proc_encode_char(utf8proc_tolower(cp), enc);
+				rc = buf_append(out, enc, (size_t)el);
+			}
+			i += (size_t)len;
+		}
 		if (rc)
 			return rc;
 	}
@@ -148,10 +172,11 @@ int md_analyze(const char *md, size_t n, struct arena *a, struct md_info *out, s
 		goto nomem;
 	it = cmark_iter_new(doc);
 	cmark_event_type ev;
+	int brc = 0; /* the failing buf call's BUF_TOOBIG or BUF_NOMEM */
 	while ((ev = cmark_iter_next(it)) != CMARK_EVENT_DONE) {
 		cmark_node *cur = cmark_iter_get_node(it);
 		cmark_node_type t = cmark_node_get_type(cur);
-		int brc = 0;
+		brc = 0;
 		if (ev == CMARK_EVENT_EXIT) {
 			if ((t & CMARK_NODE_TYPE_MASK) == CMARK_NODE_TYPE_BLOCK && plain.n &&
 			    plain.p[plain.n - 1] != '\n')
@@ -183,19 +208,16 @@ int md_analyze(const char *md, size_t n, struct arena *a, struct md_info *out, s
 			continue;
 
 		buf_reset(&head);
-		if (inline_text(cur, &head))
+		if ((brc = inline_text(cur, &head)) != 0)
 			goto toobig;
 		size_t hn = head.n;
 		const char *id;
 		size_t idn = 0;
 		explicit_id(head.p ? head.p : (char *)"", &hn, &id, &idn);
 		buf_reset(&slug);
-		if (id) {
-			if (buf_append(&slug, id, idn))
-				goto toobig;
-		} else if (md_slug(head.p ? head.p : "", hn, &slug)) {
+		brc = id ? buf_append(&slug, id, idn) : md_slug(head.p ? head.p : "", hn, &slug);
+		if (brc)
 			goto toobig;
-		}
 		/* De-duplicate: base, base-1, base-2, ... */
 		char *anchor = arena_strndup(a, slug.p ? slug.p : "", slug.n);
 		for (int k = 1; anchor && slug_count(&seen, anchor); k++)
@@ -235,6 +257,8 @@ int md_analyze(const char *md, size_t n, struct arena *a, struct md_info *out, s
 	rc = 0;
 	goto out;
 toobig:
+	if (brc == BUF_NOMEM)
+		goto nomem;
 	rc = err_set(e, ERR_TOO_LARGE, "chapter text is too large");
 	goto out;
 nomem:
@@ -394,9 +418,21 @@ int md_strip_mdx(const char *in, size_t n, struct buf *out)
 				continue;
 			}
 			if (line[i] == '`') {
-				/* Inline code: copy through to the closing backtick. */
-				const char *close = memchr(line + i + 1, '`', len - i - 1);
-				size_t end = close ? (size_t)(close - line) + 1 : len;
+				/* Inline code: copy through to a closing run of as many backticks. */
+				size_t run = 0;
+				while (i + run < len && line[i + run] == '`')
+					run++;
+				size_t end = len;
+				for (size_t k = i + run; k < len;) {
+					size_t r = 0;
+					while (k + r < len && line[k + r] == '`')
+						r++;
+					if (r == run) {
+						end = k + r;
+						break;
+					}
+					k += r ? r : 1;
+				}
 				if ((rc = buf_append(out, line + i, end - i)))
 					return rc;
 				i = end;

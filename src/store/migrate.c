@@ -94,6 +94,40 @@ static const struct migration migrations[] = {
 	  "  updated_at INTEGER NOT NULL\n"
 	  ");\n",
 	  NULL },
+	{ 3, "jobs",
+	  "CREATE TABLE jobs (\n"
+	  "  id TEXT PRIMARY KEY,\n"
+	  "  type TEXT NOT NULL,\n"
+	  "  payload TEXT NOT NULL,\n"
+	  "  status TEXT NOT NULL,\n"
+	  "  priority INTEGER NOT NULL DEFAULT 0,\n"
+	  "  run_at INTEGER NOT NULL,\n"
+	  "  attempts INTEGER NOT NULL DEFAULT 0,\n"
+	  "  max_attempts INTEGER NOT NULL,\n"
+	  "  lease_owner TEXT,\n"
+	  "  lease_until INTEGER,\n"
+	  "  heartbeat_at INTEGER,\n"
+	  "  progress INTEGER NOT NULL DEFAULT 0,\n"
+	  "  step TEXT,\n"
+	  "  steps_done INTEGER NOT NULL DEFAULT 0,\n"
+	  "  steps_total INTEGER NOT NULL DEFAULT 0,\n"
+	  "  checkpoint TEXT,\n"
+	  "  result TEXT,\n"
+	  "  error TEXT,\n"
+	  "  cancel_requested INTEGER NOT NULL DEFAULT 0,\n"
+	  "  active_ms INTEGER NOT NULL DEFAULT 0,\n"
+	  "  idempotency_key TEXT,\n"
+	  "  owner_user_id TEXT,\n"
+	  "  created_at INTEGER NOT NULL,\n"
+	  "  updated_at INTEGER NOT NULL,\n"
+	  "  started_at INTEGER,\n"
+	  "  finished_at INTEGER\n"
+	  ");\n"
+	  "CREATE UNIQUE INDEX jobs_idempotency ON jobs(owner_user_id, idempotency_key) "
+	  "WHERE idempotency_key IS NOT NULL;\n"
+	  "CREATE INDEX jobs_claim ON jobs(status, priority, run_at);\n"
+	  "CREATE INDEX jobs_owner ON jobs(owner_user_id, id);\n",
+	  NULL },
 };
 
 #define SCHEMA_TABLE_SQL                                                                   \

@@ -391,6 +391,20 @@ static void test_slug_non_ascii(void **state)
 	assert_string_equal(slug(state, "naïve café"), "naïve-café");
 }
 
+static void test_slug_non_ascii_uppercase_lowercased(void **state)
+{
+	/* GitHub's slugger lowercases all letters, not only ASCII ones: a link to
+	 * "#über-äpfel" made by Docusaurus must land on this heading. */
+	assert_string_equal(slug(state, "Über Äpfel"), "über-äpfel");
+}
+
+static void test_slug_unicode_punctuation_dropped(void **state)
+{
+	/* GitHub's slugger drops Unicode punctuation (U+2000..U+206F) like the
+	 * typographic apostrophe, as it drops ASCII "'". */
+	assert_string_equal(slug(state, "What\u2019s New"), "whats-new");
+}
+
 static void test_slug_empty(void **state)
 {
 	assert_string_equal(slug(state, ""), "");
@@ -534,6 +548,13 @@ static void test_mdx_jsx_in_inline_code_kept(void **state)
 			    "Use `<Tabs>` and `{/* x */}` here.\n");
 }
 
+static void test_mdx_double_backtick_code_kept(void **state)
+{
+	/* A code span opened by two backticks ends at two backticks. */
+	const char *in = "Use ``<Tabs>`` and `` `<TabItem>` `` to group.\n";
+	assert_string_equal(strip(state, in), in);
+}
+
 static void test_mdx_html_kept(void **state)
 {
 	const char *in = "Line one<br>\n<div class=\"note\">\nText\n</div>\n<br/>\n";
@@ -637,6 +658,8 @@ int main(void)
 		T(test_slug_multiple_spaces_kept),
 		T(test_slug_digits),
 		T(test_slug_non_ascii),
+		T(test_slug_non_ascii_uppercase_lowercased),
+		T(test_slug_unicode_punctuation_dropped),
 		T(test_slug_empty),
 		T(test_slug_respects_length),
 		T(test_slug_too_big),
@@ -654,6 +677,7 @@ int main(void)
 		T(test_mdx_jsx_in_fenced_code_kept),
 		T(test_mdx_jsx_in_tilde_fence_kept),
 		T(test_mdx_jsx_in_inline_code_kept),
+		T(test_mdx_double_backtick_code_kept),
 		T(test_mdx_html_kept),
 		T(test_mdx_comment_removed),
 		T(test_mdx_comment_only_line_dropped),
