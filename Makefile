@@ -1,7 +1,7 @@
 # bookd — `make run` to try it, `make test` to check it, `make bench` to measure it.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc
+PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc libzip
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -23,6 +23,7 @@
 #include "core/mem.h"
 #include "core/timeutil.h"
 #include "http/server.h"
+#include "services/jobs.h"
 #include "services/users.h"
 #include "services/books.h"
 #include "services/ingest.h"
@@ -40,6 +41,7 @@ static void usage(FILE *f)
 		"  import PATH [options]     import a book from a Markdown/MDX folder (Docusaurus docs/),\n"
 		"                            a .md/.mdx file or a .txt file; re-importing updates in place\n"
 		"      --title T  --author A  --language L  --book-id ID  --if-empty\n"
+		"  worker                    run background jobs only (no HTTP), until SIGTERM\n"
 		"  migrate                   apply database migrations and print the schema version\n"
 		"  user add --email E [--role reader|editor|admin]   password from the terminal or stdin\n"
 		"  user list | user set-role --email E --role R\n"
@@ -172,17 +174,71 @@ static int open_users(const struct config *cfg, db *d, char *secret, size_t cap,
 	return 0;
 }
 
+static int open_jobs(const struct config *cfg, db *d, int workers, struct jobs **out)
+{
+	char dir[4096];
+	if (snprintf(dir, sizeof(dir), "%s/uploads", cfg->data_dir) >= (int)sizeof(dir) || mkdir_p(dir)) {
+		fprintf(stderr, "bookd: cannot create %s/uploads\n", cfg->data_dir);
+		return -1;
+	}
+	struct jobs_config jc = {
+		.workers = workers,
+		.lease_ms = cfg->job_lease * 1000,
+		.backoff_ms = cfg->job_backoff_ms,
+		.poll_ms = 500,
+		.data_dir = cfg->data_dir,
+		.test_handlers = cfg->test_jobs,
+	};
+	struct err e = { 0 };
+	if (jobs_new(out, d, &jc, &e) || jobs_start(*out, &e)) {
+		fprintf(stderr, "bookd: jobs: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void block_signals(sigset_t *sigs)
+{
+	sigemptyset(sigs);
+	sigaddset(sigs, SIGTERM);
+	sigaddset(sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int cmd_worker(void)
+{
+	struct config cfg;
+	load_config(&cfg);
+	sigset_t sigs;
+	block_signals(&sigs);
+	db *d = NULL;
+	struct jobs *jobs = NULL;
+	if (open_db(&cfg, &d, NULL) || open_jobs(&cfg, d, cfg.worker_max_jobs, &jobs)) {
+		jobs_free(jobs);
+		db_close(d);
+		config_free(&cfg);
+		return 1;
+	}
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	log_info("%s received: letting running steps finish (up to %d s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+		 cfg.shutdown_timeout);
+	jobs_stop(jobs, cfg.shutdown_timeout * 1000);
+	jobs_free(jobs);
+	db_close(d);
+	log_info("stopped");
+	config_free(&cfg);
+	return 0;
+}
+
 static int cmd_serve(void)
 {
 	struct config cfg;
 	load_config(&cfg);
 	/* Signals go to the main thread only: block them before any thread starts. */
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	block_signals(&sigs);
 
 	db *d = NULL;
 	int version;
@@ -192,13 +248,19 @@ static int cmd_serve(void)
 	}
 	char secret[256];
 	struct users *users = NULL;
-	if (open_users(&cfg, d, secret, sizeof(secret), &users)) {
+	struct jobs *jobs = NULL;
+	if (open_users(&cfg, d, secret, sizeof(secret), &users) ||
+	    open_jobs(&cfg, d, cfg.workers ? cfg.worker_max_jobs : 0, &jobs)) {
+		jobs_free(jobs);
+		users_free(users);
 		db_close(d);
 		config_free(&cfg);
 		return 1;
 	}
 	struct app app = { .cfg = &cfg, .db = d, .chapters = cache_new(cfg.cache_bytes), .started_ms = time_now_ms(),
-			   .users = users, .hasher = executor_new(cfg.hash_threads, 256, "bookd-hash") };
+			   .users = users, .hasher = executor_new(cfg.hash_threads, 256, "bookd-hash"), .jobs = jobs };
+	char upload_dir[4200];
+	snprintf(upload_dir, sizeof(upload_dir), "%s/uploads", cfg.data_dir);
 	struct http_server_opts o = {
 		.host = cfg.host,
 		.port = cfg.port,
@@ -207,6 +269,8 @@ static int cmd_serve(void)
 		.max_connections = cfg.max_connections,
 		.max_body = cfg.max_body,
 		.cors_origins = cfg.cors_origins,
+		.upload_dir = upload_dir,
+		.max_upload = cfg.max_upload,
 		.routes = api_routes,
 		.nroutes = api_nroutes,
 		.app = &app,
@@ -217,6 +281,8 @@ static int cmd_serve(void)
 		fprintf(stderr, "bookd: %s\n", app.chapters && app.hasher ? e.msg : "out of memory");
 		cache_free(app.chapters);
 		executor_free(app.hasher);
+		jobs_stop(jobs, 0);
+		jobs_free(jobs);
 		users_free(users);
 		db_close(d);
 		config_free(&cfg);
@@ -241,11 +307,15 @@ static int cmd_serve(void)
 	log_info("%s received: finishing requests in flight (up to %d s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
 		 cfg.shutdown_timeout);
 	http_server_quiesce(srv);
-	long left = http_server_drain(srv, (long)cfg.shutdown_timeout * 1000);
+	int64_t t0 = time_mono_us();
+	jobs_stop(jobs, cfg.shutdown_timeout * 1000);
+	long spent_ms = (long)((time_mono_us() - t0) / 1000);
+	long left = http_server_drain(srv, MAX(0L, (long)cfg.shutdown_timeout * 1000 - spent_ms));
 	if (left)
 		log_warn("shutdown timeout: %ld requests still in flight are cut", left);
 	http_server_stop(srv);
 	executor_free(app.hasher);
+	jobs_free(jobs);
 	users_free(users);
 	sodium_memzero(secret, sizeof(secret));
 	cache_free(app.chapters);
@@ -502,6 +572,8 @@ int main(int argc, char **argv)
 		return cmd_user_or_key(argc - 1, argv + 1, 0);
 	if (!strcmp(cmd, "apikey"))
 		return cmd_user_or_key(argc - 1, argv + 1, 1);
+	if (!strcmp(cmd, "worker"))
+		return cmd_worker();
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate();
 	if (!strcmp(cmd, "config"))

@@ -22,6 +22,7 @@ struct app {
 	struct cache *chapters; /* rendered chapter responses */
 	struct users *users;
 	struct executor *hasher; /* password hashing, off the HTTP threads */
+	struct jobs *jobs;
 	int64_t started_ms;
 };
 
@@ -73,6 +74,15 @@ void api_keys_delete(http_req *req, void *app);
 void api_prefs_get(http_req *req, void *app);
 void api_prefs_put(http_req *req, void *app);
 void api_prefs_patch(http_req *req, void *app);
+
+void api_books_import(http_req *req, void *app);
+void api_jobs_submit(http_req *req, void *app);
+void api_jobs_list(http_req *req, void *app);
+void api_jobs_get(http_req *req, void *app);
+void api_jobs_cancel(http_req *req, void *app);
+void api_jobs_events(http_req *req, void *app);
+struct job;
+json_t *api_job_json(const struct job *j);
 
 void api_chapters_list(http_req *req, void *app);
 void api_chapters_create(http_req *req, void *app);

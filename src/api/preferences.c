@@ -2,12 +2,17 @@
 #include "../services/preferences.h"
 #include "api.h"
 
-static int me(http_req *req, struct app *app, struct user *u)
+static int me(http_req *req, struct app *app, struct user *u, int writing)
 {
 	struct principal p;
 	if (api_principal(req, app, &p))
 		return -1;
 	struct err e = { 0 };
+	if (writing && p.kind == P_KEY && !(p.scopes & SCOPE_WRITE)) {
+		err_set(&e, ERR_FORBIDDEN, "a read-only API key cannot change preferences");
+		api_fail(req, &e);
+		return -1;
+	}
 	if (users_get(app->users, http_arena(req), &p, u, &e)) {
 		api_fail(req, &e);
 		return -1;
@@ -25,7 +30,7 @@ void api_prefs_get(http_req *req, void *app_)
 {
 	struct app *app = app_;
 	struct user u;
-	if (me(req, app, &u))
+	if (me(req, app, &u, 0))
 		return;
 	json_t *prefs;
 	int64_t at;
@@ -39,7 +44,7 @@ void api_prefs_get(http_req *req, void *app_)
 static void write_prefs(http_req *req, struct app *app, int merge)
 {
 	struct user u;
-	if (me(req, app, &u))
+	if (me(req, app, &u, 1))
 		return;
 	json_t *in;
 	if (api_read_object(req, &in))

@@ -33,6 +33,8 @@ struct config {
 	char *jwks_url, *jwt_issuer, *jwt_audience;
 	int hash_threads;
 	int login_burst, login_per_minute;
+	int workers, worker_max_jobs, job_lease, job_backoff_ms, test_jobs;
+	size_t max_upload;
 };
 
 /* Loads defaults, then `env_file` (if it exists; NULL = ".env"), then the

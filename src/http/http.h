@@ -51,6 +51,28 @@ int http_defer(http_req *req, struct executor *ex, executor_fn work, http_handle
 /* The ctx given to http_defer, for `done`. */
 void *http_defer_ctx(http_req *req);
 
+/* The uploaded file of a ROUTE_UPLOAD route: the file part of a
+ * multipart/form-data body, or the whole raw body. */
+struct http_upload {
+	const char *path;	  /* a temporary file, removed after the response */
+	const char *filename;	  /* as the client named it, or NULL */
+	const char *content_type; /* of the part, or of the raw body */
+	size_t size;
+};
+const struct http_upload *http_upload(http_req *req); /* NULL when none was sent */
+/* A text field of a multipart form (small values only), or NULL. */
+const char *http_form(http_req *req, const char *name);
+/* Moves the upload to `path` (same file system): it is then the caller's. */
+int http_upload_keep(http_req *req, const char *path) WUR;
+
+/* A streamed response (Server-Sent Events): `fn` fills buf and returns the
+ * bytes written, 0 when it has nothing yet (the connection then sleeps and
+ * `fn` is asked again a little later), or -1 to end the stream. `free_fn`
+ * (may be NULL) releases ctx when the response is gone. */
+typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
+void http_respond_stream(http_req *req, const char *content_type, http_stream_fn fn, void (*free_fn)(void *),
+			 void *ctx);
+
 /* Adds a response header; name and value are copied. */
 void http_set_header(http_req *req, const char *name, const char *value);
 /* `body` is copied. */

@@ -12,10 +12,15 @@
 
 #define ROUTER_MAX_PARAMS 8
 
+enum route_flags {
+	ROUTE_UPLOAD = 1, /* the body is streamed to a file (http_upload), capped by max_upload */
+};
+
 struct route {
 	int methods; /* HTTP_* mask */
 	const char *pattern;
 	http_handler fn;
+	int flags; /* ROUTE_* */
 };
 
 struct route_match {

@@ -7,8 +7,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 
 #include "../core/buf.h"
 #include "../core/log.h"
@@ -31,7 +36,24 @@ struct http_server {
 	char *cors[MAX_CORS_ORIGINS];
 	char *cors_copy;
 	int port;
+	/* streams waiting for their next event */
+	pthread_mutex_t park_lock;
+	struct stream *parked;
+	pthread_t ticker;
+	int ticker_started;
+	atomic_int stopping;
 };
+
+struct stream {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	http_stream_fn fn;
+	void (*free_fn)(void *);
+	void *ctx;
+	struct stream *next;
+};
+
+#define MAX_FORM_FIELDS 8
 
 struct resp_header {
 	const char *name, *value;
@@ -52,6 +74,18 @@ struct http_req {
 	int fail_status; /* set while reading: answer this instead of routing */
 	const char *origin; /* an allowed Origin, or NULL */
 	char client_ip[64];
+	struct route_match match;
+	int matched;
+	/* ROUTE_UPLOAD */
+	int upload_fd;
+	char *upload_path;
+	struct http_upload upload;
+	int has_upload, upload_kept;
+	size_t upload_max;
+	struct MHD_PostProcessor *pp;
+	int nform;
+	const char *form_keys[MAX_FORM_FIELDS];
+	char *form_vals[MAX_FORM_FIELDS];
 	/* deferred work (http_defer) */
 	int deferred;		 /* suspended, waiting for the executor */
 	atomic_int defer_done; /* work finished: answer with defer_fn */
@@ -112,6 +146,109 @@ const char *http_client_ip(http_req *r)
 			snprintf(r->client_ip, sizeof(r->client_ip), "unknown");
 	}
 	return r->client_ip;
+}
+
+static void set_response(http_req *r, int status, const char *ctype, struct MHD_Response *resp, size_t len);
+
+const struct http_upload *http_upload(http_req *r)
+{
+	return r->has_upload ? &r->upload : NULL;
+}
+
+const char *http_form(http_req *r, const char *name)
+{
+	for (int i = 0; i < r->nform; i++)
+		if (strcmp(r->form_keys[i], name) == 0)
+			return r->form_vals[i];
+	return NULL;
+}
+
+int http_upload_keep(http_req *r, const char *path)
+{
+	if (!r->has_upload || rename(r->upload_path, path))
+		return -1;
+	r->upload_kept = 1;
+	return 0;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct stream *st = cls;
+	(void)pos;
+	if (atomic_load(&st->srv->stopping))
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	long n = st->fn(st->ctx, buf, max);
+	if (n > 0)
+		return n;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	/* Nothing yet: sleep until the ticker wakes us (returning 0 without
+	 * suspending would spin). Suspend first, then become visible. */
+	MHD_suspend_connection(st->conn);
+	pthread_mutex_lock(&st->srv->park_lock);
+	st->next = st->srv->parked;
+	st->srv->parked = st;
+	pthread_mutex_unlock(&st->srv->park_lock);
+	return 0;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream *st = cls;
+	/* It may still be parked if the connection died: unlink it. */
+	pthread_mutex_lock(&st->srv->park_lock);
+	for (struct stream **p = &st->srv->parked; *p; p = &(*p)->next)
+		if (*p == st) {
+			*p = st->next;
+			break;
+		}
+	pthread_mutex_unlock(&st->srv->park_lock);
+	if (st->free_fn)
+		st->free_fn(st->ctx);
+	xfree(st);
+}
+
+static void wake_parked(struct http_server *s)
+{
+	pthread_mutex_lock(&s->park_lock);
+	struct stream *st = s->parked;
+	s->parked = NULL;
+	for (; st; st = st->next)
+		MHD_resume_connection(st->conn);
+	pthread_mutex_unlock(&s->park_lock);
+}
+
+static void *ticker(void *arg)
+{
+	struct http_server *s = arg;
+	while (!atomic_load(&s->stopping)) {
+		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		wake_parked(s);
+	}
+	return NULL;
+}
+
+void http_respond_stream(http_req *r, const char *ctype, http_stream_fn fn, void (*free_fn)(void *), void *ctx)
+{
+	struct stream *st = xcalloc(1, sizeof(*st));
+	if (!st) {
+		if (free_fn)
+			free_fn(ctx);
+		http_respond_error(r, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	*st = (struct stream){ r->srv, r->conn, fn, free_fn, ctx, NULL };
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
+								       stream_free);
+	if (!resp) {
+		stream_free(st);
+		http_respond_error(r, 500, "internal", "out of memory", NULL);
+		return;
+	}
+	set_response(r, 200, ctype, resp, 0);
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 }
 
 static void defer_trampoline(void *arg)
@@ -318,6 +455,12 @@ static void req_free(http_req *r)
 {
 	if (r->resp)
 		MHD_destroy_response(r->resp);
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	if (r->upload_fd > 0)
+		close(r->upload_fd);
+	if (r->upload_path && !r->upload_kept)
+		unlink(r->upload_path);
 	buf_free(&r->body);
 	arena_free(&r->arena);
 	xfree(r);
@@ -337,12 +480,14 @@ static int check_headers(http_req *r)
 		http_respond_error(r, 405, "method_not_allowed", "method not supported", NULL);
 		return -1;
 	}
+	r->matched = router_match(r->srv->o.routes, r->srv->o.nroutes, r->method, r->path, r->path_len, &r->match);
+	size_t cap = r->matched && (r->match.route->flags & ROUTE_UPLOAD) ? r->srv->o.max_upload : r->srv->o.max_body;
 	if (cl) {
 		char *end;
 		unsigned long long n = strtoull(cl, &end, 10);
-		if (n > r->srv->o.max_body) {
+		if (n > cap) {
 			char msg[96];
-			snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", r->srv->o.max_body);
+			snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", cap);
 			http_respond_error(r, 413, "payload_too_large", msg, NULL);
 			return -1;
 		}
@@ -350,11 +495,106 @@ static int check_headers(http_req *r)
 	return 0;
 }
 
+/* ---- uploads ----------------------------------------------------------------- */
+
+static int upload_write(http_req *r, const char *data, size_t n)
+{
+	if (r->upload.size + n > r->upload_max) {
+		r->fail_status = 413;
+		return -1;
+	}
+	while (n) {
+		ssize_t w = write(r->upload_fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r->fail_status = 500;
+			return -1;
+		}
+		data += w;
+		n -= (size_t)w;
+		r->upload.size += (size_t)w;
+	}
+	return 0;
+}
+
+static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+				    const char *ctype, const char *te, const char *data, uint64_t off, size_t size)
+{
+	http_req *r = cls;
+	(void)kind;
+	(void)te;
+	if (filename) {
+		/* The first file part is the upload; later ones are ignored. */
+		if (!r->upload.filename) {
+			r->upload.filename = arena_strdup(&r->arena, filename);
+			r->upload.content_type = ctype ? arena_strdup(&r->arena, ctype) : NULL;
+		} else if (strcmp(r->upload.filename, filename) != 0) {
+			return MHD_YES;
+		}
+		return upload_write(r, data, size) ? MHD_NO : MHD_YES;
+	}
+	/* A small text field: keep the first MAX_FORM_FIELDS, up to 1 KiB each. */
+	int i = 0;
+	while (i < r->nform && strcmp(r->form_keys[i], key) != 0)
+		i++;
+	if (i == r->nform) {
+		if (r->nform >= MAX_FORM_FIELDS)
+			return MHD_YES;
+		r->form_keys[i] = arena_strdup(&r->arena, key);
+		r->form_vals[i] = arena_strdup(&r->arena, "");
+		r->nform++;
+	}
+	size_t have = strlen(r->form_vals[i]);
+	if (off != have || have + size > 1024) {
+		r->fail_status = 413;
+		return MHD_NO;
+	}
+	char *v = arena_alloc(&r->arena, have + size + 1);
+	if (!v)
+		return MHD_NO;
+	memcpy(v, r->form_vals[i], have);
+	memcpy(v + have, data, size);
+	v[have + size] = '\0';
+	r->form_vals[i] = v;
+	return MHD_YES;
+}
+
+static int upload_begin(http_req *r)
+{
+	struct http_server *s = r->srv;
+	r->upload_max = s->o.max_upload;
+	r->upload_path = arena_printf(&r->arena, "%s/upload-XXXXXX", s->o.upload_dir);
+	if (!r->upload_path || (r->upload_fd = mkstemp(r->upload_path)) < 0) {
+		r->upload_path = NULL;
+		r->upload_fd = 0;
+		log_error("cannot create an upload file in %s: %s", s->o.upload_dir, strerror(errno));
+		http_respond_error(r, 500, "internal", "cannot store the upload", NULL);
+		return -1;
+	}
+	const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
+		r->pp = MHD_create_post_processor(r->conn, 64 * 1024, on_form_part, r);
+		if (!r->pp) {
+			http_respond_error(r, 400, "bad_request", "malformed multipart/form-data", NULL);
+			return -1;
+		}
+	} else {
+		r->upload.content_type = ct ? arena_strdup(&r->arena, ct) : NULL;
+		const char *fn = http_header(r, "X-Filename");
+		if (!fn)
+			fn = http_query(r, "filename");
+		r->upload.filename = fn ? arena_strdup(&r->arena, fn) : NULL;
+	}
+	r->upload.path = r->upload_path;
+	return 0;
+}
+
 static void route(http_req *r)
 {
 	struct http_server *s = r->srv;
-	struct route_match m;
-	int ok = router_match(s->o.routes, s->o.nroutes, r->method, r->path, r->path_len, &m);
+	struct route_match m = r->match;
+	int ok = r->matched;
 	if (r->method == HTTP_OPTIONS && !ok) {
 		if (r->origin && http_header(r, "Access-Control-Request-Method")) {
 			preflight(r);
@@ -429,6 +669,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*con_cls = r;
 		if (check_headers(r))
 			return send_response(r); /* answering now closes the connection: wanted */
+		if (r->matched && (r->match.route->flags & ROUTE_UPLOAD) && upload_begin(r))
+			return send_response(r);
+		return MHD_YES;
+	}
+	if (*upload_data_size && r->upload_path) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (r->fail_status) {
+			r->discarded += n;
+			return r->discarded > 2 * s->o.max_body ? MHD_NO : MHD_YES;
+		}
+		if (r->pp) {
+			if (MHD_post_process(r->pp, upload_data, n) != MHD_YES && !r->fail_status)
+				r->fail_status = 400;
+		} else {
+			(void)upload_write(r, upload_data, n);
+		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -457,10 +714,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			http_respond_error(r, 500, "internal", "internal error", NULL);
 		return send_response(r);
 	}
+	if (r->upload_path && !r->fail_status) {
+		close(r->upload_fd);
+		r->upload_fd = 0;
+		r->has_upload = r->upload.size > 0 || r->upload.filename;
+	}
 	if (r->fail_status == 413) {
 		char msg[96];
-		snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", s->o.max_body);
+		snprintf(msg, sizeof(msg), "request body is larger than %zu bytes",
+			 r->upload_path ? r->upload_max : s->o.max_body);
 		http_respond_error(r, 413, "payload_too_large", msg, NULL);
+	} else if (r->fail_status == 400) {
+		http_respond_error(r, 400, "bad_request", "malformed multipart/form-data", NULL);
 	} else if (r->fail_status) {
 		http_respond_error(r, 500, "internal", "out of memory", NULL);
 	} else {
@@ -532,6 +797,7 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	if (random_bytes(rnd, sizeof(rnd)) == 0)
 		s->id_prefix = (unsigned)rnd[0] << 24 | (unsigned)rnd[1] << 16 | (unsigned)rnd[2] << 8 | rnd[3];
 	parse_cors(s, o->cors_origins);
+	pthread_mutex_init(&s->park_lock, NULL);
 
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
@@ -555,6 +821,8 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	}
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
 	s->port = info ? info->port : o->port;
+	if (pthread_create(&s->ticker, NULL, ticker, s) == 0)
+		s->ticker_started = 1;
 	*out = s;
 	return 0;
 }
@@ -566,6 +834,8 @@ int http_server_port(const struct http_server *s)
 
 void http_server_quiesce(struct http_server *s)
 {
+	atomic_store(&s->stopping, 1); /* streams end at their next read */
+	wake_parked(s);
 	MHD_socket fd = MHD_quiesce_daemon(s->d);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
@@ -586,7 +856,12 @@ void http_server_stop(struct http_server *s)
 {
 	if (!s)
 		return;
+	atomic_store(&s->stopping, 1);
+	if (s->ticker_started)
+		pthread_join(s->ticker, NULL);
+	wake_parked(s); /* every suspended connection must be resumed before the stop */
 	MHD_stop_daemon(s->d);
+	pthread_mutex_destroy(&s->park_lock);
 	xfree(s->cors_copy);
 	xfree(s);
 }

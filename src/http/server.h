@@ -18,6 +18,8 @@ struct http_server_opts {
 	int max_connections;
 	size_t max_body;
 	const char *cors_origins; /* comma-separated, or "*" */
+	const char *upload_dir;	  /* where ROUTE_UPLOAD bodies are written */
+	size_t max_upload;
 	const struct route *routes;
 	size_t nroutes;
 	void *app; /* passed to handlers */

@@ -681,6 +681,8 @@ int users_key_delete(struct users *u, const struct principal *p, const char *id,
 	int rc = users_require_user(p, e);
 	if (rc)
 		return rc;
+	if (p->kind == P_KEY)
+		return err_set(e, ERR_FORBIDDEN, "API keys cannot revoke API keys");
 	struct arena a;
 	arena_init(&a, 1024);
 	struct user usr;

@@ -158,7 +158,8 @@ int store_job_checkpoint(db_conn *c, const struct job *j, const char *owner, int
 			      dbv_int(j->active_ms), dbv_int(now) };
 	int64_t changed = 0;
 	int rc = db_query(c,
-			  "UPDATE jobs SET progress = $3, step = $4, steps_done = $5, checkpoint = $6, "
+			  "UPDATE jobs SET progress = CASE WHEN progress > $3 THEN progress ELSE $3 END, "
+			  "step = $4, steps_done = $5, checkpoint = $6, "
 			  "active_ms = $7, updated_at = $8 "
 			  "WHERE id = $1 AND lease_owner = $2 AND status = 'processing'",
 			  p, 8, NULL, NULL, &changed, e);
@@ -166,14 +167,14 @@ int store_job_checkpoint(db_conn *c, const struct job *j, const char *owner, int
 	return rc;
 }
 
-int store_job_progress(db_conn *c, const char *id, const char *owner, int64_t progress, int64_t now,
-		       struct err *e)
+int store_job_progress(db_conn *c, const char *id, const char *owner, int64_t progress, int64_t active_ms,
+		       int64_t now, struct err *e)
 {
-	struct db_val p[] = { dbv_text(id), dbv_text(owner), dbv_int(progress), dbv_int(now) };
+	struct db_val p[] = { dbv_text(id), dbv_text(owner), dbv_int(progress), dbv_int(now), dbv_int(active_ms) };
 	return db_query(c,
-			"UPDATE jobs SET progress = $3, updated_at = $4 WHERE id = $1 AND lease_owner = $2 "
-			"AND status = 'processing' AND progress < $3",
-			p, 4, NULL, NULL, NULL, e);
+			"UPDATE jobs SET progress = $3, active_ms = $5, updated_at = $4 WHERE id = $1 "
+			"AND lease_owner = $2 AND status = 'processing' AND progress <= $3",
+			p, 5, NULL, NULL, NULL, e);
 }
 
 int store_job_finish(db_conn *c, const char *id, const char *owner, const char *status, const char *result,

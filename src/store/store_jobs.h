@@ -37,8 +37,8 @@ int store_job_heartbeat(db_conn *c, const char *owner, int64_t now, int64_t leas
 int store_job_checkpoint(db_conn *c, const struct job *j, const char *owner, int64_t now, int *owned,
 			 struct err *e) WUR;
 /* Progress within a step (no checkpoint). */
-int store_job_progress(db_conn *c, const char *id, const char *owner, int64_t progress, int64_t now,
-		       struct err *e) WUR;
+int store_job_progress(db_conn *c, const char *id, const char *owner, int64_t progress, int64_t active_ms,
+		       int64_t now, struct err *e) WUR;
 /* Terminal or retry transitions, all conditional on the lease. status is
  * "completed", "failed", "cancelled" or "pending" (retry at run_at / release). */
 int store_job_finish(db_conn *c, const char *id, const char *owner, const char *status, const char *result,

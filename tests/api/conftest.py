@@ -434,3 +434,125 @@ def server_factory(tmp_path):
 def book(server):
     """A fresh book on the shared server."""
     return server.create_book(title=uniq("fixture book"), author="Fixture Author")
+
+
+# --------------------------------------------------------------------------
+# users / auth helpers (used by test_users_*.py)
+# --------------------------------------------------------------------------
+
+import base64 as _b64
+import hashlib as _hashlib
+import hmac as _hmac
+
+JWT_SECRET = "users-test-jwt-secret-0123456789-abcdefghij"  # >= 32 characters
+PASSWORD = "correct horse battery staple"
+
+
+def b64url(data: bytes) -> str:
+    return _b64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(s: str) -> bytes:
+    return _b64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def jwt_encode(header: dict, claims: dict, sign) -> str:
+    """header.claims.sign(signing_input); sign(bytes) -> bytes (or None: empty)."""
+    h = b64url(json.dumps(header, separators=(",", ":")).encode())
+    c = b64url(json.dumps(claims, separators=(",", ":")).encode())
+    signing_input = f"{h}.{c}".encode("ascii")
+    sig = sign(signing_input) if sign else b""
+    return f"{h}.{c}.{b64url(sig)}"
+
+
+def hs256_sign(secret):
+    key = secret.encode() if isinstance(secret, str) else secret
+    return lambda msg: _hmac.new(key, msg, _hashlib.sha256).digest()
+
+
+def hs256_token(claims: dict, secret=JWT_SECRET, header=None) -> str:
+    return jwt_encode(header or {"alg": "HS256", "typ": "JWT"}, claims, hs256_sign(secret))
+
+
+def jwt_parts(token: str):
+    h, c, s = token.split(".")
+    return json.loads(b64url_decode(h)), json.loads(b64url_decode(c)), b64url_decode(s)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_email(tag="user") -> str:
+    return f"{uniq(tag)}@example.com"
+
+
+def run_bookd_input(args, stdin_text=None, data_dir=None, env=None, cwd=None, timeout=30):
+    """Like run_bookd, but feeds stdin_text (str) on standard input."""
+    require_binary()
+    e = clean_env()
+    if data_dir is not None:
+        e["BOOKD_DATA_DIR"] = str(data_dir)
+    if env:
+        e.update(env)
+    if cwd is None and data_dir is not None and Path(data_dir).is_dir():
+        cwd = data_dir
+    p = subprocess.run([BOOKD, *map(str, args)], cwd=str(cwd) if cwd else None, env=e,
+                       input=(stdin_text or "").encode(), capture_output=True,
+                       timeout=timeout * SLOW)
+    p.stdout = p.stdout.decode("utf-8", errors="replace")
+    p.stderr = p.stderr.decode("utf-8", errors="replace")
+    return p
+
+
+def cli_for(srv, args, stdin_text=None, timeout=30):
+    """Run a bookd CLI command against a running server's data directory with
+    the server's own configuration (same JWT secret, same master key)."""
+    env = {k: v for k, v in srv.env.items() if k.startswith("BOOKD_")}
+    return run_bookd_input(args, stdin_text, data_dir=srv.data_dir, env=env,
+                           cwd=srv.data_dir, timeout=timeout)
+
+
+def users_env(**extra) -> dict:
+    """Environment for a users/auth test server: a known JWT secret and
+    login limits high enough not to interfere unless a test lowers them."""
+    env = {"BOOKD_JWT_SECRET": JWT_SECRET, "BOOKD_LOGIN_BURST": "100000",
+           "BOOKD_LOGIN_PER_MINUTE": "100000"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def register(srv, email=None, password=PASSWORD, display_name=None, expect=201):
+    body = {"email": email or new_email(), "password": password}
+    if display_name is not None:
+        body["display_name"] = display_name
+    r = srv.post("/api/v1/auth/register", json=body)
+    assert r.status_code == expect, f"register {body['email']}: {r.status_code} {r.text[:300]}"
+    return r.json()
+
+
+def login(srv, email, password=PASSWORD):
+    return srv.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+
+def make_user(srv, role="reader", password=PASSWORD, tag="user"):
+    """Register a user over the API, give it `role` with the CLI, and return a
+    dict with email, password, id, access, refresh and ready-made headers."""
+    email = new_email(tag)
+    body = register(srv, email, password)
+    if role != "reader":
+        p = cli_for(srv, ["user", "set-role", "--email", email, "--role", role])
+        assert p.returncode == 0, f"set-role failed: {p.stdout} {p.stderr}"
+    return {"email": email, "password": password, "id": body["user"]["id"],
+            "access": body["access_token"], "refresh": body["refresh_token"],
+            "headers": bearer(body["access_token"]), "role": role}
+
+
+@pytest.fixture(scope="session")
+def users_server(tmp_path_factory):
+    """A server for the users/auth tests with a known BOOKD_JWT_SECRET."""
+    data = tmp_path_factory.mktemp("users-data")
+    srv = start_server(data, env=users_env())
+    yield srv
+    rc = srv.stop()
+    assert rc == 0, f"users server exited with {rc} on SIGTERM; log tail:\n{srv.log_tail()}"

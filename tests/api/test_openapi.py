@@ -1,10 +1,13 @@
 """docs/openapi.yaml against the server and the route table.
 
 - Every operation (path + method) in the document exists on the running
-  server: called with real ids (a book, its ISBN and a chapter created through
-  the API) and the document's own request example, it answers neither
+  server: called with real ids (a book, its ISBN, a chapter and an API key
+  created through the API), real credentials where the body needs them (a
+  user registered through the API for login, refresh and logout) and the
+  document's own request example otherwise, it answers neither
   404 "no such route" nor 405, but a documented 2xx whose body matches the
-  documented schema and which carries the documented headers.
+  documented schema and which carries the documented headers. Operations
+  that document `security` are called with the master key (X-API-Key).
 - On every documented path, the server's `Allow` lists exactly the documented
   methods (plus HEAD for GET, and OPTIONS): no undocumented methods.
 - Every route of src/api/routes.c is documented.
@@ -21,7 +24,7 @@ SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 ROUTES_C = REPO_ROOT / "src" / "api" / "routes.c"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # `{ HTTP_GET, "/api/v1/books", api_books_list },`
-ROUTE_RE = re.compile(r'\{\s*HTTP_([A-Z]+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*\}')
+ROUTE_RE = re.compile(r'\{\s*HTTP_([A-Z]+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*(?:,\s*[\w|]+\s*)?\}')
 PARAM_RE = re.compile(r"\{([^}/]+)\}")
 
 
@@ -140,13 +143,26 @@ def conform(schema, value, where="$"):
 
 @pytest.fixture
 def world(server):
-    """A fresh book with an ISBN and chapter 1, so that every case (DELETE
-    included) has its own real ids."""
+    """A fresh book with an ISBN and chapter 1, and an API key (of the master
+    key's user), so that every case (DELETE included) has its own real ids."""
     isbn = random_isbn13()
     book = server.create_book(title=uniq("openapi book"), isbns=[isbn])
     chapter = server.add_chapter(book["id"], title=uniq("openapi chapter"),
                                  content_markdown="# Start\n\nSome text.", number=1)
-    return {"book": book, "chapter": chapter, "isbn": isbn}
+    r = server.post("/api/v1/auth/api-keys", json={"name": uniq("openapi key")}, headers=ADMIN)
+    assert r.status_code == 201, r.text
+    return {"book": book, "chapter": chapter, "isbn": isbn, "api_key": r.json()}
+
+
+def account(server, world):
+    """A user registered through the API (once per world: argon2id is slow),
+    with its password and the tokens the registration returned."""
+    if "account" not in world:
+        creds = {"email": f"{uniq('openapi')}@example.com", "password": uniq("pw")}
+        r = server.post("/api/v1/auth/register", json=creds)
+        assert r.status_code == 201, r.text
+        world["account"] = {**creds, "tokens": r.json()}
+    return world["account"]
 
 
 def concrete_path(path, world, chapter_kind):
@@ -155,6 +171,7 @@ def concrete_path(path, world, chapter_kind):
         "isbn": world["isbn"],
         "chapter": (str(world["chapter"]["number"]) if chapter_kind == "number"
                     else world["chapter"]["id"]),
+        "key_id": world["api_key"]["id"],
     }
 
     def sub(m):
@@ -167,9 +184,11 @@ def concrete_path(path, world, chapter_kind):
     return PARAM_RE.sub(sub, path)
 
 
-def request_example(op, label):
+def request_example(op, label, server, world, path):
     """The documented JSON example of an operation's request body, made unique
-    (fresh ISBNs, a unique title) so it cannot collide with other tests."""
+    (fresh ISBNs, a unique title, a unique email to register) so it cannot
+    collide with other tests, and with real credentials (login, refresh and
+    logout use a user registered for this case) and real book ids."""
     if "requestBody" not in op:
         return None
     media = deref(op["requestBody"])["content"].get("application/json")
@@ -185,6 +204,15 @@ def request_example(op, label):
             body["isbns"] = [random_isbn13() for _ in body["isbns"]]
         if isinstance(body.get("title"), str):
             body["title"] = f"{body['title']} {uniq('openapi')}"
+        if body.get("book_ids"):
+            body["book_ids"] = [world["book"]["id"]]
+        if path.endswith("/auth/register") and "email" in body:
+            body["email"] = f"{uniq('openapi')}@example.com"
+        elif path.endswith("/auth/login"):
+            acct = account(server, world)
+            body.update(email=acct["email"], password=acct["password"])
+        if "refresh_token" in body:
+            body["refresh_token"] = account(server, world)["tokens"]["refresh_token"]
     return body
 
 
@@ -197,15 +225,28 @@ def test_document_basics():
     for name in ("Book", "BookInput", "Isbn", "Chapter", "ChapterSummary", "ChapterInput",
                  "Section", "Error", "BookList", "ChapterList", "Health", "Ready"):
         assert name in schemas, f"components/schemas/{name} is missing"
+    for name in ("User", "Tokens", "AuthResult", "Me", "ApiKey", "ApiKeyCreated", "ApiKeyInput",
+                 "ApiKeyList", "Preferences", "PreferencesInput"):
+        assert name in schemas, f"components/schemas/{name} is missing"
+    codes = schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+    assert "rate_limited" in codes, codes
     key = SPEC["components"]["securitySchemes"]["ApiKey"]
     assert (key["type"], key["in"], key["name"]) == ("apiKey", "header", "X-API-Key")
+    bearer = SPEC["components"]["securitySchemes"]["BearerAuth"]
+    assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
     for method, path in spec_operations():
         op = SPEC["paths"][path][method.lower()]
         assert op.get("operationId"), f"{method} {path} has no operationId"
-        # Content: writes are documented as taking the API key, reads as open.
+        # Content: writes are documented as taking a bearer token or an API key
+        # (either one), reads as open.
+        security = op.get("security", SPEC.get("security", []))
         if path.startswith("/api/v1/books"):
-            takes_key = {"ApiKey": []} in op.get("security", SPEC.get("security", []))
-            assert takes_key == (method not in ("GET", "HEAD", "OPTIONS")), (method, path)
+            write = method not in ("GET", "HEAD", "OPTIONS")
+            assert ({"ApiKey": []} in security) == write, (method, path)
+            assert ({"BearerAuth": []} in security) == write, (method, path)
+        # The signed-in user's routes take either credential too.
+        if path in ("/api/v1/auth/me", "/api/v1/users/me/preferences") or "/api-keys" in path:
+            assert {"ApiKey": []} in security and {"BearerAuth": []} in security, (method, path)
 
 
 def test_every_route_in_routes_c_is_documented():
@@ -220,7 +261,7 @@ def test_documented_operation_exists_on_server(server, world, method, path, chap
     label = f"{method} {path}"
     op = SPEC["paths"][path][method.lower()]
     url = concrete_path(path, world, chapter_kind)
-    body = request_example(op, label)
+    body = request_example(op, label, server, world, path)
     kw = {"headers": dict(ADMIN) if op.get("security") else {}}
     if body is not None:
         kw["json"] = body

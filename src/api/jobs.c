@@ -1,0 +1,311 @@
+/*
+ * Jobs: /api/v1/jobs (status, list, cancel, progress as Server-Sent Events,
+ * and a generic submit for administrators) and the upload that starts a
+ * book import, POST /api/v1/books/import.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../core/json.h"
+#include "../core/timeutil.h"
+#include "../services/jobs.h"
+#include "api.h"
+
+#define IDEMPOTENCY_MAX 128
+
+json_t *api_job_json(const struct job *j)
+{
+	json_t *result = j->result ? json_loads(j->result, 0, NULL) : NULL;
+	long eta = jobs_eta_seconds(j);
+	return json_pack("{s:s, s:s, s:s, s:I, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+			 j->id, "type", j->type, "status", j->status, "progress", (json_int_t)j->progress, "step",
+			 jstr_or_null(j->step), "steps_done", (json_int_t)j->steps_done, "steps_total",
+			 (json_int_t)j->steps_total, "attempts", (json_int_t)j->attempts, "max_attempts",
+			 (json_int_t)j->max_attempts, "result", result ? result : json_null(), "error",
+			 jstr_or_null(j->error), "eta_seconds", eta >= 0 ? json_integer(eta) : json_null(),
+			 "created_at", api_time(j->created_at), "updated_at", api_time(j->updated_at), "started_at",
+			 j->started_at ? api_time(j->started_at) : json_null(), "finished_at",
+			 j->finished_at ? api_time(j->finished_at) : json_null());
+}
+
+/* The caller's user id (the master key is the local admin); *admin says
+ * whether it may see every job. */
+static int caller(http_req *req, struct app *app, char owner[UUID_STR_LEN], int *admin)
+{
+	struct principal p;
+	if (api_principal(req, app, &p))
+		return -1;
+	struct err e = { 0 };
+	struct user u;
+	if (users_get(app->users, http_arena(req), &p, &u, &e)) {
+		api_fail(req, &e);
+		return -1;
+	}
+	snprintf(owner, UUID_STR_LEN, "%s", u.id);
+	*admin = (p.scopes & SCOPE_ADMIN) != 0;
+	return 0;
+}
+
+static int idempotency_key(http_req *req, const char **key)
+{
+	*key = http_header(req, "Idempotency-Key");
+	if (*key && (!**key || strlen(*key) > IDEMPOTENCY_MAX)) {
+		struct err e = { 0 };
+		err_field(&e, "Idempotency-Key", "must be 1 to %d characters", IDEMPOTENCY_MAX);
+		api_fail(req, &e);
+		return -1;
+	}
+	return 0;
+}
+
+static void accepted(http_req *req, const struct job *j, int existing)
+{
+	char loc[96];
+	snprintf(loc, sizeof(loc), "/api/v1/jobs/%s", j->id);
+	http_set_header(req, "Location", loc);
+	if (existing)
+		http_set_header(req, "Idempotent-Replayed", "true");
+	api_json(req, 202, json_pack("{s:s, s:s}", "job_id", j->id, "status", j->status));
+}
+
+/* What kind of upload: by file name, else by Content-Type. */
+static const char *upload_kind(const struct http_upload *u, const char **ext)
+{
+	static const struct {
+		const char *suffix, *ctype, *kind;
+	} kinds[] = {
+		{ ".zip", "application/zip", "zip" },		 { ".zip", "application/x-zip-compressed", "zip" },
+		{ ".md", "text/markdown", "markdown" },	 { ".markdown", "text/x-markdown", "markdown" },
+		{ ".mdx", "text/mdx", "markdown" },		 { ".txt", "text/plain", "text" },
+	};
+	const char *dot = u->filename ? strrchr(u->filename, '.') : NULL;
+	for (size_t i = 0; dot && i < ARRAY_LEN(kinds); i++)
+		if (strcasecmp(dot, kinds[i].suffix) == 0) {
+			*ext = kinds[i].suffix;
+			return kinds[i].kind;
+		}
+	if (dot)
+		return NULL; /* a name we do not take, whatever the Content-Type says */
+	for (size_t i = 0; u->content_type && i < ARRAY_LEN(kinds); i++)
+		if (strncasecmp(u->content_type, kinds[i].ctype, strlen(kinds[i].ctype)) == 0) {
+			*ext = kinds[i].suffix;
+			return kinds[i].kind;
+		}
+	return NULL;
+}
+
+void api_books_import(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	const char *book_id = http_form(req, "book_id") ? http_form(req, "book_id") : http_query(req, "book_id");
+	if (api_require_book_write(req, app, book_id))
+		return;
+	char owner[UUID_STR_LEN];
+	int admin;
+	const char *idem;
+	if (caller(req, app, owner, &admin) || idempotency_key(req, &idem))
+		return;
+	struct err e = { 0 };
+	const struct http_upload *u = http_upload(req);
+	const char *ext = NULL, *kind = u ? upload_kind(u, &ext) : NULL;
+	if (!u || !u->size) {
+		err_field(&e, "file", "is required: a .zip of a Markdown folder, a .md, .mdx or .txt file");
+		api_fail(req, &e);
+		return;
+	}
+	if (!kind) {
+		err_set(&e, ERR_UNSUPPORTED, "upload a .zip of a Markdown folder, a .md, .mdx or .txt file");
+		api_fail(req, &e);
+		return;
+	}
+	char name[UUID_STR_LEN], path[4096];
+	if (uuid_v7(name) || snprintf(path, sizeof(path), "%s/uploads/%s%s", jobs_data_dir(app->jobs), name, ext) >=
+				    (int)sizeof(path) ||
+	    http_upload_keep(req, path)) {
+		err_set(&e, ERR_INTERNAL, "cannot keep the upload");
+		api_fail(req, &e);
+		return;
+	}
+	const char *fields[] = { "title", "author", "language" };
+	json_t *payload = json_pack("{s:s, s:s, s:o}", "upload", path, "kind", kind, "filename",
+				    jstr_or_null(u->filename));
+	for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+		const char *v = http_form(req, fields[i]) ? http_form(req, fields[i]) : http_query(req, fields[i]);
+		if (v && *v)
+			json_object_set_new(payload, fields[i], json_string(v));
+	}
+	if (book_id)
+		json_object_set_new(payload, "book_id", json_string(book_id));
+	struct job j;
+	int existing;
+	int rc = jobs_submit(app->jobs, http_arena(req), owner, "book.import", payload, idem, &j, &existing, &e);
+	json_decref(payload);
+	if (rc || existing)
+		unlink(path); /* not needed: failed, or the first request's job has its own */
+	if (rc)
+		api_fail(req, &e);
+	else
+		accepted(req, &j, existing);
+}
+
+void api_jobs_submit(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char owner[UUID_STR_LEN];
+	int admin;
+	const char *idem;
+	if (caller(req, app, owner, &admin) || idempotency_key(req, &idem))
+		return;
+	struct err e = { 0 };
+	if (!admin) {
+		err_set(&e, ERR_FORBIDDEN, "administrators only");
+		api_fail(req, &e);
+		return;
+	}
+	json_t *o;
+	if (api_read_object(req, &o))
+		return;
+	const char *type = NULL;
+	(void)jget_str(o, "type", J_REQUIRED, 1, 64, &type, &e);
+	json_t *payload = json_object_get(o, "payload");
+	if (payload && !json_is_object(payload))
+		err_field(&e, "payload", "must be an object");
+	struct job j;
+	int existing;
+	json_t *empty = json_object();
+	if (!e.code && jobs_submit(app->jobs, http_arena(req), owner, type, payload ? payload : empty, idem, &j,
+				   &existing, &e) == 0)
+		accepted(req, &j, existing);
+	else
+		api_fail(req, &e);
+	json_decref(empty);
+	json_decref(o);
+}
+
+void api_jobs_list(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char owner[UUID_STR_LEN];
+	int admin, limit;
+	const char *cursor;
+	if (caller(req, app, owner, &admin) || api_page_params(req, &limit, &cursor))
+		return;
+	struct job *items;
+	int n;
+	char *next;
+	struct err e = { 0 };
+	if (jobs_list(app->jobs, http_arena(req), admin ? NULL : owner, http_query(req, "status"), cursor, limit,
+		      &items, &n, &next, &e)) {
+		api_fail(req, &e);
+		return;
+	}
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, api_job_json(&items[i]));
+	api_json(req, 200, json_pack("{s:o, s:o}", "items", arr, "next_cursor", jstr_or_null(next)));
+}
+
+void api_jobs_get(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char owner[UUID_STR_LEN];
+	int admin;
+	if (caller(req, app, owner, &admin))
+		return;
+	struct job j;
+	struct err e = { 0 };
+	if (jobs_get(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), &j, &e))
+		api_fail(req, &e);
+	else
+		api_json(req, 200, api_job_json(&j));
+}
+
+void api_jobs_cancel(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char owner[UUID_STR_LEN];
+	int admin;
+	if (caller(req, app, owner, &admin))
+		return;
+	struct job j;
+	struct err e = { 0 };
+	if (jobs_cancel(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), &j, &e))
+		api_fail(req, &e);
+	else
+		api_json(req, 202, api_job_json(&j));
+}
+
+/* ---- progress as Server-Sent Events ----------------------------------------- */
+
+struct job_stream {
+	struct app *app;
+	char id[UUID_STR_LEN];
+	int64_t last_updated, last_sent_us;
+	int sent, done;
+};
+
+static int terminal(const char *status)
+{
+	return !strcmp(status, "completed") || !strcmp(status, "failed") || !strcmp(status, "cancelled");
+}
+
+static long job_stream_next(void *ctx, char *buf, size_t max)
+{
+	struct job_stream *s = ctx;
+	if (s->done)
+		return -1;
+	struct arena a;
+	arena_init(&a, 4096);
+	struct job j;
+	struct err e = { 0 };
+	long n = 0;
+	if (jobs_get(s->app->jobs, &a, NULL, s->id, &j, &e)) {
+		n = snprintf(buf, max, "event: error\ndata: {\"message\":\"job unavailable\"}\n\n");
+		s->done = 1;
+	} else if (!s->sent || j.updated_at != s->last_updated) {
+		json_t *o = api_job_json(&j);
+		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		int end = terminal(j.status);
+		n = text ? snprintf(buf, max, "event: %s\ndata: %s\n\n", end ? "done" : "progress", text) : 0;
+		free(text);
+		if (n <= 0 || (size_t)n >= max) /* too large for one write: say so and stop */
+			n = snprintf(buf, max, "event: error\ndata: {\"message\":\"event too large\"}\n\n");
+		s->sent = 1;
+		s->last_updated = j.updated_at;
+		s->done = end;
+	} else if (time_mono_us() - s->last_sent_us > 15 * 1000000) {
+		n = snprintf(buf, max, ": keep-alive\n\n");
+	}
+	if (n > 0)
+		s->last_sent_us = time_mono_us();
+	arena_free(&a);
+	return n;
+}
+
+void api_jobs_events(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char owner[UUID_STR_LEN];
+	int admin;
+	if (caller(req, app, owner, &admin))
+		return;
+	struct job j;
+	struct err e = { 0 };
+	if (jobs_get(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), &j, &e)) {
+		api_fail(req, &e);
+		return;
+	}
+	struct job_stream *s = calloc(1, sizeof(*s));
+	if (!s) {
+		err_set(&e, ERR_INTERNAL, "out of memory");
+		api_fail(req, &e);
+		return;
+	}
+	s->app = app;
+	snprintf(s->id, sizeof(s->id), "%s", j.id);
+	http_respond_stream(req, "text/event-stream", job_stream_next, free, s);
+}

@@ -1,0 +1,88 @@
+/*
+ * Durable background jobs. One table is the queue (store_jobs.c); worker
+ * threads — inside `bookd serve` or alone in `bookd worker` — claim a job with
+ * a lease, heartbeat while it runs, and checkpoint after every step, so a job
+ * whose worker died is claimed again when its lease expires and resumes at
+ * the step it had reached. A step may run more than once (it was interrupted)
+ * and must be idempotent; a completed step never runs again.
+ *
+ * Failures retry with exponential backoff and jitter up to max_attempts when
+ * they are transient (ERR_UNAVAILABLE, ERR_INTERNAL, ERR_IO); anything else
+ * (bad input) fails the job at once. Cancel is honoured between steps and by
+ * steps that poll job_should_stop().
+ *
+ * A job type is a table entry {type, steps, step function}: adding a pipeline
+ * is adding a file (job_handlers.c lists them).
+ */
+#ifndef BOOKD_JOBS_H
+#define BOOKD_JOBS_H
+
+#include <jansson.h>
+
+#include "../store/db.h"
+#include "../store/store_jobs.h"
+
+struct jobs;
+struct job_ctx;
+
+struct job_handler {
+	const char *type;
+	int nsteps;
+	const char *const *steps; /* step names, shown as the job's `step` */
+	int max_attempts;
+	/* Runs step number job_step(jc); 0 or a negative ERR_*. */
+	int (*run)(struct job_ctx *jc, struct err *e);
+	/* Called once the job is completed, failed or cancelled (may be NULL). */
+	void (*finish)(struct job_ctx *jc, const char *status);
+};
+
+struct jobs_config {
+	int workers;	     /* threads; 0 = this process runs no jobs */
+	int lease_ms;	     /* how long a claim lasts without a heartbeat */
+	int backoff_ms;	     /* first retry delay; doubles per attempt */
+	int poll_ms;	     /* idle workers look for work this often */
+	const char *data_dir; /* uploads and scratch files */
+	int test_handlers;   /* also register the test.* job types */
+};
+
+int jobs_new(struct jobs **out, db *d, const struct jobs_config *cfg, struct err *e) WUR;
+int jobs_start(struct jobs *j, struct err *e) WUR;
+/* Stops claiming, lets running steps finish for up to timeout_ms, then gives
+ * back the leases of whatever did not finish. */
+void jobs_stop(struct jobs *j, int timeout_ms);
+void jobs_free(struct jobs *j);
+const char *jobs_data_dir(const struct jobs *j);
+
+/* Queues a job. With an idempotency key already used by this owner, returns
+ * the first job and sets *existing. Unknown types are ERR_INVALID. */
+int jobs_submit(struct jobs *j, struct arena *a, const char *owner, const char *type, json_t *payload,
+		const char *idempotency_key, struct job *out, int *existing, struct err *e) WUR;
+/* owner NULL: any owner (admin). Another owner's job is ERR_NOT_FOUND. */
+int jobs_get(struct jobs *j, struct arena *a, const char *owner, const char *id, struct job *out, struct err *e) WUR;
+int jobs_list(struct jobs *j, struct arena *a, const char *owner, const char *status, const char *cursor,
+	      int limit, struct job **items, int *n, char **next, struct err *e) WUR;
+int jobs_cancel(struct jobs *j, struct arena *a, const char *owner, const char *id, struct job *out,
+		struct err *e) WUR;
+/* Seconds left, from the job's measured throughput; -1 when unknown. */
+long jobs_eta_seconds(const struct job *jb);
+
+/* ---- for handlers ---- */
+int job_step(const struct job_ctx *jc);
+const char *job_id(const struct job_ctx *jc);
+json_t *job_payload(const struct job_ctx *jc);
+/* State carried from step to step (saved with each checkpoint); edit in place. */
+json_t *job_state(struct job_ctx *jc);
+/* The job's result (stolen), saved when it completes. */
+void job_set_result(struct job_ctx *jc, json_t *result);
+/* Progress within the current step, 0..1; saved a few times a second at most. */
+void job_progress(struct job_ctx *jc, double fraction);
+/* 1 when the job was cancelled or the worker is stopping: a long step
+ * should return ERR_UNAVAILABLE (it will be resumed) or finish quickly. */
+int job_should_stop(struct job_ctx *jc);
+db *job_db(const struct job_ctx *jc);
+struct jobs *job_jobs(const struct job_ctx *jc);
+
+/* job_handlers.c */
+const struct job_handler *job_handler_find(const char *type, int test_handlers);
+
+#endif
