@@ -1,7 +1,7 @@
 # bookd — `make run` to try it, `make test` to check it, `make bench` to measure it.
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc libzip
+PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc libzip libpq
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -19,7 +19,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all deps run test unit api api-asan bench clean format check-banned
+.PHONY: all deps run test unit api api-pg api-asan bench clean format check-banned
 
 all: build/bookd
 
@@ -55,6 +55,10 @@ unit: $(UNIT_BIN)
 api: build/bookd
 	BOOKD_BIN=$(CURDIR)/build/bookd $(PYTEST) -q tests/api
 
+# The same suite on a private PostgreSQL 15 that the tests start and remove.
+api-pg: build/bookd
+	BOOKD_TEST_DB=postgres BOOKD_BIN=$(CURDIR)/build/bookd $(PYTEST) -q tests/api
+
 api-asan: build/asan/bookd
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	BOOKD_BIN=$(CURDIR)/build/asan/bookd BOOKD_SANITIZED=1 $(PYTEST) -q tests/api
@@ -67,6 +71,7 @@ test: deps
 	@$(MAKE) --no-print-directory check-banned build/bookd build/asan/bookd $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory api
+	@$(MAKE) --no-print-directory api-pg
 	@$(MAKE) --no-print-directory api-asan
 
 bench: deps build/bookd

@@ -27,6 +27,7 @@
 #include "services/users.h"
 #include "services/books.h"
 #include "services/ingest.h"
+#include "store/copy.h"
 #include "store/db.h"
 
 #define BOOKD_VERSION "0.1.0"
@@ -43,6 +44,8 @@ static void usage(FILE *f)
 		"      --title T  --author A  --language L  --book-id ID  --if-empty\n"
 		"  worker                    run background jobs only (no HTTP), until SIGTERM\n"
 		"  migrate                   apply database migrations and print the schema version\n"
+		"  copy-data --from URL --to URL   copy everything into an empty database\n"
+		"                            (e.g. --from sqlite:bookd-data/bookd.db --to postgres://…)\n"
 		"  user add --email E [--role reader|editor|admin]   password from the terminal or stdin\n"
 		"  user list | user set-role --email E --role R\n"
 		"  apikey create --user E [--scope read|write|admin] [--name N]   prints the key once\n"
@@ -534,6 +537,61 @@ out:
 	return rc;
 }
 
+static int cmd_copy_data(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'f' }, { "to", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 },
+	};
+	const char *from = NULL, *to = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "f:t:", opts, NULL)) != -1) {
+		if (c == 'f')
+			from = optarg;
+		else if (c == 't')
+			to = optarg;
+		else
+			return 2;
+	}
+	if (!from || !to || optind != argc) {
+		fprintf(stderr, "bookd: copy-data needs --from URL and --to URL\n");
+		return 2;
+	}
+	struct config cfg;
+	load_config(&cfg);
+	db *src = NULL, *dst = NULL;
+	struct err e = { 0 };
+	int v, rc = 1;
+	struct copy_table_count counts[COPY_MAX_TABLES];
+	int n = 0;
+	if (strncmp(from, "sqlite:", 7) == 0 && access(from + 7, R_OK) != 0) {
+		fprintf(stderr, "bookd: %s: %s\n", from + 7, strerror(errno));
+		goto out;
+	}
+	if (db_open(&src, from, 2, &e) || db_migrate(src, &v, &e)) {
+		fprintf(stderr, "bookd: --from %s: %s\n", strncmp(from, "sqlite:", 7) ? "database" : from, e.msg);
+		goto out;
+	}
+	if (db_open(&dst, to, 2, &e) || db_migrate(dst, &v, &e)) {
+		fprintf(stderr, "bookd: --to database: %s\n", e.msg);
+		goto out;
+	}
+	if (db_copy(src, dst, counts, &n, &e)) {
+		fprintf(stderr, "bookd: copy-data: %s\n", e.msg);
+		goto out;
+	}
+	printf("{\"copied\":{");
+	for (int i = 0; i < n; i++)
+		printf("%s\"%s\":%lld", i ? "," : "", counts[i].table, counts[i].rows);
+	printf("},\"schema_version\":%d}\n", v);
+	rc = 0;
+out:
+	db_close(src);
+	db_close(dst);
+	config_free(&cfg);
+	return rc;
+}
+
 static int cmd_migrate(void)
 {
 	struct config cfg;
@@ -574,6 +632,8 @@ int main(int argc, char **argv)
 		return cmd_user_or_key(argc - 1, argv + 1, 1);
 	if (!strcmp(cmd, "worker"))
 		return cmd_worker();
+	if (!strcmp(cmd, "copy-data"))
+		return cmd_copy_data(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))
 		return cmd_migrate();
 	if (!strcmp(cmd, "config"))

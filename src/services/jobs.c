@@ -144,6 +144,11 @@ int jobs_submit(struct jobs *j, struct arena *a, const char *owner, const char *
 	out->idempotency_key = (char *)idempotency_key;
 	snprintf(out->owner_user_id, sizeof(out->owner_user_id), "%s", owner ? owner : "");
 	rc = store_job_insert(c, out, e);
+	if (rc == 0) {
+		struct err ne = { 0 };
+		if (store_job_notify(c, &ne)) /* others poll anyway: a lost wake-up only delays */
+			log_warn("job notify failed: %s", ne.msg);
+	}
 	if (rc == ERR_CONFLICT && idempotency_key) {
 		/* Another request with the same key won the race: return its job. */
 		err_clear(e);
@@ -451,10 +456,21 @@ int jobs_new(struct jobs **out, db *d, const struct jobs_config *cfg, struct err
 	return 0;
 }
 
+static void wake_workers(void *arg)
+{
+	struct jobs *j = arg;
+	pthread_mutex_lock(&j->lock);
+	pthread_cond_broadcast(&j->wake);
+	pthread_mutex_unlock(&j->lock);
+}
+
 int jobs_start(struct jobs *j, struct err *e)
 {
 	if (j->cfg.workers <= 0)
 		return 0;
+	/* Other processes' submissions wake us at once where the database can tell us. */
+	if (db_listen(j->db, STORE_JOBS_CHANNEL, wake_workers, j, e))
+		return e->code;
 	if (pthread_create(&j->heartbeat, NULL, heartbeat, j))
 		return err_set(e, ERR_INTERNAL, "cannot start the heartbeat thread");
 	j->heartbeat_started = 1;

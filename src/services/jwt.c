@@ -210,7 +210,7 @@ int jwt_verify(const char *token, const struct jwt_verify_opts *o, json_t **clai
 	const char *d1 = memchr(token, '.', tn);
 	const char *d2 = d1 ? memchr(d1 + 1, '.', tn - (size_t)(d1 + 1 - token)) : NULL;
 	if (tn > JWT_MAX || !d1 || !d2 || memchr(d2 + 1, '.', tn - (size_t)(d2 + 1 - token)))
-		return err_set(e, ERR_UNAUTHORIZED, "invalid token");
+		return err_set(e, ERR_UNAUTHORIZED, "invalid or expired token");
 	unsigned char *buf = xmalloc(JWT_MAX);
 	unsigned char sig[512];
 	json_t *hdr = NULL, *payload = NULL;

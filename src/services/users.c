@@ -20,7 +20,10 @@
 #define PW_MEMLIMIT (19u * 1024 * 1024)
 #define PW_MIN 8
 #define PW_MAX 1024
-#define LOCAL_ADMIN_EMAIL "admin@bookd.local"
+/* The master key's user: found by this reserved subject, never by email, so
+ * nobody can become it by registering or presenting its address first. */
+#define LOCAL_ADMIN_SUB "bookd:master-key"
+#define LOCAL_ADMIN_EMAIL "master-key@bookd.invalid"
 
 struct users {
 	db *db;
@@ -128,6 +131,9 @@ int users_normalize_email(char *email, size_t cap, struct err *e)
 		return err_set(e, ERR_INVALID, "not a valid email address");
 	for (char *p = at + 1; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
+	size_t dl = strlen(at + 1);
+	if ((dl >= 8 && !strcmp(at + 1 + dl - 8, ".invalid")) || (dl >= 6 && !strcmp(at + 1 + dl - 6, ".local")))
+		return err_set(e, ERR_INVALID, "not a valid email address (reserved domain)");
 	return 0;
 }
 
@@ -395,6 +401,8 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 			 struct err *e)
 {
 	const char *sub = json_string_value(json_object_get(claims, "sub"));
+	if (!strncmp(sub, "bookd:", 6))
+		return err_set(e, ERR_UNAUTHORIZED, "invalid or expired token"); /* our namespace */
 	int rc = store_user_get(c, a, "sub", sub, out, e);
 	if (rc != ERR_NOT_FOUND)
 		return rc;
@@ -403,8 +411,12 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 	const char *claimed = json_string_value(json_object_get(claims, "email"));
 	struct err ee = { 0 };
 	snprintf(email, sizeof(email), "%s", claimed ? claimed : "");
-	if (!claimed || users_normalize_email(email, sizeof(email), &ee))
-		snprintf(email, sizeof(email), "%.200s@external.invalid", sub);
+	if (!claimed || users_normalize_email(email, sizeof(email), &ee)) {
+		/* No usable address: a synthetic one that no one can register. */
+		char h[65];
+		sha256_hex(sub, h);
+		snprintf(email, sizeof(email), "%.32s@external.invalid", h);
+	}
 	const char *name = json_string_value(json_object_get(claims, "name"));
 	memset(out, 0, sizeof(*out));
 	if (uuid_v7(out->id))
@@ -417,7 +429,9 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 	rc = store_user_insert(c, out, e);
 	if (rc == ERR_CONFLICT) /* email taken: link by a synthetic address */ {
 		err_clear(e);
-		out->email = arena_printf(a, "%.200s@external.invalid", sub);
+		char h[65];
+		sha256_hex(sub, h);
+		out->email = arena_printf(a, "%.32s@external.invalid", h);
 		rc = store_user_insert(c, out, e);
 	}
 	if (rc == 0)
@@ -535,16 +549,16 @@ static int local_admin(struct users *u, struct arena *a, struct user *out, struc
 	int rc = db_acquire(u->db, &c, e);
 	if (rc)
 		return rc;
-	rc = store_user_get(c, a, "email", LOCAL_ADMIN_EMAIL, out, e);
+	rc = store_user_get(c, a, "sub", LOCAL_ADMIN_SUB, out, e);
 	db_release(c);
 	if (rc != ERR_NOT_FOUND)
 		return rc;
 	err_clear(e);
-	rc = create_user(u, a, LOCAL_ADMIN_EMAIL, NULL, "Local administrator", ROLE_ADMIN, NULL, out, e);
+	rc = create_user(u, a, LOCAL_ADMIN_EMAIL, NULL, "Local administrator", ROLE_ADMIN, LOCAL_ADMIN_SUB, out, e);
 	if (rc == ERR_CONFLICT) { /* another request made it first */
 		err_clear(e);
 		if ((rc = db_acquire(u->db, &c, e)) == 0) {
-			rc = store_user_get(c, a, "email", LOCAL_ADMIN_EMAIL, out, e);
+			rc = store_user_get(c, a, "sub", LOCAL_ADMIN_SUB, out, e);
 			db_release(c);
 		}
 	}

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../core/mem.h"
+#include "../core/timeutil.h"
 
 struct db_val dbv_text(const char *s)
 {
@@ -25,7 +26,7 @@ int db_open(db **out, const char *url, int pool, struct err *e)
 	if (strncmp(url, "sqlite:", 7) == 0) {
 		target = url + 7;
 	} else if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
-		return err_set(e, ERR_UNSUPPORTED, "PostgreSQL support is not built into this bookd");
+		ops = &db_postgres_ops;
 	}
 	db *d = xcalloc(1, sizeof(*d));
 	if (!d)
@@ -99,6 +100,10 @@ int db_acquire(db *d, db_conn **out, struct err *e)
 			return 0;
 		}
 		if (d->nopen < d->max) {
+			if (d->down_until_us && time_mono_us() < d->down_until_us) {
+				pthread_mutex_unlock(&d->lock);
+				return err_set(e, ERR_UNAVAILABLE, "database unavailable (reconnecting)");
+			}
 			d->all[d->nopen++] = NULL; /* reserve the slot */
 			int slot = d->nopen - 1;
 			pthread_mutex_unlock(&d->lock);
@@ -108,6 +113,9 @@ int db_acquire(db *d, db_conn **out, struct err *e)
 			if (rc) {
 				d->all[slot] = d->all[--d->nopen];
 				d->all[d->nopen] = NULL;
+				/* Back off before the next attempt: 100 ms doubling to 2 s. */
+				d->backoff_ms = d->backoff_ms ? MIN(d->backoff_ms * 2, 2000) : 100;
+				d->down_until_us = time_mono_us() + (int64_t)d->backoff_ms * 1000;
 				pthread_cond_signal(&d->cond);
 				pthread_mutex_unlock(&d->lock);
 				return rc;
@@ -118,6 +126,8 @@ int db_acquire(db *d, db_conn **out, struct err *e)
 					d->all[i] = c;
 					break;
 				}
+			d->down_until_us = 0;
+			d->backoff_ms = 0;
 			pthread_mutex_unlock(&d->lock);
 			c->owner = d;
 			*out = c;
@@ -195,6 +205,26 @@ int db_ping(db *d, struct err *e)
 	rc = d->ops->ping(c, e);
 	db_release(c);
 	return rc;
+}
+
+int db_row_ncols(const db_row *r)
+{
+	return r->ops->ncols(r);
+}
+
+const char *db_row_name(const db_row *r, int col)
+{
+	return r->ops->col_name(r, col);
+}
+
+int db_listen(db *d, const char *channel, void (*cb)(void *), void *ctx, struct err *e)
+{
+	return d->ops->listen ? d->ops->listen(d, channel, cb, ctx, e) : 0;
+}
+
+int db_notify(db_conn *c, const char *channel, struct err *e)
+{
+	return c->owner->ops->notify ? c->owner->ops->notify(c, channel, e) : 0;
 }
 
 int db_row_is_null(const db_row *r, int col)

@@ -77,6 +77,15 @@ int64_t db_row_int(const db_row *r, int col);
 double db_row_real(const db_row *r, int col);
 const char *db_row_text(const db_row *r, int col, size_t *len);
 
+int db_row_ncols(const db_row *r);
+const char *db_row_name(const db_row *r, int col);
+
+/* Wakes cb(ctx) on a notification of `channel` (PostgreSQL LISTEN/NOTIFY);
+ * on SQLite a no-op that returns 0. */
+int db_listen(db *d, const char *channel, void (*cb)(void *), void *ctx, struct err *e) WUR;
+/* NOTIFY channel (PostgreSQL; a no-op on SQLite). */
+int db_notify(db_conn *c, const char *channel, struct err *e) WUR;
+
 /* Schema migrations (migrate.c). Applies pending ones; *version receives the
  * schema version reached. */
 int db_migrate(db *d, int *version, struct err *e) WUR;

@@ -3,6 +3,7 @@
 #define BOOKD_DB_INT_H
 
 #include <pthread.h>
+#include <stdint.h>
 
 #include "db.h"
 
@@ -24,6 +25,11 @@ struct db_ops {
 	int64_t (*col_int)(const db_row *r, int col);
 	double (*col_real)(const db_row *r, int col);
 	const char *(*col_text)(const db_row *r, int col, size_t *len);
+	int (*ncols)(const db_row *r);
+	const char *(*col_name)(const db_row *r, int col);
+	/* Calls cb(ctx) whenever `channel` is notified (NULL: not supported). */
+	int (*listen)(db *d, const char *channel, void (*cb)(void *), void *ctx, struct err *e);
+	int (*notify)(db_conn *c, const char *channel, struct err *e);
 };
 
 struct db_row {
@@ -49,7 +55,11 @@ struct db {
 	struct db_conn *free_list;
 	struct db_conn **all; /* every open connection, for db_close */
 	int nopen, max;
+	int64_t down_until_us; /* after a failed connect: fail fast until then */
+	int backoff_ms;
 };
+
+extern const struct db_ops db_postgres_ops;
 
 extern const struct db_ops db_sqlite_ops;
 

@@ -239,6 +239,16 @@ static const char *sq_col_text(const db_row *r, int col, size_t *len)
 	return t;
 }
 
+static int sq_ncols(const db_row *r)
+{
+	return sqlite3_column_count(r->impl);
+}
+
+static const char *sq_col_name(const db_row *r, int col)
+{
+	return sqlite3_column_name(r->impl, col);
+}
+
 const struct db_ops db_sqlite_ops = {
 	.name = "sqlite",
 	.dialect = DB_SQLITE,
@@ -254,4 +264,6 @@ const struct db_ops db_sqlite_ops = {
 	.col_int = sq_col_int,
 	.col_real = sq_col_real,
 	.col_text = sq_col_text,
+	.ncols = sq_ncols,
+	.col_name = sq_col_name,
 };

@@ -104,20 +104,25 @@ int store_job_by_idempotency(db_conn *c, struct arena *a, const char *owner, con
 			     struct err *e)
 {
 	struct db_val p[] = { dbv_text(owner), dbv_text(key) };
-	const char *sql = owner ? "SELECT " JOB_COLS " FROM jobs WHERE owner_user_id = $1 AND idempotency_key = $2"
-				: "SELECT " JOB_COLS " FROM jobs WHERE owner_user_id IS NULL AND idempotency_key = $2 "
-				  "AND $1 IS NULL";
-	return one(c, a, sql, p, 2, out, "job not found", e);
+	if (!owner) {
+		struct db_val q[] = { dbv_text(key) };
+		return one(c, a, "SELECT " JOB_COLS " FROM jobs WHERE owner_user_id IS NULL AND idempotency_key = $1",
+			   q, 1, out, "job not found", e);
+	}
+	return one(c, a, "SELECT " JOB_COLS " FROM jobs WHERE owner_user_id = $1 AND idempotency_key = $2", p, 2,
+		   out, "job not found", e);
 }
 
 int store_job_list(db_conn *c, struct arena *a, const char *owner, const char *status, const char *before,
 		   int limit, struct job **items, int *n, struct err *e)
 {
 	struct job_rows m = { a, NULL, 0, 0 };
-	struct db_val p[] = { dbv_text(owner), dbv_text(status), dbv_text(before ? before : "~"), dbv_int(limit) };
+	/* The filters are optional: CAST gives PostgreSQL a type for "$1 IS NULL". */
+	struct db_val p[] = { dbv_text(owner), dbv_text(status), dbv_text(before), dbv_int(limit) };
 	int rc = db_query(c,
-			  "SELECT " JOB_COLS " FROM jobs WHERE ($1 IS NULL OR owner_user_id = $1) "
-			  "AND ($2 IS NULL OR status = $2) AND id < $3 ORDER BY id DESC LIMIT $4",
+			  "SELECT " JOB_COLS " FROM jobs WHERE (CAST($1 AS TEXT) IS NULL OR owner_user_id = $1) "
+			  "AND (CAST($2 AS TEXT) IS NULL OR status = $2) AND (CAST($3 AS TEXT) IS NULL OR id < $3) "
+			  "ORDER BY id DESC LIMIT $4",
 			  p, 4, job_cb, &m, NULL, e);
 	if (rc < 0)
 		return rc;
@@ -130,15 +135,22 @@ int store_job_claim(db_conn *c, struct arena *a, const char *owner, int64_t now,
 		    struct job *out, struct err *e)
 {
 	struct db_val p[] = { dbv_text(owner), dbv_int(now), dbv_int(lease_until) };
-	/* One statement: the subquery picks, the UPDATE takes; SQLite runs it
-	 * under its single writer lock, so two workers never take the same row. */
-	return one(c, a,
-		   "UPDATE jobs SET status = 'processing', lease_owner = $1, lease_until = $3, heartbeat_at = $2, "
-		   "attempts = attempts + 1, started_at = coalesce(started_at, $2), updated_at = $2 "
-		   "WHERE id = (SELECT id FROM jobs WHERE (status = 'pending' AND run_at <= $2) "
-		   "OR (status = 'processing' AND lease_until < $2) ORDER BY priority DESC, run_at, id LIMIT 1) "
-		   "RETURNING " JOB_COLS,
-		   p, 3, out, "no job", e);
+	/* One statement: the subquery picks, the UPDATE takes. SQLite runs it
+	 * under its single writer lock; PostgreSQL skips rows another worker has
+	 * locked, so concurrent claims never wait on each other or collide. */
+	const char *sql =
+		db_dialect(db_conn_db(c)) == DB_POSTGRES
+			? "UPDATE jobs SET status = 'processing', lease_owner = $1, lease_until = $3, heartbeat_at = $2, "
+			  "attempts = attempts + 1, started_at = coalesce(started_at, $2), updated_at = $2 "
+			  "WHERE id = (SELECT id FROM jobs WHERE (status = 'pending' AND run_at <= $2) "
+			  "OR (status = 'processing' AND lease_until < $2) ORDER BY priority DESC, run_at, id LIMIT 1 "
+			  "FOR UPDATE SKIP LOCKED) RETURNING " JOB_COLS
+			: "UPDATE jobs SET status = 'processing', lease_owner = $1, lease_until = $3, heartbeat_at = $2, "
+			  "attempts = attempts + 1, started_at = coalesce(started_at, $2), updated_at = $2 "
+			  "WHERE id = (SELECT id FROM jobs WHERE (status = 'pending' AND run_at <= $2) "
+			  "OR (status = 'processing' AND lease_until < $2) ORDER BY priority DESC, run_at, id LIMIT 1) "
+			  "RETURNING " JOB_COLS;
+	return one(c, a, sql, p, 3, out, "no job", e);
 }
 
 int store_job_heartbeat(db_conn *c, const char *owner, int64_t now, int64_t lease_until, struct err *e)
@@ -238,6 +250,11 @@ int store_job_cancel_requested(db_conn *c, const char *id, int *requested, struc
 	*requested = 0;
 	int rc = db_query(c, "SELECT cancel_requested FROM jobs WHERE id = $1", p, 1, int_cb, requested, NULL, e);
 	return rc < 0 ? rc : 0;
+}
+
+int store_job_notify(db_conn *c, struct err *e)
+{
+	return db_notify(c, "bookd_jobs", e);
 }
 
 int store_job_release_all(db_conn *c, const char *owner, int64_t now, struct err *e)

@@ -47,6 +47,9 @@ int store_job_finish(db_conn *c, const char *id, const char *owner, const char *
  * the status after the call (arena-allocated). */
 int store_job_cancel(db_conn *c, struct arena *a, const char *id, int64_t now, char **status, struct err *e) WUR;
 int store_job_cancel_requested(db_conn *c, const char *id, int *requested, struct err *e) WUR;
+/* Wakes idle workers of other processes (PostgreSQL NOTIFY; no-op on SQLite). */
+int store_job_notify(db_conn *c, struct err *e) WUR;
+#define STORE_JOBS_CHANNEL "bookd_jobs"
 /* Gives back every lease `owner` holds (shutdown): status pending, the
  * attempt not counted. */
 int store_job_release_all(db_conn *c, const char *owner, int64_t now, struct err *e) WUR;

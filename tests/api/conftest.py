@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+import pgtest
 import requests
 
 BOOKD = os.environ.get("BOOKD_BIN", "/work/main/build/bookd")
@@ -337,6 +339,9 @@ def start_server(data_dir, env=None, unset=(), cwd=None, port=None,
     })
     if set_port:
         e["BOOKD_PORT"] = str(port)
+    url = pgtest.database_url_for(data_dir)
+    if url:
+        e["DATABASE_URL"] = url
     for k in unset:
         e.pop(k, None)
     if env:
@@ -375,6 +380,9 @@ def run_bookd(args, data_dir=None, env=None, unset=(), cwd=None, timeout=30):
     e = clean_env()
     if data_dir is not None:
         e["BOOKD_DATA_DIR"] = str(data_dir)
+        url = pgtest.database_url_for(data_dir)
+        if url:
+            e["DATABASE_URL"] = url
     for k in unset:
         e.pop(k, None)
     if env:
@@ -493,6 +501,9 @@ def run_bookd_input(args, stdin_text=None, data_dir=None, env=None, cwd=None, ti
     e = clean_env()
     if data_dir is not None:
         e["BOOKD_DATA_DIR"] = str(data_dir)
+        url = pgtest.database_url_for(data_dir)
+        if url:
+            e["DATABASE_URL"] = url
     if env:
         e.update(env)
     if cwd is None and data_dir is not None and Path(data_dir).is_dir():

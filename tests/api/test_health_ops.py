@@ -247,17 +247,25 @@ def test_request_id_on_every_kind_of_response(server, book):
 def test_ready_is_503_while_the_database_is_unusable(server_factory, tmp_path):
     """Break the schema under a running server: readiness must say so, then recover."""
     import sqlite3
-    srv = server_factory(data_dir=tmp_path / "ready-data")
+    import pgtest
+    data = tmp_path / "ready-data"
+    srv = server_factory(data_dir=data)
     assert srv.get("/health/ready").status_code == 200
-    db = sqlite3.connect(str(tmp_path / "ready-data" / "bookd.db"), timeout=10)
-    db.execute("ALTER TABLE schema_migrations RENAME TO schema_migrations_away")
-    db.commit()
+
+    if pgtest.enabled():
+        db = pgtest.database_url_for(data).rsplit("/", 1)[1]
+        def run(sql):
+            pgtest.server().psql(sql, db=db)
+    else:
+        conn = sqlite3.connect(str(data / "bookd.db"), timeout=10)
+        def run(sql):
+            conn.execute(sql)
+            conn.commit()
+    run("ALTER TABLE schema_migrations RENAME TO schema_migrations_away")
     r = srv.get("/health/ready")
     assert r.status_code == 503, r.text
     body = r.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == "unavailable"
-    db.execute("ALTER TABLE schema_migrations_away RENAME TO schema_migrations")
-    db.commit()
-    db.close()
+    run("ALTER TABLE schema_migrations_away RENAME TO schema_migrations")
     assert srv.get("/health/ready").status_code == 200

@@ -6,19 +6,32 @@
   user registered through the API for login, refresh and logout) and the
   document's own request example otherwise, it answers neither
   404 "no such route" nor 405, but a documented 2xx whose body matches the
-  documented schema and which carries the documented headers. Operations
-  that document `security` are called with the master key (X-API-Key).
+  documented schema and which carries the documented headers (those not
+  marked `required: false`). Operations that document `security` are called
+  with the master key (X-API-Key).
+- Jobs: {job_id} is a fresh job that finishes at once (test.noop when the
+  server runs with BOOKD_TEST_JOBS=1, else the import of a small Markdown
+  file). A documented `multipart/form-data` body (the book import) is sent as
+  a form with a small .md file; an operation with an `Idempotency-Key`
+  parameter is sent twice with one key, and the repeat must give back the
+  same job with `Idempotent-Replayed: true`; a `text/event-stream` response
+  is read until its `done` event, and each event's data must match the
+  schema the document gives for it (`x-events`).
 - On every documented path, the server's `Allow` lists exactly the documented
-  methods (plus HEAD for GET, and OPTIONS): no undocumented methods.
+  methods (plus HEAD for GET, and OPTIONS): no undocumented methods. Where a
+  literal path is also matched by a templated one (/books/import and
+  /books/{book_id}), the URL allows the methods of both.
 - Every route of src/api/routes.c is documented.
 """
 import copy
+import json
 import re
+import time
 
 import pytest
 import yaml
 
-from conftest import ADMIN, REPO_ROOT, random_isbn13, uniq
+from conftest import ADMIN, HTTP_TIMEOUT, REPO_ROOT, SLOW, random_isbn13, uniq
 
 SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 ROUTES_C = REPO_ROOT / "src" / "api" / "routes.c"
@@ -26,6 +39,9 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 # `{ HTTP_GET, "/api/v1/books", api_books_list },`
 ROUTE_RE = re.compile(r'\{\s*HTTP_([A-Z]+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*(?:,\s*[\w|]+\s*)?\}')
 PARAM_RE = re.compile(r"\{([^}/]+)\}")
+JOB_STATUSES = ["pending", "processing", "completed", "failed", "cancelled"]
+TERMINAL = {"completed", "failed", "cancelled"}
+SSE = "text/event-stream"
 
 
 def load_spec():
@@ -66,6 +82,13 @@ def source_routes():
 def shape(path):
     """A path with its parameter names erased: /books/{} == /books/{book_id}."""
     return PARAM_RE.sub("{}", path.rstrip("/") or "/")
+
+
+def path_regex(path):
+    """A documented path as a regex over concrete URLs: {x} is one segment."""
+    parts = PARAM_RE.split(path)
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else "[^/]+"
+                              for i, p in enumerate(parts)))
 
 
 def operation_cases():
@@ -151,7 +174,32 @@ def world(server):
                                  content_markdown="# Start\n\nSome text.", number=1)
     r = server.post("/api/v1/auth/api-keys", json={"name": uniq("openapi key")}, headers=ADMIN)
     assert r.status_code == 201, r.text
-    return {"book": book, "chapter": chapter, "isbn": isbn, "api_key": r.json()}
+    return {"book": book, "chapter": chapter, "isbn": isbn, "api_key": r.json(), "server": server}
+
+
+def test_jobs_enabled(server):
+    """Whether the server takes the test.* job types (BOOKD_TEST_JOBS=1)."""
+    return server.env.get("BOOKD_TEST_JOBS") == "1"
+
+
+test_jobs_enabled.__test__ = False  # a helper, not a test
+
+
+def markdown_file(title):
+    return f"# {title}\n\nImported by test_openapi.py.\n".encode()
+
+
+def new_job(server):
+    """A job of the master key's user that finishes at once: test.noop when
+    the server takes test jobs, else the import of a one-chapter .md file."""
+    if test_jobs_enabled(server):
+        r = server.post("/api/v1/jobs", json={"type": "test.noop"}, headers=ADMIN)
+    else:
+        title = uniq("openapi job")
+        r = server.post("/api/v1/books/import", headers=ADMIN, data={"title": title},
+                        files={"file": ("openapi-job.md", markdown_file(title), "text/markdown")})
+    assert r.status_code == 202, f"cannot queue a job: {r.status_code} {r.text[:300]}"
+    return r.json()["job_id"]
 
 
 def account(server, world):
@@ -167,11 +215,12 @@ def account(server, world):
 
 def concrete_path(path, world, chapter_kind):
     values = {
-        "book_id": world["book"]["id"],
-        "isbn": world["isbn"],
-        "chapter": (str(world["chapter"]["number"]) if chapter_kind == "number"
-                    else world["chapter"]["id"]),
-        "key_id": world["api_key"]["id"],
+        "book_id": lambda: world["book"]["id"],
+        "isbn": lambda: world["isbn"],
+        "chapter": lambda: (str(world["chapter"]["number"]) if chapter_kind == "number"
+                            else world["chapter"]["id"]),
+        "key_id": lambda: world["api_key"]["id"],
+        "job_id": lambda: world.setdefault("job_id", new_job(world["server"])),
     }
 
     def sub(m):
@@ -179,27 +228,47 @@ def concrete_path(path, world, chapter_kind):
         if name not in values:
             pytest.fail(f"{path}: test_openapi.py knows no real value for the path "
                         f"parameter {{{name}}}; add one to concrete_path()")
-        return values[name]
+        return values[name]()
 
     return PARAM_RE.sub(sub, path)
+
+
+def media_example(media, label, usable=lambda value: True):
+    """The media type's `example`, or the first of its `examples` that is usable."""
+    if "example" in media:
+        return copy.deepcopy(media["example"])
+    for ex in (media.get("examples") or {}).values():
+        value = deref(ex)["value"]
+        if usable(value):
+            return copy.deepcopy(value)
+    pytest.fail(f"{label}: the request body has no (usable) example")
 
 
 def request_example(op, label, server, world, path):
     """The documented JSON example of an operation's request body, made unique
     (fresh ISBNs, a unique title, a unique email to register) so it cannot
     collide with other tests, and with real credentials (login, refresh and
-    logout use a user registered for this case) and real book ids."""
+    logout use a user registered for this case) and real book ids. A job
+    submission uses an example of a type the server takes (test.* only with
+    BOOKD_TEST_JOBS=1); a book.import payload gets a real file to import,
+    written into the server's uploads folder (the job deletes it)."""
     if "requestBody" not in op:
         return None
     media = deref(op["requestBody"])["content"].get("application/json")
     assert media is not None, f"{label}: request body is not documented as application/json"
-    if "example" in media:
-        body = copy.deepcopy(media["example"])
-    elif media.get("examples"):
-        body = copy.deepcopy(deref(next(iter(media["examples"].values())))["value"])
-    else:
-        pytest.fail(f"{label}: the request body has no example")
+
+    def usable(value):
+        kind = value.get("type") if isinstance(value, dict) else None
+        return not (isinstance(kind, str) and kind.startswith("test.")) or test_jobs_enabled(server)
+
+    body = media_example(media, label, usable)
     if isinstance(body, dict):
+        payload = body.get("payload")
+        if body.get("type") == "book.import" and isinstance(payload, dict) and "upload" in payload:
+            title = f"{payload.get('title') or 'openapi'} {uniq('openapi')}"
+            upload = server.data_dir / "uploads" / f"{uniq('openapi')}.md"
+            upload.write_bytes(markdown_file(title))
+            payload.update(upload=str(upload), kind="markdown", filename=upload.name, title=title)
         if body.get("isbns"):
             body["isbns"] = [random_isbn13() for _ in body["isbns"]]
         if isinstance(body.get("title"), str):
@@ -216,6 +285,81 @@ def request_example(op, label, server, world, path):
     return body
 
 
+def request_kwargs(op, label, server, world, path):
+    """requests keyword arguments for the operation's body: JSON (see
+    request_example), or, for a documented multipart/form-data upload, the
+    example's text fields (title made unique) and its file parts sent as a
+    small .md file."""
+    if "requestBody" not in op:
+        return {}
+    content = deref(op["requestBody"])["content"]
+    form = content.get("multipart/form-data")
+    if form is None:
+        return {"json": request_example(op, label, server, world, path)}
+    example = media_example(form, label)
+    props = deref(form["schema"]).get("properties", {})
+    file_parts = [k for k, v in props.items()
+                  if deref(v).get("format") == "binary" or "contentMediaType" in deref(v)]
+    assert file_parts, f"{label}: the multipart schema has no file part"
+    title = f"{example.get('title') or 'openapi'} {uniq('openapi')}"
+    data = {k: str(v) for k, v in example.items() if k not in file_parts}
+    if "title" in props:
+        data["title"] = title
+    data.pop("book_id", None)  # a new book, not the example's
+    files = {k: (f"{uniq('openapi')}.md", markdown_file(title), "text/markdown") for k in file_parts}
+    return {"data": data, "files": files}
+
+
+def header_param(op, name):
+    return any(deref(p).get("in") == "header" and deref(p).get("name") == name
+               for p in op.get("parameters", []))
+
+
+def read_events(r, label, timeout):
+    """Server-Sent Events from a streamed response, until `done` or `error`
+    (or the stream's end): [(event, data)]."""
+    events, event, data = [], None, []
+    deadline = time.monotonic() + timeout
+    for line in r.iter_lines(decode_unicode=True):
+        assert time.monotonic() < deadline, f"{label}: no `done` event within {timeout}s: {events}"
+        if line is None:
+            continue
+        if line == "":
+            if event or data:
+                events.append((event or "message", "\n".join(data)))
+                if event in ("done", "error"):
+                    break
+            event, data = None, []
+        elif line.startswith(":"):
+            continue  # a comment (keep-alive)
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+    return events
+
+
+def check_event_stream(r, resp, label, got):
+    """The documented event stream: events the document names, data matching
+    each event's documented schema, ending with `done` on a finished job."""
+    media = resp["content"][SSE]
+    documented = media.get("x-events") or {}
+    assert documented, f"{label}: the {SSE} response documents no events (x-events)"
+    try:
+        events = read_events(r, label, 30 * SLOW)
+    finally:
+        r.close()
+    assert events, f"{label}: the stream ended without an event: {got}"
+    for name, data in events:
+        assert name in documented, f"{label}: undocumented event {name!r}: {events}"
+        problems = conform(documented[name]["schema"], json.loads(data), f"event {name}")
+        assert not problems, f"{label}: event {name!r} does not match its schema:\n" + "\n".join(problems)
+    name, data = events[-1]
+    assert name == "done", f"{label}: the stream did not end with `done`: {events}"
+    assert json.loads(data)["status"] in TERMINAL, events[-1]
+    assert all(n == "progress" for n, _ in events[:-1]), events
+
+
 # ------------------------------------------------------------ tests
 
 def test_document_basics():
@@ -228,6 +372,9 @@ def test_document_basics():
     for name in ("User", "Tokens", "AuthResult", "Me", "ApiKey", "ApiKeyCreated", "ApiKeyInput",
                  "ApiKeyList", "Preferences", "PreferencesInput"):
         assert name in schemas, f"components/schemas/{name} is missing"
+    for name in ("Job", "JobStatus", "JobList", "JobAccepted", "JobSubmitInput", "BookImportResult"):
+        assert name in schemas, f"components/schemas/{name} is missing"
+    assert schemas["JobStatus"]["enum"] == JOB_STATUSES, schemas["JobStatus"]["enum"]
     codes = schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"]
     assert "rate_limited" in codes, codes
     key = SPEC["components"]["securitySchemes"]["ApiKey"]
@@ -246,6 +393,9 @@ def test_document_basics():
             assert ({"BearerAuth": []} in security) == write, (method, path)
         # The signed-in user's routes take either credential too.
         if path in ("/api/v1/auth/me", "/api/v1/users/me/preferences") or "/api-keys" in path:
+            assert {"ApiKey": []} in security and {"BearerAuth": []} in security, (method, path)
+        # Jobs are per user: every jobs route takes either credential.
+        if path.startswith("/api/v1/jobs"):
             assert {"ApiKey": []} in security and {"BearerAuth": []} in security, (method, path)
 
 

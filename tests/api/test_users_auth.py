@@ -501,3 +501,43 @@ def test_secret_rotation(server_factory, tmp_path):
     # refresh tokens do not depend on the secret
     r = srv.post(REFRESH, json={"refresh_token": reg["refresh_token"]})
     assert r.status_code == 200, r.text
+
+
+def _start_expecting_exit(data, env):
+    from conftest import start_server
+    srv = start_server(data, env=env, wait=False)
+    try:
+        rc = srv.proc.wait(timeout=10)
+    except Exception:
+        srv.stop()
+        raise AssertionError("bookd serve started although its jwt.secret is unusable")
+    return rc, srv.log_text()
+
+
+def test_unusable_secret_file_is_a_clean_error(tmp_path):
+    """A jwt.secret that is too short: refuse to start, saying why."""
+    data = tmp_path / "short"
+    data.mkdir()
+    (data / "jwt.secret").write_text("too short\n")
+    os.chmod(data / "jwt.secret", 0o600)
+    rc, log = _start_expecting_exit(data, users_env(BOOKD_JWT_SECRET=""))
+    assert rc == 1, (rc, log)
+    assert "jwt.secret" in log
+
+
+def test_symlinked_secret_file_is_a_clean_error(tmp_path):
+    """jwt.secret is opened with O_NOFOLLOW; a symlink there (dangling or
+    not) must make bookd refuse to start with an error, not crash."""
+    failures = []
+    for dangling in (False, True):
+        data = tmp_path / f"link-{dangling}"
+        data.mkdir()
+        target = tmp_path / f"target-{dangling}.secret"
+        if not dangling:
+            target.write_text("s" * 48)
+        (data / "jwt.secret").symlink_to(target)
+        rc, log = _start_expecting_exit(data, users_env(BOOKD_JWT_SECRET=""))
+        if rc != 1 or "jwt.secret" not in log:
+            failures.append(f"dangling={dangling}: bookd serve exited {rc} "
+                            f"({'signal ' + str(-rc) if rc < 0 else 'status'}); log: {log[-300:]!r}")
+    assert not failures, "\n".join(failures)

@@ -310,16 +310,51 @@ def test_external_subject_cannot_become_a_local_user(ext, keys):
     assert w.status_code in (401, 422)
 
 
-def test_external_claim_of_admin_email(ext, keys):
-    """The master key's built-in administrator must not be claimable."""
-    tok = token(keys["ed"], claims(email="admin@bookd.local"))
-    r = me(ext, tok)
-    assert r.status_code == 200
-    assert r.json()["role"] == "reader"
-    m = ext.get(ME, headers=ADMIN)
-    assert m.status_code == 200
-    assert m.json()["id"] != r.json()["id"]
-    assert m.json()["role"] == "admin"
+def test_external_claim_of_admin_email(idp, keys, tmp_path):
+    """The master key's built-in administrator (admin@bookd.local) must not
+    be claimable by an external token's email on a fresh server."""
+    srv = start_server(tmp_path / "fresh", env=users_env(
+        BOOKD_JWKS_URL=idp.url, BOOKD_JWT_ISSUER=ISSUER, BOOKD_JWT_AUDIENCE=AUDIENCE))
+    try:
+        tok = token(keys["ed"], claims(email="admin@bookd.local"))
+        r = me(srv, tok)
+        assert r.status_code == 200
+        assert r.json()["role"] == "reader"
+        m = srv.get(ME, headers=ADMIN)
+        assert m.status_code == 200
+        problems = []
+        if m.json()["id"] == r.json()["id"]:
+            problems.append("the master key's user is the external account that claimed "
+                            "admin@bookd.local")
+        if m.json()["role"] != "admin":
+            problems.append(f"GET /auth/me with the master key says role {m.json()['role']!r}")
+        assert not problems, "\n".join(problems)
+    finally:
+        assert srv.stop() == 0
+
+
+def test_local_registration_cannot_block_an_external_subject(ext, keys):
+    """Someone registering the address bookd would synthesise for an external
+    subject ("<sub>@external.invalid"), or the address the provider claims,
+    must not lock that subject out, nor become it."""
+    problems = []
+    for with_email in (False, True):
+        sub = uniq("known-sub")
+        claimed = new_email("claimed") if with_email else None
+        squats = [register(ext, f"{sub}@external.invalid")["user"]["id"]]
+        if claimed:
+            squats.append(register(ext, claimed)["user"]["id"])
+        r = me(ext, token(keys["ed"], claims(sub, email=claimed)))
+        if r.status_code != 200:
+            problems.append(f"email claim {claimed!r}, '<sub>@external.invalid' registered: "
+                            f"GET /auth/me -> {r.status_code} {r.text[:150]}")
+            continue
+        if r.json()["id"] in squats:
+            problems.append("the external subject became the squatter's account")
+        again = me(ext, token(keys["rsa"], claims(sub)))
+        if again.status_code != 200 or again.json()["id"] != r.json()["id"]:
+            problems.append(f"second sign-in: {again.status_code} {again.text[:150]}")
+    assert not problems, "\n".join(problems)
 
 
 def test_first_sight_concurrently(ext, keys):

@@ -1,0 +1,132 @@
+#include "copy.h"
+
+#include <string.h>
+
+#include "../core/buf.h"
+#include "../core/mem.h"
+
+/* In foreign-key order. A new table must be added here (a test compares this
+ * list with the schema). */
+static const char *const tables[] = { "books",	  "book_isbns",	 "chapters",	"users",
+				      "refresh_tokens", "api_keys", "preferences", "jobs" };
+
+struct copier {
+	db_conn *to;
+	const char *table;
+	char *insert_sql; /* built from the source's column names, once */
+	long long rows;
+	struct err *e;
+};
+
+static int count_cb(void *ctx, const db_row *r)
+{
+	*(long long *)ctx = db_row_int(r, 0);
+	return 1;
+}
+
+/* The statements below name tables from the fixed list above, never input. */
+static int count_rows(db_conn *c, const char *table, long long *n, struct err *e)
+{
+	static char sql[COPY_MAX_TABLES][96];
+	size_t i = 0;
+	while (i < ARRAY_LEN(tables) && strcmp(tables[i], table))
+		i++;
+	snprintf(sql[i], sizeof(sql[i]), "SELECT count(*) FROM %s", tables[i]);
+	*n = 0;
+	int rc = db_query(c, sql[i], NULL, 0, count_cb, n, NULL, e);
+	return rc < 0 ? rc : 0;
+}
+
+static int row_cb(void *ctx, const db_row *r)
+{
+	struct copier *cp = ctx;
+	int n = db_row_ncols(r);
+	if (n > 32)
+		return err_set(cp->e, ERR_INTERNAL, "%s: too many columns", cp->table);
+	if (!cp->insert_sql) {
+		struct buf b;
+		buf_init(&b, 8192);
+		int rc = buf_printf(&b, "INSERT INTO %s (", cp->table);
+		for (int i = 0; !rc && i < n; i++)
+			rc = buf_printf(&b, "%s%s", i ? ", " : "", db_row_name(r, i));
+		rc = rc ? rc : buf_puts(&b, ") VALUES (");
+		for (int i = 0; !rc && i < n; i++)
+			rc = buf_printf(&b, "%s$%d", i ? ", " : "", i + 1);
+		rc = rc ? rc : buf_putc(&b, ')');
+		if (rc) {
+			buf_free(&b);
+			return err_set(cp->e, ERR_INTERNAL, "out of memory");
+		}
+		cp->insert_sql = buf_steal(&b); /* lives until the copy ends: statements are cached by it */
+	}
+	struct db_val p[32];
+	for (int i = 0; i < n; i++) {
+		size_t len;
+		const char *t = db_row_text(r, i, &len);
+		p[i] = db_row_is_null(r, i) ? dbv_null() : dbv_textn(t, len);
+	}
+	int rc = db_query(cp->to, cp->insert_sql, p, n, NULL, NULL, NULL, cp->e);
+	if (rc)
+		return rc;
+	cp->rows++;
+	return 0;
+}
+
+int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], int *ntables, struct err *e)
+{
+	db_conn *src = NULL, *dst = NULL;
+	char *sql[ARRAY_LEN(tables)] = { 0 };
+	char *select_sql[ARRAY_LEN(tables)] = { 0 };
+	int rc = db_acquire(from, &src, e);
+	if (rc || (rc = db_acquire(to, &dst, e)) != 0)
+		goto out;
+	for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
+		long long n;
+		if ((rc = count_rows(dst, tables[i], &n, e)) != 0)
+			goto out;
+		if (n) {
+			rc = err_set(e, ERR_CONFLICT, "the target database is not empty (%s has %lld rows)", tables[i], n);
+			goto out;
+		}
+	}
+	if ((rc = db_begin(dst, e)) != 0)
+		goto out;
+	*ntables = 0;
+	for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
+		struct copier cp = { dst, tables[i], NULL, 0, e };
+		select_sql[i] = xmalloc(64);
+		if (!select_sql[i]) {
+			rc = err_set(e, ERR_INTERNAL, "out of memory");
+			break;
+		}
+		snprintf(select_sql[i], 64, "SELECT * FROM %s", tables[i]);
+		rc = db_query(src, select_sql[i], NULL, 0, row_cb, &cp, NULL, e);
+		sql[i] = cp.insert_sql;
+		if (rc)
+			break;
+		long long in_target;
+		if ((rc = count_rows(dst, tables[i], &in_target, e)) != 0)
+			break;
+		if (in_target != cp.rows) {
+			rc = err_set(e, ERR_INTERNAL, "%s: copied %lld rows but the target has %lld", tables[i], cp.rows,
+				     in_target);
+			break;
+		}
+		counts[*ntables].table = tables[i];
+		counts[(*ntables)++].rows = cp.rows;
+	}
+	if (rc == 0)
+		rc = db_commit(dst, e);
+	if (rc)
+		db_rollback(dst);
+out:
+	db_release(src);
+	db_release(dst);
+	/* The connections cached statements keyed by these strings: close the
+	 * databases before reusing the memory. The caller does, right after. */
+	for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
+		xfree(sql[i]);
+		xfree(select_sql[i]);
+	}
+	return rc;
+}
