@@ -1,7 +1,9 @@
 #!/bin/sh
 # `make bench`: throughput and tail latency of bookd's hot path (GET of one
 # ~50 KB chapter) next to nginx serving the very same bytes as a static file
-# with sendfile, plus bookd's cheapest route (/health/live) as a floor.
+# with sendfile, plus bookd's cheapest route (/health/live) as a floor; then
+# the chapter's p99 with and without a concurrent burst of logins (argon2id
+# must not starve other requests); then the job queue (bench/jobs.sh).
 # See bench/README.md. POSIX sh: make runs it as `sh bench/run.sh`.
 #
 # Environment:
@@ -11,7 +13,13 @@
 #   BENCH_THREADS      wrk threads (default 2)
 #   BENCH_NGINX_TCP_NOPUSH  on (default, as Debian's nginx.conf: most req/s)
 #                      or off (no ~40 ms delayed-ACK tail in nginx's p99)
+#   BENCH_LOGIN_SECONDS  length of each chapter run next to the login burst
+#                      (default 5)
+#   BENCH_LOGIN_CLIENTS  concurrent login clients of the burst (default 8)
+#   BENCH_SKIP_JOBS    1 = do not run bench/jobs.sh afterwards
+#   BENCH_PYTHON       Python 3 for bench/logins.py (default python3)
 #   BOOKD_THREADS      bookd worker threads (default 0 = cores)
+#   BOOKD_HASH_THREADS bookd password-hashing threads (default 1)
 #   BOOKD_BIN          bookd binary (default build/bookd)
 set -eu
 
@@ -27,6 +35,10 @@ BIN=${BOOKD_BIN:-build/bookd}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 OUT=$ROOT/bench/out
 MIN_BYTES=50000
+LOGIN_SECS=${BENCH_LOGIN_SECONDS:-5}
+LOGIN_CLIENTS=${BENCH_LOGIN_CLIENTS:-8}
+PYTHON=${BENCH_PYTHON:-python3}
+HASH_THREADS=${BOOKD_HASH_THREADS:-1}
 
 die() {
 	echo "bench: $*" >&2
@@ -34,7 +46,12 @@ die() {
 }
 
 case $NOPUSH in on | off) ;; *) die "BENCH_NGINX_TCP_NOPUSH must be on or off" ;; esac
-for tool in wrk nginx curl awk; do
+for v in "$LOGIN_SECS" "$LOGIN_CLIENTS" "$HASH_THREADS"; do
+	case $v in '' | *[!0-9]*) die "BENCH_LOGIN_SECONDS, BENCH_LOGIN_CLIENTS and BOOKD_HASH_THREADS must be whole numbers" ;; esac
+done
+[ "$LOGIN_SECS" -ge 1 ] || die "BENCH_LOGIN_SECONDS must be at least 1"
+[ "$LOGIN_CLIENTS" -ge 1 ] || die "BENCH_LOGIN_CLIENTS must be at least 1"
+for tool in wrk nginx curl awk od "$PYTHON"; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run \`make deps\`)"
 done
 [ -x "$BIN" ] || die "$BIN not found (run \`make build/bookd\`)"
@@ -45,6 +62,7 @@ tmp=""
 BOOKD_PID=""
 NGINX_PID=""
 WRK_PID=""
+LOGINS_PID=""
 
 stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
 	p=$1
@@ -70,6 +88,7 @@ cleanup() {
 	rc=$?
 	trap - EXIT INT TERM HUP
 	stop_pid "$WRK_PID" INT 2
+	stop_pid "$LOGINS_PID" TERM 2
 	stop_pid "$BOOKD_PID" TERM 10
 	stop_pid "$NGINX_PID" TERM 5 # nginx master: TERM = fast shutdown, workers follow
 	[ -n "$tmp" ] && rm -rf "$tmp"
@@ -166,6 +185,8 @@ wait_http() { # url pid seconds
 
 # ---- 2. bookd ---------------------------------------------------------------
 
+# Login limits far above what the burst of section 4b can reach (100000 is
+# their maximum), so that rate limiting never answers in argon2id's place.
 BOOKD_THREADS_USED=${BOOKD_THREADS:-0}
 tries=0
 while :; do
@@ -173,7 +194,8 @@ while :; do
 	BPORT=$PORT
 	(cd "$tmp" && exec env BOOKD_DATA_DIR="$tmp/data" DATABASE_URL= BOOKD_HOST=127.0.0.1 \
 		BOOKD_PORT="$BPORT" BOOKD_LOG_LEVEL=warn BOOKD_SHUTDOWN_TIMEOUT=5 \
-		BOOKD_THREADS="$BOOKD_THREADS_USED" "$BIN" serve) >"$tmp/bookd.log" 2>&1 &
+		BOOKD_THREADS="$BOOKD_THREADS_USED" BOOKD_HASH_THREADS="$HASH_THREADS" \
+		BOOKD_LOGIN_BURST=100000 BOOKD_LOGIN_PER_MINUTE=100000 "$BIN" serve) >"$tmp/bookd.log" 2>&1 &
 	BOOKD_PID=$!
 	wait_http "http://127.0.0.1:$BPORT/health/live" "$BOOKD_PID" 10 && break
 	stop_pid "$BOOKD_PID" TERM 5
@@ -327,6 +349,52 @@ non2xx_nginx=$NON2XX serr_nginx=$SERR
 measure live "$BOOKD/health/live"
 rps_live=$RPS p50_live=$P50 p99_live=$P99 reqs_live=$REQS
 non2xx_live=$NON2XX serr_live=$SERR warm_live=$WARM_ERR
+
+# ---- 4b. GET chapter with and without a burst of logins ---------------------
+#
+# argon2id (19 MiB, t=2) runs on BOOKD_HASH_THREADS, not on the HTTP threads:
+# while LOGIN_CLIENTS clients log in back to back, the chapter's p99 should
+# stay low. The same wrk run as above (already warm), LOGIN_SECS alone, then
+# LOGIN_SECS with bench/logins.py running next to it for the same time.
+
+LOGIN_EMAIL="bench-$$@example.com"
+BENCH_LOGIN_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+export BENCH_LOGIN_PASSWORD
+"$PYTHON" bench/logins.py register "$BOOKD" "$LOGIN_EMAIL" || die "cannot register the login bench user"
+
+parse_into() { # name: sets RPS P50 P99 REQS NON2XX SERR from wrk-NAME.txt
+	res=$(parse_wrk "$tmp/wrk-$1.txt") || {
+		cat "$tmp/wrk-$1.txt" >&2
+		die "cannot parse wrk output for $1"
+	}
+	read -r RPS P50 P99 REQS NON2XX SERR <<EOF
+$res
+EOF
+}
+
+printf '  running %-8s %s s alone, then %s s next to %s login clients ...\n' chapter "$LOGIN_SECS" "$LOGIN_SECS" "$LOGIN_CLIENTS" >&2
+run_wrk chapter-quiet "${LOGIN_SECS}s" "$BOOKD$CHAPTER_PATH"
+parse_into chapter-quiet
+rps_quiet=$RPS p50_quiet=$P50 p99_quiet=$P99 non2xx_quiet=$NON2XX serr_quiet=$SERR
+
+"$PYTHON" bench/logins.py burst "$BOOKD" "$LOGIN_EMAIL" "$LOGIN_SECS" "$LOGIN_CLIENTS" "$tmp/logins.json" &
+LOGINS_PID=$!
+run_wrk chapter-logins "${LOGIN_SECS}s" "$BOOKD$CHAPTER_PATH"
+lrc=0
+wait "$LOGINS_PID" || lrc=$?
+LOGINS_PID=""
+parse_into chapter-logins
+rps_burst=$RPS p50_burst=$P50 p99_burst=$P99 non2xx_burst=$NON2XX serr_burst=$SERR
+[ -s "$tmp/logins.json" ] || die "bench/logins.py wrote no result (exit $lrc)"
+logins_json=$(cat "$tmp/logins.json")
+login_field() { # key: a number from logins.json
+	printf '%s\n' "$logins_json" | sed -n "s/.*\"$1\": *\([0-9.][0-9.]*\).*/\1/p"
+}
+login_rate=$(login_field logins_per_sec)
+login_secs=$(login_field seconds)
+login_ok=$(login_field ok)
+login_p50=$(login_field latency_p50_ms)
+login_p99=$(login_field latency_p99_ms)
 echo >&2
 
 # ---- after the load: is bookd still alive and still right? ------------------
@@ -359,6 +427,10 @@ row "bookd GET chapter ($body_kb KB)" "$rps_chapter" "$p50_chapter" "$p99_chapte
 row "nginx same bytes (static)" "$rps_nginx" "$p50_nginx" "$p99_nginx" "$(errs "$non2xx_nginx" "$serr_nginx")"
 row "bookd GET /health/live" "$rps_live" "$p50_live" "$p99_live" "$(errs "$non2xx_live" "$serr_live")"
 echo "ratio bookd/nginx (chapter): $ratio   (target >= 0.70, p99 < 5 ms: $verdict)"
+echo
+row "bookd GET chapter, ${LOGIN_SECS} s alone" "$rps_quiet" "$p50_quiet" "$p99_quiet" "$(errs "$non2xx_quiet" "$serr_quiet")"
+row "  same, during a login burst" "$rps_burst" "$p50_burst" "$p99_burst" "$(errs "$non2xx_burst" "$serr_burst")"
+echo "login burst: $LOGIN_CLIENTS clients, ${login_ok:-0} logins in ${login_secs:-?} s = ${login_rate:-?} logins/s (p50 ${login_p50:-?} ms, p99 ${login_p99:-?} ms; BOOKD_HASH_THREADS=$HASH_THREADS)"
 echo "(errors: n = \"Non-2xx or 3xx responses\", s = wrk socket errors; raw wrk output in bench/out/)"
 
 problems=""
@@ -371,6 +443,9 @@ check_bookd() { # what non2xx socket_errors warmup_errors
 }
 check_bookd "GET chapter" "$non2xx_chapter" "$serr_chapter" "$warm_chapter"
 check_bookd "GET /health/live" "$non2xx_live" "$serr_live" "$warm_live"
+check_bookd "GET chapter, alone" "$non2xx_quiet" "$serr_quiet" 0
+check_bookd "GET chapter, during the login burst" "$non2xx_burst" "$serr_burst" 0
+[ "$lrc" -eq 0 ] || problems="$problems; the login burst got answers other than 200 (bench/out/latest.json: login_burst)"
 [ "$non2xx_nginx" -eq 0 ] && [ "$serr_nginx" -eq 0 ] || problems="$problems; nginx had errors, its figures are suspect"
 [ "$startup_log_lines" -eq 0 ] || echo "note: bookd logged $startup_log_lines warn/error line(s) at startup (bench/out/bookd.log)"
 [ "$bookd_warn_lines" -eq 0 ] || echo "note: bookd logged $bookd_warn_lines warn/error line(s) under load (bench/out/bookd.log)"
@@ -402,6 +477,12 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 		"$rps_live" "$p50_live" "$p99_live" "$reqs_live" "$non2xx_live" "$serr_live"
 	echo
 	echo "  },"
+	echo "  \"login_burst\": {"
+	echo "    \"duration_s\": $LOGIN_SECS, \"hash_threads\": $HASH_THREADS,"
+	echo "    \"chapter_alone\": {\"requests_per_sec\": $rps_quiet, \"p50_ms\": $p50_quiet, \"p99_ms\": $p99_quiet, \"non_2xx_3xx\": $non2xx_quiet, \"socket_errors\": $serr_quiet},"
+	echo "    \"chapter_during_burst\": {\"requests_per_sec\": $rps_burst, \"p50_ms\": $p50_burst, \"p99_ms\": $p99_burst, \"non_2xx_3xx\": $non2xx_burst, \"socket_errors\": $serr_burst},"
+	echo "    \"logins\": $logins_json"
+	echo "  },"
 	echo "  \"ratio_bookd_nginx_chapter\": $ratio,"
 	echo "  \"target\": {\"min_ratio\": 0.70, \"max_p99_ms\": 5, \"ratio_ok\": $ratio_ok, \"p99_ok\": $p99_ok},"
 	echo "  \"valid\": $valid,"
@@ -412,5 +493,20 @@ echo "written: bench/out/latest.json"
 
 if [ -n "$problems" ]; then
 	echo "bench: INVALID RUN: ${problems#; }" >&2
-	exit 1
 fi
+
+# ---- 6. the job queue: bench/jobs.sh ------------------------------------------
+#
+# With this script's servers stopped, so that they do not share the cores.
+
+if [ "${BENCH_SKIP_JOBS:-0}" != 1 ]; then
+	stop_pid "$BOOKD_PID" TERM 10
+	BOOKD_PID=""
+	stop_pid "$NGINX_PID" TERM 5
+	NGINX_PID=""
+	echo
+	jrc=0
+	BENCH_PYTHON=$PYTHON BOOKD_BIN=$BIN sh bench/jobs.sh || jrc=$?
+	[ "$jrc" -eq 0 ] || problems="$problems; bench/jobs.sh failed (exit $jrc)"
+fi
+[ -z "$problems" ] || exit 1

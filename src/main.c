@@ -24,6 +24,7 @@
 #include "core/timeutil.h"
 #include "http/server.h"
 #include "services/jobs.h"
+#include "services/search.h"
 #include "services/users.h"
 #include "services/books.h"
 #include "services/ingest.h"
@@ -43,6 +44,8 @@ static void usage(FILE *f)
 		"                            a .md/.mdx file or a .txt file; re-importing updates in place\n"
 		"      --title T  --author A  --language L  --book-id ID  --if-empty\n"
 		"  worker                    run background jobs only (no HTTP), until SIGTERM\n"
+		"  search QUESTION [--book ID] [--limit N] [--mode keyword|vector|hybrid]\n"
+		"  reindex [--book ID]       rebuild the search index (chunks, and vectors with a provider)\n"
 		"  migrate                   apply database migrations and print the schema version\n"
 		"  copy-data --from URL --to URL   copy everything into an empty database\n"
 		"                            (e.g. --from sqlite:bookd-data/bookd.db --to postgres://…)\n"
@@ -114,6 +117,21 @@ static int open_db(const struct config *cfg, db **out, int *version)
 
 /* The HS256 secret: BOOKD_JWT_SECRET, or one generated once into the data
  * directory (mode 0600). Several nodes must share BOOKD_JWT_SECRET. */
+static int read_secret_file(const char *path, char *out, size_t cap)
+{
+	/* O_NOFOLLOW: a symlink planted in the data dir is refused, not followed. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 1 : -1;
+	ssize_t n = read(fd, out, cap - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	return strlen(out) >= 32 ? 0 : -1;
+}
+
 static int jwt_secret(const struct config *cfg, char *out, size_t cap)
 {
 	if (cfg->jwt_secret[0]) {
@@ -123,22 +141,15 @@ static int jwt_secret(const struct config *cfg, char *out, size_t cap)
 	char path[4096];
 	if (snprintf(path, sizeof(path), "%s/jwt.secret", cfg->data_dir) >= (int)sizeof(path) || mkdir_p(cfg->data_dir))
 		return -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd >= 0) {
-		ssize_t n = read(fd, out, cap - 1);
-		close(fd);
-		if (n < 32)
-			return -1;
-		out[n] = '\0';
-		out[strcspn(out, "\r\n")] = '\0';
-		return 0;
-	}
+	int rc = read_secret_file(path, out, cap);
+	if (rc <= 0)
+		return rc;
 	unsigned char raw[48];
 	randombytes_buf(raw, sizeof(raw));
 	sodium_bin2base64(out, cap, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return errno == EEXIST ? jwt_secret(cfg, out, cap) : -1; /* another process won */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) /* another process made it first: use theirs, once */
+		return errno == EEXIST && read_secret_file(path, out, cap) == 0 ? 0 : -1;
 	size_t len = strlen(out);
 	int ok = write(fd, out, len) == (ssize_t)len && fsync(fd) == 0;
 	close(fd);
@@ -177,7 +188,28 @@ static int open_users(const struct config *cfg, db *d, char *secret, size_t cap,
 	return 0;
 }
 
-static int open_jobs(const struct config *cfg, db *d, int workers, struct jobs **out)
+static int open_search(const struct config *cfg, db *d, struct search **out)
+{
+	struct embed_config ec = {
+		.url = cfg->embed_url,
+		.model = cfg->embed_model,
+		.key = cfg->embed_key,
+		.dim = cfg->embed_dim,
+		.batch = cfg->embed_batch,
+		.concurrency = cfg->embed_concurrency,
+		.timeout_s = cfg->embed_timeout,
+		.max_retries = 3,
+	};
+	struct search_config sc = { .chunk_tokens = cfg->chunk_tokens, .embed = &ec, .sync_ms = 1000 };
+	struct err e = { 0 };
+	if (search_new(out, d, &sc, &e)) {
+		fprintf(stderr, "bookd: search: %s\n", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int open_jobs(const struct config *cfg, db *d, int workers, struct search *search, struct jobs **out)
 {
 	char dir[4096];
 	if (snprintf(dir, sizeof(dir), "%s/uploads", cfg->data_dir) >= (int)sizeof(dir) || mkdir_p(dir)) {
@@ -191,6 +223,7 @@ static int open_jobs(const struct config *cfg, db *d, int workers, struct jobs *
 		.poll_ms = 500,
 		.data_dir = cfg->data_dir,
 		.test_handlers = cfg->test_jobs,
+		.search = search,
 	};
 	struct err e = { 0 };
 	if (jobs_new(out, d, &jc, &e) || jobs_start(*out, &e)) {
@@ -217,8 +250,11 @@ static int cmd_worker(void)
 	block_signals(&sigs);
 	db *d = NULL;
 	struct jobs *jobs = NULL;
-	if (open_db(&cfg, &d, NULL) || open_jobs(&cfg, d, cfg.worker_max_jobs, &jobs)) {
+	struct search *search = NULL;
+	if (open_db(&cfg, &d, NULL) || open_search(&cfg, d, &search) ||
+	    open_jobs(&cfg, d, cfg.worker_max_jobs, search, &jobs)) {
 		jobs_free(jobs);
+		search_free(search);
 		db_close(d);
 		config_free(&cfg);
 		return 1;
@@ -229,6 +265,7 @@ static int cmd_worker(void)
 		 cfg.shutdown_timeout);
 	jobs_stop(jobs, cfg.shutdown_timeout * 1000);
 	jobs_free(jobs);
+	search_free(search);
 	db_close(d);
 	log_info("stopped");
 	config_free(&cfg);
@@ -252,16 +289,22 @@ static int cmd_serve(void)
 	char secret[256];
 	struct users *users = NULL;
 	struct jobs *jobs = NULL;
-	if (open_users(&cfg, d, secret, sizeof(secret), &users) ||
-	    open_jobs(&cfg, d, cfg.workers ? cfg.worker_max_jobs : 0, &jobs)) {
+	struct search *search = NULL;
+	struct err se = { 0 };
+	if (open_users(&cfg, d, secret, sizeof(secret), &users) || open_search(&cfg, d, &search) ||
+	    search_start_sync(search, &se) || open_jobs(&cfg, d, cfg.workers ? cfg.worker_max_jobs : 0, search, &jobs)) {
+		if (se.code)
+			fprintf(stderr, "bookd: %s\n", se.msg);
 		jobs_free(jobs);
+		search_free(search);
 		users_free(users);
 		db_close(d);
 		config_free(&cfg);
 		return 1;
 	}
 	struct app app = { .cfg = &cfg, .db = d, .chapters = cache_new(cfg.cache_bytes), .started_ms = time_now_ms(),
-			   .users = users, .hasher = executor_new(cfg.hash_threads, 256, "bookd-hash"), .jobs = jobs };
+			   .users = users, .hasher = executor_new(cfg.hash_threads, 256, "bookd-hash"), .jobs = jobs,
+			   .search = search, .io = executor_new(4, 256, "bookd-io") };
 	char upload_dir[4200];
 	snprintf(upload_dir, sizeof(upload_dir), "%s/uploads", cfg.data_dir);
 	struct http_server_opts o = {
@@ -280,10 +323,12 @@ static int cmd_serve(void)
 	};
 	struct http_server *srv = NULL;
 	struct err e = { 0 };
-	if (!app.chapters || !app.hasher || http_server_start(&srv, &o, &e)) {
-		fprintf(stderr, "bookd: %s\n", app.chapters && app.hasher ? e.msg : "out of memory");
+	if (!app.chapters || !app.hasher || !app.io || http_server_start(&srv, &o, &e)) {
+		fprintf(stderr, "bookd: %s\n", app.chapters && app.hasher && app.io ? e.msg : "out of memory");
 		cache_free(app.chapters);
 		executor_free(app.hasher);
+		executor_free(app.io);
+		search_free(search);
 		jobs_stop(jobs, 0);
 		jobs_free(jobs);
 		users_free(users);
@@ -318,7 +363,9 @@ static int cmd_serve(void)
 		log_warn("shutdown timeout: %ld requests still in flight are cut", left);
 	http_server_stop(srv);
 	executor_free(app.hasher);
+	executor_free(app.io);
 	jobs_free(jobs);
+	search_free(search);
 	users_free(users);
 	sodium_memzero(secret, sizeof(secret));
 	cache_free(app.chapters);
@@ -404,6 +451,20 @@ static int cmd_import(int argc, char **argv)
 		fprintf(stderr, "bookd: %s\n", e.msg);
 		rc = 1;
 	} else {
+		/* Searchable once a worker (bookd serve or bookd worker) has indexed it. */
+		struct jobs *jobs = NULL;
+		struct arena ja;
+		arena_init(&ja, 4096);
+		json_t *payload = json_pack("{s:s}", "book_id", r.book_id);
+		struct job jb;
+		int existing;
+		struct err je = { 0 };
+		if (open_jobs(&cfg, d, 0, NULL, &jobs) ||
+		    jobs_submit(jobs, &ja, NULL, "book.index", payload, NULL, &jb, &existing, &je))
+			fprintf(stderr, "bookd: imported, but not queued for indexing: %s\n", je.msg);
+		json_decref(payload);
+		jobs_free(jobs);
+		arena_free(&ja);
 		json_t *o = json_pack("{s:s, s:i, s:s, s:b, s:i, s:i, s:i, s:i}", "book_id", r.book_id, "chapters",
 				      r.chapters, "title", r.title, "created", r.created, "added", r.added,
 				      "updated", r.updated, "unchanged", r.unchanged, "removed", r.removed);
@@ -592,6 +653,127 @@ out:
 	return rc;
 }
 
+static void index_bar(void *ctx, int done, int total)
+{
+	progress_bar(ctx, done, total);
+}
+
+/* bookd reindex [--book ID]: chunks (and embeds) here, with progress. */
+static int cmd_reindex(int argc, char **argv)
+{
+	static const struct option opts[] = { { "book", required_argument, NULL, 'b' }, { NULL, 0, NULL, 0 } };
+	const char *book = NULL;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "b:", opts, NULL)) != -1) {
+		if (c != 'b')
+			return 2;
+		book = optarg;
+	}
+	struct config cfg;
+	load_config(&cfg);
+	db *d = NULL;
+	struct search *s = NULL;
+	struct index_stats st = { 0 };
+	struct err e = { 0 };
+	int rc = 1;
+	int tty = isatty(STDERR_FILENO);
+	if (open_db(&cfg, &d, NULL) || open_search(&cfg, d, &s))
+		goto out;
+	if (search_index_book(s, book, tty ? index_bar : NULL, (void *)"chunking", &st, &e) ||
+	    search_embed_pending(s, book, tty ? index_bar : NULL, (void *)"embedding", NULL, &st, &e)) {
+		fprintf(stderr, "bookd: reindex: %s\n", e.msg);
+		goto out;
+	}
+	printf("{\"chapters\":%d,\"chunks\":%d,\"added\":%d,\"moved\":%d,\"removed\":%d,\"unchanged\":%d,"
+	       "\"embedded\":%d}\n",
+	       st.chapters, st.chunks, st.added, st.moved, st.removed, st.unchanged, st.embedded);
+	rc = 0;
+out:
+	search_free(s);
+	db_close(d);
+	config_free(&cfg);
+	return rc;
+}
+
+/* bookd search "question" [--book ID] [--limit N] [--mode M]: one JSON line per hit. */
+static int cmd_search(int argc, char **argv)
+{
+	static const struct option opts[] = { { "book", required_argument, NULL, 'b' },
+					      { "limit", required_argument, NULL, 'l' },
+					      { "mode", required_argument, NULL, 'm' },
+					      { NULL, 0, NULL, 0 } };
+	const char *book = NULL, *mode_arg = NULL;
+	long limit = 5;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "b:l:m:", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case 'b': book = optarg; break;
+		case 'm': mode_arg = optarg; break;
+		case 'l':
+			limit = strtol(optarg, &end, 10);
+			if (*end || limit < 1 || limit > 50) {
+				fprintf(stderr, "bookd: --limit must be 1 to 50\n");
+				return 2;
+			}
+			break;
+		default: return 2;
+		}
+	}
+	if (optind != argc - 1 || !*argv[optind]) {
+		fprintf(stderr, "bookd: search takes one question (see bookd --help)\n");
+		return 2;
+	}
+	enum search_mode mode = !mode_arg ? SEARCH_DEFAULT
+				: !strcmp(mode_arg, "keyword") ? SEARCH_KEYWORD
+				: !strcmp(mode_arg, "vector") ? SEARCH_VECTOR
+				: !strcmp(mode_arg, "hybrid") ? SEARCH_HYBRID
+							       : -1;
+	if ((int)mode < 0) {
+		fprintf(stderr, "bookd: --mode must be keyword, vector or hybrid\n");
+		return 2;
+	}
+	struct config cfg;
+	load_config(&cfg);
+	db *d = NULL;
+	struct search *s = NULL;
+	struct err e = { 0 };
+	struct arena a;
+	arena_init(&a, 64 * 1024);
+	int rc = 1;
+	struct search_hit *hits;
+	int n;
+	if (open_db(&cfg, &d, NULL) || open_search(&cfg, d, &s) || search_start_sync(s, &e))
+		goto out;
+	if (search_query(s, &a, argv[optind], book, NULL, (int)limit, mode, &hits, &n, &e)) {
+		fprintf(stderr, "bookd: search: %s\n", e.msg);
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct chunk_row *r = &hits[i].row;
+		json_t *o = json_pack("{s:f, s:s, s:I, s:s, s:o, s:o, s:s, s:s}", "score", hits[i].score, "chapter_title",
+				      r->chapter_title ? r->chapter_title : "", "chapter_number",
+				      (json_int_t)r->chapter_number, "heading", r->heading ? r->heading : "", "anchor",
+				      r->anchor ? json_string(r->anchor) : json_null(), "text",
+				      json_stringn(r->text, strlen(r->text) > 300 ? 300 : strlen(r->text)), "chunk_id", r->id,
+				      "chapter_id", r->chapter_id);
+		char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		if (line)
+			printf("%s\n", line);
+		free(line);
+		json_decref(o);
+	}
+	rc = 0;
+out:
+	search_free(s);
+	db_close(d);
+	arena_free(&a);
+	config_free(&cfg);
+	return rc;
+}
+
 static int cmd_migrate(void)
 {
 	struct config cfg;
@@ -632,6 +814,10 @@ int main(int argc, char **argv)
 		return cmd_user_or_key(argc - 1, argv + 1, 1);
 	if (!strcmp(cmd, "worker"))
 		return cmd_worker();
+	if (!strcmp(cmd, "search"))
+		return cmd_search(argc - 1, argv + 1);
+	if (!strcmp(cmd, "reindex"))
+		return cmd_reindex(argc - 1, argv + 1);
 	if (!strcmp(cmd, "copy-data"))
 		return cmd_copy_data(argc - 1, argv + 1);
 	if (!strcmp(cmd, "migrate"))

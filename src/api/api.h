@@ -23,6 +23,8 @@ struct app {
 	struct users *users;
 	struct executor *hasher; /* password hashing, off the HTTP threads */
 	struct jobs *jobs;
+	struct search *search;
+	struct executor *io; /* calls to providers (embeddings, LLMs), off the HTTP threads */
 	int64_t started_ms;
 };
 
@@ -76,6 +78,8 @@ void api_prefs_put(http_req *req, void *app);
 void api_prefs_patch(http_req *req, void *app);
 
 void api_books_import(http_req *req, void *app);
+void api_books_reindex(http_req *req, void *app);
+void api_search(http_req *req, void *app);
 void api_jobs_submit(http_req *req, void *app);
 void api_jobs_list(http_req *req, void *app);
 void api_jobs_get(http_req *req, void *app);

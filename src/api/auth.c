@@ -245,8 +245,9 @@ void api_keys_create(http_req *req, void *app_)
 	if (bk && !json_is_null(bk)) {
 		size_t i;
 		json_t *v;
-		if (!json_is_array(bk) || json_array_size(bk) > PRINCIPAL_MAX_BOOKS)
-			err_field(&e, "book_ids", "must be a list of at most %d book ids", PRINCIPAL_MAX_BOOKS);
+		if (!json_is_array(bk) || json_array_size(bk) > PRINCIPAL_MAX_BOOKS || json_array_size(bk) == 0)
+			err_field(&e, "book_ids", "must be a list of 1 to %d book ids (omit it for every book)",
+				  PRINCIPAL_MAX_BOOKS);
 		else
 			json_array_foreach(bk, i, v) {
 				if (json_is_string(v) && uuid_valid(json_string_value(v), json_string_length(v)))

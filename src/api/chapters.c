@@ -9,6 +9,8 @@
 
 #include "../core/json.h"
 #include "../services/books.h"
+#include "../services/jobs.h"
+#include "../core/log.h"
 #include "api.h"
 
 #define TITLE_MAX 500
@@ -182,6 +184,14 @@ static void write_chapter(http_req *req, struct app *app, int create)
 	if (rc) {
 		api_fail(req, &e);
 	} else {
+		/* Re-chunk (and re-embed) just this chapter, in the background. */
+		json_t *payload = json_pack("{s:s, s:s}", "book_id", c.book_id, "chapter_id", c.id);
+		struct job j;
+		int existing;
+		struct err je = { 0 };
+		if (!payload || jobs_submit(app->jobs, http_arena(req), NULL, "book.index", payload, NULL, &j, &existing, &je))
+			log_warn("chapter %s saved but not queued for indexing: %s", c.id, je.msg);
+		json_decref(payload);
 		char etag[64];
 		etag_of(c.id, c.rev, etag);
 		http_set_header(req, "ETag", etag);

@@ -173,6 +173,9 @@ void api_jobs_submit(http_req *req, void *app_)
 	json_t *payload = json_object_get(o, "payload");
 	if (payload && !json_is_object(payload))
 		err_field(&e, "payload", "must be an object");
+	/* An import names a file on this server: it comes only from an upload. */
+	if (type && !strcmp(type, "book.import"))
+		err_field(&e, "type", "book.import jobs start with POST /api/v1/books/import");
 	struct job j;
 	int existing;
 	json_t *empty = json_object();

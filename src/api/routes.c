@@ -33,6 +33,9 @@ const struct route api_routes[] = {
 	{ HTTP_PATCH, "/api/v1/books/{book_id}", api_books_update, 0 },
 	{ HTTP_DELETE, "/api/v1/books/{book_id}", api_books_delete, 0 },
 
+	{ HTTP_POST, "/api/v1/books/{book_id}/reindex", api_books_reindex, 0 },
+	{ HTTP_GET, "/api/v1/search", api_search, 0 },
+
 	{ HTTP_GET, "/api/v1/books/{book_id}/chapters", api_chapters_list, 0 },
 	{ HTTP_POST, "/api/v1/books/{book_id}/chapters", api_chapters_create, 0 },
 	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}", api_chapters_get, 0 },

@@ -76,6 +76,18 @@ static const struct cfg_def defs[] = {
 	{ "BOOKD_TEST_JOBS", CFG_INT, "0", 0, 1, 0, OFF(test_jobs), "1 = also accept the test.* job types" },
 	{ "BOOKD_MAX_UPLOAD", CFG_BYTES, "100M", 1, 1LL << 40, 0, OFF(max_upload),
 	  "largest upload accepted by POST /api/v1/books/import" },
+	{ "BOOKD_EMBED_URL", CFG_STR, "", 0, 0, 0, OFF(embed_url),
+	  "OpenAI-compatible embeddings API base (…/v1); empty = keyword search only" },
+	{ "BOOKD_EMBED_MODEL", CFG_STR, "text-embedding-3-small", 0, 0, 0, OFF(embed_model), "embedding model" },
+	{ "BOOKD_EMBED_KEY", CFG_STR, "", 0, 0, 1, OFF(embed_key), "API key of the embedding provider" },
+	{ "BOOKD_EMBED_DIM", CFG_INT, "0", 0, 8192, 0, OFF(embed_dim),
+	  "embedding dimensions to ask for; 0 = the model's own" },
+	{ "BOOKD_EMBED_BATCH", CFG_INT, "64", 1, 2048, 0, OFF(embed_batch), "texts per embedding request" },
+	{ "BOOKD_EMBED_CONCURRENCY", CFG_INT, "4", 1, 32, 0, OFF(embed_concurrency),
+	  "embedding requests in flight at once" },
+	{ "BOOKD_EMBED_TIMEOUT", CFG_INT, "30", 1, 600, 0, OFF(embed_timeout), "seconds per embedding request" },
+	{ "BOOKD_CHUNK_TOKENS", CFG_INT, "256", 32, 8192, 0, OFF(chunk_tokens),
+	  "largest chunk, in estimated tokens (bytes / 4)" },
 	{ "BOOKD_LOGIN_PER_MINUTE", CFG_INT, "5", 1, 100000, 0, OFF(login_per_minute),
 	  "login attempts regained per minute, per account (twice that per IP)" },
 };
@@ -250,6 +262,12 @@ int config_load(struct config *c, const char *env_file, char *msg, size_t msglen
 	if (c->jwt_secret && c->jwt_secret[0] && strlen(c->jwt_secret) < 32) {
 		at = append_msg(msg, msglen, at, bad ? "; %s=\"%s\"" : "invalid configuration: %s=\"%s\"",
 				"BOOKD_JWT_SECRET", "********");
+		at = append_msg(msg, msglen, at, "%s%s", " must be at least 32 characters", "");
+		bad++;
+	}
+	if (c->jwt_secret_previous && c->jwt_secret_previous[0] && strlen(c->jwt_secret_previous) < 32) {
+		at = append_msg(msg, msglen, at, bad ? "; %s=\"%s\"" : "invalid configuration: %s=\"%s\"",
+				"BOOKD_JWT_SECRET_PREVIOUS", "********");
 		at = append_msg(msg, msglen, at, "%s%s", " must be at least 32 characters", "");
 		bad++;
 	}

@@ -35,6 +35,8 @@ struct config {
 	int login_burst, login_per_minute;
 	int workers, worker_max_jobs, job_lease, job_backoff_ms, test_jobs;
 	size_t max_upload;
+	char *embed_url, *embed_model, *embed_key; /* embed_key: secret */
+	int embed_dim, embed_batch, embed_concurrency, embed_timeout, chunk_tokens;
 };
 
 /* Loads defaults, then `env_file` (if it exists; NULL = ".env"), then the

@@ -5,7 +5,10 @@
  * book.import — an uploaded .zip of a Markdown folder, .md, .mdx or .txt:
  *   unpack (zip → a folder beside the upload), import (the same importer as
  *   `bookd import`, one transaction, matched by title + author so a re-run
- *   updates in place), cleanup. Upload files are removed when the job ends.
+ *   updates in place), index (chunks, and vectors with a provider), cleanup.
+ *   Upload files are removed when the job ends.
+ *
+ * book.index — chunk a chapter, a book or everything, then embed.
  *
  * test.* (only with BOOKD_TEST_JOBS=1) exist to exercise the queue itself:
  *   test.noop (one empty step), test.steps (N steps that sleep, record each
@@ -25,6 +28,7 @@
 #include "../providers/unzip.h"
 #include "ingest.h"
 #include "jobs.h"
+#include "search.h"
 
 /* ---- book.import ----------------------------------------------------------- */
 
@@ -72,6 +76,8 @@ static void single_root(const char *dir, char *out, size_t cap)
 		memcpy(out + dn + 1, only, on + 1);
 	}
 }
+
+static int stop_cb(void *ctx);
 
 static int import_run(struct job_ctx *jc, struct err *e)
 {
@@ -137,10 +143,65 @@ static int import_run(struct job_ctx *jc, struct err *e)
 		json_object_set_new(st, "book_id", json_string(r.book_id));
 		return 0;
 	}
+	case 2: { /* index: chunks now, vectors too when a provider is configured */
+		const char *book_id = json_str(st, "book_id");
+		struct index_stats is = { 0 };
+		if (!book_id || !job_search(jc))
+			return 0;
+		int rc = search_index_book(job_search(jc), book_id, NULL, NULL, &is, e);
+		if (rc == 0)
+			rc = search_embed_pending(job_search(jc), book_id, NULL, NULL, stop_cb, &is, e);
+		return rc;
+	}
 	default: /* cleanup happens in import_finish, whatever the outcome */
 		return 0;
 	}
 }
+
+/* ---- book.index -------------------------------------------------------------
+ * payload {book_id, chapter_id?}: chunk (that chapter, or the whole book; or
+ * every book without book_id), then embed what has no vector yet. */
+
+static void index_progress(void *ctx, int done, int total)
+{
+	job_progress(ctx, total ? (double)done / total : 1.0);
+}
+
+static int stop_cb(void *ctx)
+{
+	return job_should_stop(ctx);
+}
+
+static int index_run(struct job_ctx *jc, struct err *e)
+{
+	json_t *p = job_payload(jc);
+	const char *book_id = json_str(p, "book_id"), *chapter_id = json_str(p, "chapter_id");
+	struct search *s = job_search(jc);
+	struct index_stats st = { 0 };
+	if (!s)
+		return err_set(e, ERR_INTERNAL, "search is not set up in this process");
+	int rc;
+	if (job_step(jc) == 0) {
+		if (chapter_id && book_id)
+			rc = search_index_chapter(s, book_id, chapter_id, &st, e);
+		else
+			rc = search_index_book(s, book_id, index_progress, jc, &st, e);
+		if (rc == ERR_NOT_FOUND)
+			return 0; /* deleted meanwhile: nothing left to index */
+		json_object_set_new(job_state(jc), "chunks", json_integer(st.chunks));
+		json_object_set_new(job_state(jc), "added", json_integer(st.added));
+		json_object_set_new(job_state(jc), "removed", json_integer(st.removed));
+		return rc;
+	}
+	rc = search_embed_pending(s, book_id, index_progress, jc, stop_cb, &st, e);
+	json_t *state = job_state(jc);
+	job_set_result(jc, json_pack("{s:O, s:O, s:O, s:i}", "chunks", json_object_get(state, "chunks"), "added",
+				     json_object_get(state, "added"), "removed", json_object_get(state, "removed"),
+				     "embedded", st.embedded));
+	return rc;
+}
+
+static const char *const index_steps[] = { "chunk", "embed" };
 
 static void import_finish(struct job_ctx *jc, const char *status)
 {
@@ -153,7 +214,7 @@ static void import_finish(struct job_ctx *jc, const char *status)
 		log_warn("job %s (%s): cannot remove upload files", job_id(jc), status);
 }
 
-static const char *const import_steps[] = { "unpack", "import", "cleanup" };
+static const char *const import_steps[] = { "unpack", "import", "index", "cleanup" };
 
 /* ---- test.* ------------------------------------------------------------------ */
 
@@ -222,7 +283,8 @@ static const char *const noop_steps[] = { "run" };
 static const char *const test_steps[] = { "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10" };
 
 static const struct job_handler handlers[] = {
-	{ "book.import", 3, import_steps, 3, import_run, import_finish },
+	{ "book.import", 4, import_steps, 3, import_run, import_finish },
+	{ "book.index", 2, index_steps, 5, index_run, NULL },
 };
 
 static const struct job_handler test_handlers[] = {

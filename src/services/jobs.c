@@ -48,6 +48,7 @@ const char *job_id(const struct job_ctx *jc) { return jc->job->id; }
 json_t *job_payload(const struct job_ctx *jc) { return jc->payload; }
 json_t *job_state(struct job_ctx *jc) { return jc->state; }
 db *job_db(const struct job_ctx *jc) { return jc->jobs->db; }
+struct search *job_search(const struct job_ctx *jc) { return jc->jobs->cfg.search; }
 struct jobs *job_jobs(const struct job_ctx *jc) { return jc->jobs; }
 const char *jobs_data_dir(const struct jobs *j) { return j->data_dir; }
 

@@ -43,6 +43,7 @@ struct jobs_config {
 	int poll_ms;	     /* idle workers look for work this often */
 	const char *data_dir; /* uploads and scratch files */
 	int test_handlers;   /* also register the test.* job types */
+	struct search *search; /* indexing, for the handlers that need it */
 };
 
 int jobs_new(struct jobs **out, db *d, const struct jobs_config *cfg, struct err *e) WUR;
@@ -80,6 +81,7 @@ void job_progress(struct job_ctx *jc, double fraction);
  * should return ERR_UNAVAILABLE (it will be resumed) or finish quickly. */
 int job_should_stop(struct job_ctx *jc);
 db *job_db(const struct job_ctx *jc);
+struct search *job_search(const struct job_ctx *jc);
 struct jobs *job_jobs(const struct job_ctx *jc);
 
 /* job_handlers.c */

@@ -93,3 +93,19 @@ int ratelimit_hit(struct ratelimit *rl, const char *key, int take, int64_t now, 
 	pthread_mutex_unlock(&rl->lock);
 	return rc;
 }
+
+void ratelimit_refund(struct ratelimit *rl, const char *key)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (const char *p = key; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	pthread_mutex_lock(&rl->lock);
+	for (int i = 0; i < 8; i++) {
+		struct bucket *b = &rl->b[(h + (uint64_t)i) % (uint64_t)rl->n];
+		if (b->used && strncmp(b->key, key, KEY_MAX - 1) == 0) {
+			b->tokens = fmin(rl->burst, b->tokens + 1.0);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&rl->lock);
+}

@@ -17,4 +17,7 @@ void ratelimit_free(struct ratelimit *rl);
  * With take = 0 it only checks. */
 int ratelimit_hit(struct ratelimit *rl, const char *key, int take, int64_t now_ms, int *retry_after);
 
+/* Gives back one token taken by ratelimit_hit (an attempt that succeeded). */
+void ratelimit_refund(struct ratelimit *rl, const char *key);
+
 #endif

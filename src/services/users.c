@@ -285,10 +285,11 @@ int users_login_allowed(struct users *u, const char *ip, const char *email, int 
 	int64_t now = time_now_ms();
 	char key[200];
 	snprintf(key, sizeof(key), "acct:%s", email);
-	/* Every attempt counts against the IP; only failures against the
-	 * account (users_login), but a spent account bucket refuses at once. */
+	/* Every attempt takes a token from the IP and from the account, before
+	 * the (slow) password check, so concurrent guesses cannot overrun the
+	 * limit; a successful login gives the account's token back. */
 	if (ratelimit_hit(u->per_ip, ip, 1, now, retry_after) ||
-	    ratelimit_hit(u->per_account, key, 0, now, retry_after)) {
+	    ratelimit_hit(u->per_account, key, 1, now, retry_after)) {
 		audit("login_rate_limited", NULL, ip, NULL);
 		return err_set(e, ERR_RATE_LIMITED, "too many login attempts; try again later");
 	}
@@ -310,15 +311,14 @@ int users_login(struct users *u, struct arena *a, const char *email, const char 
 	int found = rc == 0 && out->password_hash;
 	const char *hash = found ? out->password_hash : u->dummy_hash;
 	int ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0 && found;
+	char key[200];
+	snprintf(key, sizeof(key), "acct:%s", email);
 	if (!ok) {
-		char key[200];
-		int retry;
-		snprintf(key, sizeof(key), "acct:%s", email);
-		(void)ratelimit_hit(u->per_account, key, 1, time_now_ms(), &retry);
 		audit("login_failed", rc == 0 ? out->id : NULL, ip, NULL);
 		rc = err_set(e, ERR_UNAUTHORIZED, "invalid email or password");
 		goto out;
 	}
+	ratelimit_refund(u->per_account, key);
 	audit("login", out->id, ip, NULL);
 	rc = issue_both(u, c, out, NULL, t, e);
 out:

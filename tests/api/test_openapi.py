@@ -11,7 +11,10 @@
   with the master key (X-API-Key).
 - Jobs: {job_id} is a fresh job that finishes at once (test.noop when the
   server runs with BOOKD_TEST_JOBS=1, else the import of a small Markdown
-  file). A documented `multipart/form-data` body (the book import) is sent as
+  file). An operation whose request examples are all test.* jobs (the
+  generic submit) is called on a server with BOOKD_TEST_JOBS=1: the shared
+  one if it has it, else one of this module's own. A documented
+  `multipart/form-data` body (the book import) is sent as
   a form with a small .md file; an operation with an `Idempotency-Key`
   parameter is sent twice with one key, and the repeat must give back the
   same job with `Idempotent-Replayed: true`; a `text/event-stream` response
@@ -29,9 +32,10 @@ import re
 import time
 
 import pytest
+import requests
 import yaml
 
-from conftest import ADMIN, HTTP_TIMEOUT, REPO_ROOT, SLOW, random_isbn13, uniq
+from conftest import ADMIN, HTTP_TIMEOUT, REPO_ROOT, SLOW, random_isbn13, start_server, uniq
 
 SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 ROUTES_C = REPO_ROOT / "src" / "api" / "routes.c"
@@ -177,6 +181,19 @@ def world(server):
     return {"book": book, "chapter": chapter, "isbn": isbn, "api_key": r.json(), "server": server}
 
 
+@pytest.fixture(scope="module")
+def jobs_server(server, tmp_path_factory):
+    """A server that takes the test.* job types: the shared one if it runs
+    with BOOKD_TEST_JOBS=1, else one started for this module."""
+    if test_jobs_enabled(server):
+        yield server
+        return
+    srv = start_server(tmp_path_factory.mktemp("openapi-jobs"), env={"BOOKD_TEST_JOBS": "1"})
+    yield srv
+    rc = srv.stop()
+    assert rc == 0, f"openapi jobs server exited with {rc}; log tail:\n{srv.log_tail()}"
+
+
 def test_jobs_enabled(server):
     """Whether the server takes the test.* job types (BOOKD_TEST_JOBS=1)."""
     return server.env.get("BOOKD_TEST_JOBS") == "1"
@@ -250,25 +267,14 @@ def request_example(op, label, server, world, path):
     collide with other tests, and with real credentials (login, refresh and
     logout use a user registered for this case) and real book ids. A job
     submission uses an example of a type the server takes (test.* only with
-    BOOKD_TEST_JOBS=1); a book.import payload gets a real file to import,
-    written into the server's uploads folder (the job deletes it)."""
+    BOOKD_TEST_JOBS=1)."""
     if "requestBody" not in op:
         return None
     media = deref(op["requestBody"])["content"].get("application/json")
     assert media is not None, f"{label}: request body is not documented as application/json"
 
-    def usable(value):
-        kind = value.get("type") if isinstance(value, dict) else None
-        return not (isinstance(kind, str) and kind.startswith("test.")) or test_jobs_enabled(server)
-
-    body = media_example(media, label, usable)
+    body = media_example(media, label, lambda value: test_jobs_enabled(server) or not is_test_job(value))
     if isinstance(body, dict):
-        payload = body.get("payload")
-        if body.get("type") == "book.import" and isinstance(payload, dict) and "upload" in payload:
-            title = f"{payload.get('title') or 'openapi'} {uniq('openapi')}"
-            upload = server.data_dir / "uploads" / f"{uniq('openapi')}.md"
-            upload.write_bytes(markdown_file(title))
-            payload.update(upload=str(upload), kind="markdown", filename=upload.name, title=title)
         if body.get("isbns"):
             body["isbns"] = [random_isbn13() for _ in body["isbns"]]
         if isinstance(body.get("title"), str):
@@ -283,6 +289,22 @@ def request_example(op, label, server, world, path):
         if "refresh_token" in body:
             body["refresh_token"] = account(server, world)["tokens"]["refresh_token"]
     return body
+
+
+def is_test_job(example):
+    kind = example.get("type") if isinstance(example, dict) else None
+    return isinstance(kind, str) and kind.startswith("test.")
+
+
+def needs_test_jobs(op):
+    """Whether every documented JSON request example is a test.* job (which
+    only a server with BOOKD_TEST_JOBS=1 takes)."""
+    media = deref(op.get("requestBody", {})).get("content", {}).get("application/json")
+    if not media:
+        return False
+    examples = ([media["example"]] if "example" in media else
+                [deref(ex)["value"] for ex in (media.get("examples") or {}).values()])
+    return bool(examples) and all(is_test_job(ex) for ex in examples)
 
 
 def request_kwargs(op, label, server, world, path):
@@ -320,22 +342,26 @@ def read_events(r, label, timeout):
     (or the stream's end): [(event, data)]."""
     events, event, data = [], None, []
     deadline = time.monotonic() + timeout
-    for line in r.iter_lines(decode_unicode=True):
-        assert time.monotonic() < deadline, f"{label}: no `done` event within {timeout}s: {events}"
-        if line is None:
-            continue
-        if line == "":
-            if event or data:
-                events.append((event or "message", "\n".join(data)))
-                if event in ("done", "error"):
-                    break
-            event, data = None, []
-        elif line.startswith(":"):
-            continue  # a comment (keep-alive)
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
+    try:
+        for line in r.iter_lines(decode_unicode=True):
+            assert time.monotonic() < deadline, f"{label}: no `done` event within {timeout}s: {events}"
+            if line is None:
+                continue
+            if line == "":
+                if event or data:
+                    events.append((event or "message", "\n".join(data)))
+                    if event in ("done", "error"):
+                        break
+                event, data = None, []
+            elif line.startswith(":"):
+                continue  # a comment (keep-alive)
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip(" "))
+    except requests.exceptions.RequestException as exc:
+        pytest.fail(f"{label}: the stream stalled before its `done` event ({exc!r}); "
+                    f"events so far: {events}")
     return events
 
 
@@ -407,44 +433,72 @@ def test_every_route_in_routes_c_is_documented():
 
 
 @pytest.mark.parametrize("method,path,chapter_kind", operation_cases())
-def test_documented_operation_exists_on_server(server, world, method, path, chapter_kind):
+def test_documented_operation_exists_on_server(request, server, world, method, path, chapter_kind):
     label = f"{method} {path}"
     op = SPEC["paths"][path][method.lower()]
     url = concrete_path(path, world, chapter_kind)
-    body = request_example(op, label, server, world, path)
-    kw = {"headers": dict(ADMIN) if op.get("security") else {}}
-    if body is not None:
-        kw["json"] = body
+    if needs_test_jobs(op) and not test_jobs_enabled(server):
+        assert "{" not in path, f"{label}: path ids are the shared server's"
+        server = request.getfixturevalue("jobs_server")
+    kw = request_kwargs(op, label, server, world, path)
+    kw["headers"] = dict(ADMIN) if op.get("security") else {}
+    idempotent = header_param(op, "Idempotency-Key")
+    if idempotent:
+        kw["headers"]["Idempotency-Key"] = uniq("openapi")
+    documented = deref(op["responses"])
+    streams = any(SSE in (deref(resp).get("content") or {}) for resp in documented.values())
+    if streams:
+        kw.update(stream=True, timeout=HTTP_TIMEOUT)
     r = server.request(method, url, **kw)
-    got = f"{label} -> {url}: {r.status_code} {r.text[:300]}"
+    got = f"{label} -> {url}: {r.status_code} {'(stream)' if streams else r.text[:300]}"
 
     assert r.status_code != 405, f"the server does not allow the documented method: {got}"
     if r.status_code == 404 and r.headers.get("Content-Type", "").startswith("application/json"):
         assert r.json().get("error", {}).get("message") != "no such route", (
             f"the server has no such route: {got}")
-    documented = deref(op["responses"])
     assert str(r.status_code) in documented, (
         f"status {r.status_code} is not documented (documented: {sorted(documented)}): {got}")
-    assert 200 <= r.status_code < 300, f"real ids and the documented example should succeed: {got}"
+    assert 200 <= r.status_code < 300, f"real ids and the documented example should succeed: {got} {r.text[:300]}"
     assert r.headers.get("X-Request-ID"), f"no X-Request-ID: {got}"
 
     resp = deref(documented[str(r.status_code)])
-    for name in (resp.get("headers") or {}):
+    for name, header in (resp.get("headers") or {}).items():
+        if deref(header).get("required") is False:
+            continue  # only on some responses (e.g. Idempotent-Replayed)
         assert r.headers.get(name), f"documented header {name} missing: {got}"
-    media = (resp.get("content") or {}).get("application/json")
+    content = resp.get("content") or {}
+    if SSE in content:
+        assert r.headers.get("Content-Type", "").startswith(SSE), got
+        check_event_stream(r, resp, label, got)
+        return
+    media = content.get("application/json")
     if media is None:
         assert not r.content, f"undocumented response body: {got}"
         return
     assert r.headers.get("Content-Type", "").startswith("application/json"), got
     problems = conform(media["schema"], r.json())
     assert not problems, f"{got}\nthe body does not match the documented schema:\n" + "\n".join(problems)
+    if idempotent:
+        # The same request with the same key: the first job again, nothing new.
+        again = server.request(method, url, **kw)
+        assert again.status_code == r.status_code, f"{label} repeated: {again.status_code} {again.text[:300]}"
+        assert again.json()["job_id"] == r.json()["job_id"], (r.text, again.text)
+        assert again.headers.get("Idempotent-Replayed") == "true", dict(again.headers)
+        assert again.headers.get("Location") == r.headers.get("Location"), dict(again.headers)
+        assert not conform(media["schema"], again.json()), again.text
+        assert "Idempotent-Replayed" in (resp.get("headers") or {}), (
+            f"{label}: Idempotent-Replayed is sent but not documented")
 
 
 @pytest.mark.parametrize("path", list(SPEC["paths"]))
 def test_allow_header_lists_exactly_the_documented_methods(server, world, path):
-    documented = {m.upper() for m in SPEC["paths"][path] if m in HTTP_METHODS}
+    url = concrete_path(path, world, "id")
+    # Every documented path that matches this URL: /books/import is also a
+    # /books/{book_id}, and the server's Allow is about the URL.
+    documented = {m.upper() for p, item in SPEC["paths"].items() if path_regex(p).fullmatch(url)
+                  for m in item if m in HTTP_METHODS}
     expected = documented | {"OPTIONS"} | ({"HEAD"} if "GET" in documented else set())
-    r = server.request("OPTIONS", concrete_path(path, world, "id"))
+    r = server.request("OPTIONS", url)
     assert r.status_code == 204, f"OPTIONS {path}: {r.status_code} {r.text[:200]}"
     allow = {m.strip() for m in r.headers.get("Allow", "").split(",") if m.strip()}
     assert allow == expected, (

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import (
     ADMIN, PASSWORD, TS_RE, UUID7_RE, assert_error, bearer, cli_for, login, make_user,
-    new_email, register, uniq, users_env,
+    new_email, uniq, users_env,
 )
 
 KEYS = "/api/v1/auth/api-keys"

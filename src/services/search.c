@@ -1,0 +1,583 @@
+#include "search.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/log.h"
+#include "../core/mem.h"
+#include "../core/timeutil.h"
+#include "../store/store_books.h"
+#include "chunker.h"
+#include "vindex.h"
+
+#define MAX_TERMS 32
+#define RRF_K 60.0
+#define EMBED_ROUND 256 /* chunks fetched and embedded per round */
+
+struct search {
+	db *db;
+	int chunk_tokens, sync_ms;
+	struct embedder *em;
+	/* The vector index of the current model; swapped whole on a rebuild. */
+	pthread_rwlock_t vlock;
+	struct vindex *vi;
+	int64_t synced_count, synced_max;
+	pthread_t sync;
+	int sync_started;
+	atomic_int stopping;
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake;
+};
+
+int search_new(struct search **out, db *d, const struct search_config *cfg, struct err *e)
+{
+	struct search *s = xcalloc(1, sizeof(*s));
+	if (!s)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	s->db = d;
+	s->chunk_tokens = cfg->chunk_tokens > 0 ? cfg->chunk_tokens : CHUNK_DEFAULT_TOKENS;
+	s->sync_ms = cfg->sync_ms > 0 ? cfg->sync_ms : 1000;
+	pthread_rwlock_init(&s->vlock, NULL);
+	pthread_mutex_init(&s->wake_lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	if (cfg->embed && cfg->embed->url && *cfg->embed->url && !(s->em = embedder_new(cfg->embed))) {
+		search_free(s);
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	}
+	*out = s;
+	return 0;
+}
+
+void search_free(struct search *s)
+{
+	if (!s)
+		return;
+	if (s->sync_started) {
+		atomic_store(&s->stopping, 1);
+		pthread_mutex_lock(&s->wake_lock);
+		pthread_cond_broadcast(&s->wake);
+		pthread_mutex_unlock(&s->wake_lock);
+		pthread_join(s->sync, NULL);
+	}
+	vindex_free(s->vi);
+	embedder_free(s->em);
+	pthread_rwlock_destroy(&s->vlock);
+	pthread_mutex_destroy(&s->wake_lock);
+	pthread_cond_destroy(&s->wake);
+	xfree(s);
+}
+
+int search_has_embedder(const struct search *s)
+{
+	return s->em != NULL;
+}
+
+/* ---- indexing -------------------------------------------------------------- */
+
+static int index_chapter_tx(struct search *s, db_conn *c, struct arena *a, const struct chapter *ch,
+			    struct index_stats *st, struct err *e)
+{
+	struct chunk *nc;
+	int nn;
+	int rc = chunk_markdown(ch->title, ch->content_markdown, ch->content_len, s->chunk_tokens, a, &nc, &nn, e);
+	if (rc)
+		return rc;
+	struct chunk_row *old;
+	int no;
+	if ((rc = store_chunks_of_chapter(c, a, ch->id, &old, &no, e)) != 0)
+		return rc;
+	char *used = no ? arena_alloc(a, (size_t)no) : NULL;
+	if (no && !used)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	if (used)
+		memset(used, 0, (size_t)no);
+	int64_t now = time_now_ms();
+	for (int i = 0; i < nn && !rc; i++) {
+		struct chunk *k = &nc[i];
+		struct chunk_row r = { 0 };
+		snprintf(r.book_id, sizeof(r.book_id), "%s", ch->book_id);
+		snprintf(r.chapter_id, sizeof(r.chapter_id), "%s", ch->id);
+		r.ordinal = k->ordinal;
+		r.heading = k->heading;
+		r.heading_path = k->heading_path;
+		r.anchor = k->anchor;
+		r.char_start = (int64_t)k->char_start;
+		r.char_end = (int64_t)k->char_end;
+		r.text = k->text;
+		r.token_count = k->token_count;
+		r.content_hash = k->content_hash;
+		r.created_at = r.updated_at = now;
+		int match = -1;
+		for (int j = 0; j < no; j++)
+			if (!used[j] && !strcmp(old[j].content_hash, k->content_hash)) {
+				match = j;
+				break;
+			}
+		if (match >= 0) {
+			used[match] = 1;
+			struct chunk_row *o = &old[match];
+			memcpy(r.id, o->id, sizeof(r.id));
+			if (o->ordinal != r.ordinal || o->char_start != r.char_start || o->char_end != r.char_end ||
+			    strcmp(o->anchor ? o->anchor : "", r.anchor ? r.anchor : "") ||
+			    strcmp(o->heading ? o->heading : "", r.heading ? r.heading : "")) {
+				rc = store_chunk_move(c, &r, e);
+				st->moved++;
+			} else {
+				st->unchanged++;
+			}
+		} else {
+			if (uuid_v7(r.id))
+				return err_set(e, ERR_INTERNAL, "no randomness");
+			rc = store_chunk_insert(c, &r, e);
+			st->added++;
+		}
+	}
+	for (int j = 0; j < no && !rc; j++)
+		if (!used[j]) {
+			rc = store_chunk_delete(c, old[j].id, e);
+			st->removed++;
+		}
+	st->chunks += nn;
+	st->chapters++;
+	return rc;
+}
+
+static int index_one(struct search *s, db_conn *c, const struct chapter *ch, struct index_stats *st, struct err *e)
+{
+	struct arena a;
+	arena_init(&a, 64 * 1024);
+	int rc = db_begin(c, e);
+	if (rc == 0) {
+		rc = index_chapter_tx(s, c, &a, ch, st, e);
+		if (rc == 0)
+			rc = db_commit(c, e);
+		if (rc)
+			db_rollback(c);
+	}
+	arena_free(&a);
+	return rc;
+}
+
+int search_index_chapter(struct search *s, const char *book_id, const char *chapter_id, struct index_stats *st,
+			 struct err *e)
+{
+	struct arena a;
+	arena_init(&a, 64 * 1024);
+	db_conn *c;
+	int rc = db_acquire(s->db, &c, e);
+	if (rc == 0) {
+		struct chapter ch;
+		rc = store_chapter_get(c, &a, book_id, chapter_id, &ch, e);
+		if (rc == 0)
+			rc = index_one(s, c, &ch, st, e);
+		db_release(c);
+	}
+	arena_free(&a);
+	return rc;
+}
+
+static int book_ids_cb(void *ctx, const db_row *r)
+{
+	struct {
+		struct arena *a;
+		char **ids;
+		int n, cap;
+	} *m = ctx;
+	if (m->n == m->cap) {
+		int ncap = m->cap ? m->cap * 2 : 64;
+		char **ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
+		if (!ni)
+			return ERR_INTERNAL;
+		if (m->n)
+			memcpy(ni, m->ids, sizeof(*ni) * (size_t)m->n);
+		m->ids = ni;
+		m->cap = ncap;
+	}
+	size_t n;
+	const char *t = db_row_text(r, 0, &n);
+	m->ids[m->n++] = arena_strndup(m->a, t ? t : "", n);
+	return 0;
+}
+
+int search_index_book(struct search *s, const char *book_id, search_progress_fn progress, void *ctx,
+		      struct index_stats *st, struct err *e)
+{
+	struct arena a;
+	arena_init(&a, 64 * 1024);
+	db_conn *c;
+	int rc = db_acquire(s->db, &c, e);
+	if (rc) {
+		arena_free(&a);
+		return rc;
+	}
+	struct {
+		struct arena *a;
+		char **ids;
+		int n, cap;
+	} books = { &a, NULL, 0, 0 };
+	if (book_id) {
+		books.ids = arena_alloc(&a, sizeof(char *));
+		if (books.ids && (books.ids[0] = arena_strdup(&a, book_id)) != NULL)
+			books.n = books.cap = 1;
+		else
+			rc = err_set(e, ERR_INTERNAL, "out of memory");
+	} else {
+		rc = db_query(c, "SELECT id FROM books ORDER BY id", NULL, 0, book_ids_cb, &books, NULL, e);
+	}
+	/* Count the chapters first, for progress. */
+	int total = 0, done = 0;
+	struct chapter **per_book = arena_alloc(&a, sizeof(*per_book) * (size_t)(books.n ? books.n : 1));
+	int *counts = arena_alloc(&a, sizeof(int) * (size_t)(books.n ? books.n : 1));
+	for (int b = 0; rc == 0 && b < books.n; b++) {
+		struct book bk;
+		if ((rc = store_book_get(c, &a, books.ids[b], &bk, e)) != 0)
+			break;
+		rc = store_chapter_all(c, &a, books.ids[b], &per_book[b], &counts[b], e);
+		total += counts[b];
+	}
+	for (int b = 0; rc == 0 && b < books.n; b++)
+		for (int i = 0; rc == 0 && i < counts[b]; i++) {
+			rc = index_one(s, c, &per_book[b][i], st, e);
+			if (progress)
+				progress(ctx, ++done, total);
+		}
+	db_release(c);
+	arena_free(&a);
+	return rc;
+}
+
+static char *vector_b64(const float *v, int dim)
+{
+	size_t n = sizeof(float) * (size_t)dim;
+	size_t len = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+	char *out = xmalloc(len);
+	if (out)
+		sodium_bin2base64(out, len, (const unsigned char *)v, n, sodium_base64_VARIANT_ORIGINAL);
+	return out; /* float32, little-endian: the byte order of every machine bookd builds on */
+}
+
+int search_embed_pending(struct search *s, const char *book_id, search_progress_fn progress, void *ctx,
+			 int (*should_stop)(void *ctx), struct index_stats *st, struct err *e)
+{
+	if (!s->em)
+		return 0;
+	int rc = 0, done = 0;
+	while (rc == 0) {
+		if (should_stop && should_stop(ctx))
+			return err_set(e, ERR_UNAVAILABLE, "stopped");
+		struct arena a;
+		arena_init(&a, 256 * 1024);
+		db_conn *c;
+		struct chunk_row *rows = NULL;
+		int n = 0;
+		if ((rc = db_acquire(s->db, &c, e)) == 0) {
+			rc = store_chunks_unembedded(c, &a, embedder_model(s->em), book_id, EMBED_ROUND, &rows, &n, e);
+			db_release(c);
+		}
+		if (rc || n == 0) {
+			arena_free(&a);
+			break;
+		}
+		const char **texts = arena_alloc(&a, sizeof(char *) * (size_t)n);
+		for (int i = 0; texts && i < n; i++)
+			texts[i] = arena_printf(&a, "%s\n%s", rows[i].heading_path, rows[i].text);
+		float *vecs = NULL;
+		int dim = 0;
+		rc = texts ? embedder_embed(s->em, texts, n, &vecs, &dim, e) : err_set(e, ERR_INTERNAL, "out of memory");
+		if (rc == 0 && (rc = db_acquire(s->db, &c, e)) == 0) {
+			int64_t now = time_now_ms();
+			for (int i = 0; rc == 0 && i < n; i++) {
+				char *b64 = vector_b64(vecs + (size_t)i * (size_t)dim, dim);
+				rc = b64 ? store_embedding_put(c, rows[i].id, embedder_model(s->em), dim, b64,
+							       rows[i].content_hash, now, e)
+					 : err_set(e, ERR_INTERNAL, "out of memory");
+				xfree(b64);
+			}
+			db_release(c);
+			st->embedded += n;
+			done += n;
+			if (progress)
+				progress(ctx, done, done + (n == EMBED_ROUND ? EMBED_ROUND : 0));
+		}
+		xfree(vecs);
+		arena_free(&a);
+		pthread_mutex_lock(&s->wake_lock);
+		pthread_cond_broadcast(&s->wake); /* new vectors: let the sync pick them up now */
+		pthread_mutex_unlock(&s->wake_lock);
+	}
+	return rc;
+}
+
+/* ---- the vector index follows the database --------------------------------- */
+
+struct loader {
+	struct vindex *vi;
+	int64_t max_created;
+	float *buf;
+	int dim;
+};
+
+static int load_cb(void *ctx, const db_row *r)
+{
+	struct loader *l = ctx;
+	int dim = (int)db_row_int(r, 3);
+	if (dim != l->dim)
+		return 0; /* a vector of another size (model change in progress): skip */
+	size_t n;
+	const char *b64 = db_row_text(r, 4, &n);
+	size_t got = 0;
+	if (!b64 || sodium_base642bin((unsigned char *)l->buf, sizeof(float) * (size_t)dim, b64, n, NULL, &got, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) ||
+	    got != sizeof(float) * (size_t)dim)
+		return 0;
+	char id[UUID_STR_LEN], book[UUID_STR_LEN], chapter[UUID_STR_LEN];
+	snprintf(id, sizeof(id), "%s", db_row_text(r, 0, NULL));
+	snprintf(book, sizeof(book), "%s", db_row_text(r, 1, NULL));
+	snprintf(chapter, sizeof(chapter), "%s", db_row_text(r, 2, NULL));
+	if (vindex_upsert(l->vi, id, book, chapter, l->buf))
+		return ERR_INTERNAL;
+	int64_t created = db_row_int(r, 5);
+	if (created > l->max_created)
+		l->max_created = created;
+	return 0;
+}
+
+static int dim_cb(void *ctx, const db_row *r)
+{
+	*(int *)ctx = (int)db_row_int(r, 0);
+	return 1;
+}
+
+static void sync_once(struct search *s)
+{
+	struct err e = { 0 };
+	db_conn *c;
+	if (db_acquire(s->db, &c, &e))
+		return;
+	const char *model = embedder_model(s->em);
+	int64_t count, max;
+	if (store_embedding_stats(c, model, &count, &max, &e))
+		goto out;
+	pthread_rwlock_rdlock(&s->vlock);
+	size_t have = s->vi ? vindex_count(s->vi) : 0;
+	int dim = s->vi ? vindex_dim(s->vi) : 0;
+	pthread_rwlock_unlock(&s->vlock);
+	if (count == s->synced_count && max == s->synced_max && (size_t)count == have)
+		goto out;
+	if (!dim) {
+		struct db_val p[] = { dbv_text(model) };
+		if (db_query(c, "SELECT dim FROM embeddings WHERE model = $1 ORDER BY created_at DESC LIMIT 1", p, 1,
+			     dim_cb, &dim, NULL, &e) < 0 ||
+		    dim <= 0)
+			goto out;
+	}
+	struct loader l = { NULL, 0, xmalloc(sizeof(float) * (size_t)dim), dim };
+	if (!l.buf)
+		goto out;
+	/* New rows only, unless rows went away (a deleted chapter): then rebuild. */
+	int rebuild = !s->vi || (size_t)count < have || count < s->synced_count;
+	if (rebuild) {
+		l.vi = vindex_new(dim);
+		if (l.vi && store_embeddings_scan(c, model, 0, load_cb, &l, &e) == 0) {
+			pthread_rwlock_wrlock(&s->vlock);
+			struct vindex *old = s->vi;
+			s->vi = l.vi;
+			pthread_rwlock_unlock(&s->vlock);
+			vindex_free(old);
+			s->synced_max = l.max_created;
+		} else {
+			vindex_free(l.vi);
+		}
+	} else {
+		l.vi = s->vi;
+		if (store_embeddings_scan(c, model, s->synced_max, load_cb, &l, &e) == 0 && l.max_created)
+			s->synced_max = l.max_created;
+	}
+	s->synced_count = count;
+	xfree(l.buf);
+out:
+	db_release(c);
+}
+
+static void *sync_loop(void *arg)
+{
+	struct search *s = arg;
+	while (!atomic_load(&s->stopping)) {
+		sync_once(s);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t ns = ts.tv_nsec + (int64_t)s->sync_ms * 1000000;
+		ts.tv_sec += ns / 1000000000;
+		ts.tv_nsec = ns % 1000000000;
+		pthread_mutex_lock(&s->wake_lock);
+		if (!atomic_load(&s->stopping))
+			pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts);
+		pthread_mutex_unlock(&s->wake_lock);
+	}
+	return NULL;
+}
+
+int search_start_sync(struct search *s, struct err *e)
+{
+	if (!s->em)
+		return 0;
+	sync_once(s);
+	if (pthread_create(&s->sync, NULL, sync_loop, s))
+		return err_set(e, ERR_INTERNAL, "cannot start the vector sync thread");
+	s->sync_started = 1;
+	return 0;
+}
+
+/* ---- querying -------------------------------------------------------------- */
+
+int search_terms(const char *q, struct arena *a, const char ***terms)
+{
+	const char **t = arena_alloc(a, sizeof(char *) * MAX_TERMS);
+	int n = 0;
+	if (!t)
+		return 0;
+	for (const char *p = q; *p && n < MAX_TERMS;) {
+		while (*p && !isalnum((unsigned char)*p) && (unsigned char)*p < 0x80)
+			p++;
+		const char *start = p;
+		while (*p && (isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80))
+			p++;
+		if (p == start)
+			continue;
+		char *w = arena_strndup(a, start, (size_t)(p - start));
+		if (!w)
+			break;
+		for (char *c = w; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+		int dup = 0;
+		for (int i = 0; i < n; i++)
+			dup |= !strcmp(t[i], w);
+		if (!dup)
+			t[n++] = w;
+	}
+	*terms = t;
+	return n;
+}
+
+static int keyword(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
+		   int limit, struct chunk_row **rows, int *n, struct err *e)
+{
+	const char **terms;
+	int nt = search_terms(q, a, &terms);
+	*rows = NULL;
+	*n = 0;
+	if (!nt)
+		return 0;
+	db_conn *c;
+	int rc = db_acquire(s->db, &c, e);
+	if (rc)
+		return rc;
+	rc = store_chunks_keyword(c, a, terms, nt, book_id, chapter_id, limit, rows, n, e);
+	db_release(c);
+	return rc;
+}
+
+static int vector(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
+		  int limit, struct chunk_row **rows, int *n, struct err *e)
+{
+	*rows = NULL;
+	*n = 0;
+	float *qv = NULL;
+	int dim = 0;
+	int rc = embedder_embed(s->em, &q, 1, &qv, &dim, e);
+	if (rc)
+		return rc;
+	struct vhit *hits = arena_alloc(a, sizeof(*hits) * (size_t)limit);
+	int nh = 0;
+	pthread_rwlock_rdlock(&s->vlock);
+	if (s->vi && hits && vindex_dim(s->vi) == dim)
+		nh = vindex_search(s->vi, qv, limit, book_id, chapter_id, hits);
+	pthread_rwlock_unlock(&s->vlock);
+	xfree(qv);
+	struct chunk_row *out = arena_alloc(a, sizeof(*out) * (size_t)(nh ? nh : 1));
+	if (!out)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	db_conn *c;
+	if ((rc = db_acquire(s->db, &c, e)) != 0)
+		return rc;
+	int k = 0;
+	for (int i = 0; i < nh; i++) {
+		struct err ge = { 0 };
+		if (store_chunk_get(c, a, hits[i].chunk_id, &out[k], &ge) == 0) { /* gone since: skip */
+			out[k].score = hits[i].score;
+			k++;
+		}
+	}
+	db_release(c);
+	*rows = out;
+	*n = k;
+	return 0;
+}
+
+int search_query(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
+		 int limit, enum search_mode mode, struct search_hit **hits, int *n, struct err *e)
+{
+	if (mode == SEARCH_DEFAULT)
+		mode = s->em ? SEARCH_HYBRID : SEARCH_KEYWORD;
+	if ((mode == SEARCH_VECTOR || mode == SEARCH_HYBRID) && !s->em)
+		return err_set(e, ERR_INVALID, "vector search needs an embedding provider (BOOKD_EMBED_URL)");
+	struct chunk_row *kw = NULL, *vec = NULL;
+	int nk = 0, nv = 0, rc = 0;
+	int depth = mode == SEARCH_HYBRID ? limit * 3 : limit;
+	if (mode != SEARCH_VECTOR && (rc = keyword(s, a, q, book_id, chapter_id, depth, &kw, &nk, e)) != 0)
+		return rc;
+	if (mode != SEARCH_KEYWORD && (rc = vector(s, a, q, book_id, chapter_id, depth, &vec, &nv, e)) != 0) {
+		if (mode == SEARCH_VECTOR)
+			return rc;
+		log_warn("hybrid search: vector part failed (%s); keyword results only", e->msg);
+		err_clear(e);
+		nv = 0;
+	}
+	struct search_hit *out = arena_alloc(a, sizeof(*out) * (size_t)(nk + nv + 1));
+	if (!out)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	int m = 0;
+	if (mode != SEARCH_HYBRID) {
+		struct chunk_row *src = mode == SEARCH_KEYWORD ? kw : vec;
+		int ns = mode == SEARCH_KEYWORD ? nk : nv;
+		for (int i = 0; i < ns && m < limit; i++)
+			out[m++] = (struct search_hit){ src[i], src[i].score };
+	} else {
+		/* Reciprocal rank fusion: each list contributes 1 / (k + rank). */
+		for (int list = 0; list < 2; list++) {
+			struct chunk_row *src = list ? vec : kw;
+			int ns = list ? nv : nk;
+			for (int i = 0; i < ns; i++) {
+				double add = 1.0 / (RRF_K + i + 1);
+				int j = 0;
+				while (j < m && strcmp(out[j].row.id, src[i].id))
+					j++;
+				if (j == m)
+					out[m++] = (struct search_hit){ src[i], 0 };
+				out[j].score += add;
+			}
+		}
+		/* Sort by fused score (insertion sort: a few dozen entries). */
+		for (int i = 1; i < m; i++) {
+			struct search_hit h = out[i];
+			int j = i;
+			while (j > 0 && (out[j - 1].score < h.score ||
+					 (out[j - 1].score == h.score && strcmp(out[j - 1].row.id, h.row.id) > 0))) {
+				out[j] = out[j - 1];
+				j--;
+			}
+			out[j] = h;
+		}
+		if (m > limit)
+			m = limit;
+	}
+	*hits = out;
+	*n = m;
+	return 0;
+}

@@ -1,0 +1,238 @@
+#include "store_chunks.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/buf.h"
+
+#define CHUNK_COLS                                                                                  \
+	"c.id, c.book_id, c.chapter_id, c.ordinal, c.heading, c.heading_path, c.anchor, c.char_start, " \
+	"c.char_end, c.text, c.token_count, c.content_hash, c.created_at, c.updated_at, ch.number, ch.title"
+
+struct rows {
+	struct arena *a;
+	struct chunk_row *items;
+	int n, cap;
+	int with_score; /* a 17th column */
+};
+
+static void copy_id(const db_row *r, int col, char *dst)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	snprintf(dst, UUID_STR_LEN, "%.*s", (int)(t && n < UUID_STR_LEN ? n : 0), t ? t : "");
+}
+
+static char *str(const db_row *r, int col, struct arena *a)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	return t ? arena_strndup(a, t, n) : NULL;
+}
+
+static int row_cb(void *ctx, const db_row *r)
+{
+	struct rows *m = ctx;
+	if (m->n == m->cap) {
+		int ncap = m->cap ? m->cap * 2 : 32;
+		struct chunk_row *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
+		if (!ni)
+			return ERR_INTERNAL;
+		if (m->n)
+			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
+		m->items = ni;
+		m->cap = ncap;
+	}
+	struct chunk_row *c = &m->items[m->n++];
+	memset(c, 0, sizeof(*c));
+	copy_id(r, 0, c->id);
+	copy_id(r, 1, c->book_id);
+	copy_id(r, 2, c->chapter_id);
+	c->ordinal = db_row_int(r, 3);
+	c->heading = str(r, 4, m->a);
+	c->heading_path = str(r, 5, m->a);
+	c->anchor = str(r, 6, m->a);
+	c->char_start = db_row_int(r, 7);
+	c->char_end = db_row_int(r, 8);
+	c->text = str(r, 9, m->a);
+	c->token_count = db_row_int(r, 10);
+	c->content_hash = str(r, 11, m->a);
+	c->created_at = db_row_int(r, 12);
+	c->updated_at = db_row_int(r, 13);
+	c->chapter_number = db_row_int(r, 14);
+	c->chapter_title = str(r, 15, m->a);
+	if (m->with_score)
+		c->score = db_row_real(r, 16);
+	return 0;
+}
+
+static int many(db_conn *c, struct arena *a, const char *sql, const struct db_val *p, int np, int with_score,
+		struct chunk_row **rows, int *n, struct err *e)
+{
+	struct rows m = { a, NULL, 0, 0, with_score };
+	int rc = db_query(c, sql, p, np, row_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	*rows = m.items;
+	*n = m.n;
+	return 0;
+}
+
+int store_chunks_of_chapter(db_conn *c, struct arena *a, const char *chapter_id, struct chunk_row **rows, int *n,
+			    struct err *e)
+{
+	struct db_val p[] = { dbv_text(chapter_id) };
+	return many(c, a,
+		    "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
+		    "WHERE c.chapter_id = $1 ORDER BY c.ordinal",
+		    p, 1, 0, rows, n, e);
+}
+
+int store_chunk_get(db_conn *c, struct arena *a, const char *id, struct chunk_row *out, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id) };
+	struct chunk_row *rows;
+	int n;
+	int rc = many(c, a, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id WHERE c.id = $1",
+		      p, 1, 0, &rows, &n, e);
+	if (rc)
+		return rc;
+	if (!n)
+		return err_set(e, ERR_NOT_FOUND, "chunk not found");
+	*out = rows[0];
+	return 0;
+}
+
+int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e)
+{
+	struct db_val p[] = { dbv_text(r->id),	       dbv_text(r->book_id),	  dbv_text(r->chapter_id),
+			      dbv_int(r->ordinal),     dbv_text(r->heading),	  dbv_text(r->heading_path),
+			      dbv_text(r->anchor),     dbv_int(r->char_start),	  dbv_int(r->char_end),
+			      dbv_text(r->text),       dbv_int(r->token_count),	  dbv_text(r->content_hash),
+			      dbv_int(r->created_at) };
+	return db_query(c,
+			"INSERT INTO chunks (id, book_id, chapter_id, ordinal, heading, heading_path, anchor, "
+			"char_start, char_end, text, token_count, content_hash, created_at, updated_at) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+			p, 13, NULL, NULL, NULL, e);
+}
+
+int store_chunk_move(db_conn *c, const struct chunk_row *r, struct err *e)
+{
+	struct db_val p[] = { dbv_text(r->id),	      dbv_int(r->ordinal),  dbv_text(r->heading),
+			      dbv_text(r->anchor),    dbv_int(r->char_start), dbv_int(r->char_end),
+			      dbv_int(r->updated_at) };
+	return db_query(c,
+			"UPDATE chunks SET ordinal = $2, heading = $3, anchor = $4, char_start = $5, char_end = $6, "
+			"updated_at = $7 WHERE id = $1",
+			p, 7, NULL, NULL, NULL, e);
+}
+
+int store_chunk_delete(db_conn *c, const char *id, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id) };
+	return db_query(c, "DELETE FROM chunks WHERE id = $1", p, 1, NULL, NULL, NULL, e);
+}
+
+int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, int nterms, const char *book_id,
+			 const char *chapter_id, int limit, struct chunk_row **rows, int *n, struct err *e)
+{
+	int pg = db_dialect(db_conn_db(c)) == DB_POSTGRES;
+	struct buf q;
+	buf_init(&q, 16384);
+	int brc = 0;
+	for (int i = 0; !brc && i < nterms; i++) {
+		/* Terms hold letters and digits only (search.c); quoting them makes
+		 * each a plain term for FTS5, and to_tsquery sees lexemes and '|'. */
+		if (pg)
+			brc = buf_printf(&q, "%s%s", i ? " | " : "", terms[i]);
+		else
+			brc = buf_printf(&q, "%s\"%s\"", i ? " OR " : "", terms[i]);
+	}
+	if (brc) {
+		buf_free(&q);
+		return err_set(e, ERR_INVALID, "the query is too long");
+	}
+	struct db_val p[] = { dbv_text(q.p ? q.p : ""), dbv_text(book_id), dbv_text(chapter_id), dbv_int(limit) };
+	/* Scores: FTS5's BM25 (negated so that higher is better), heading path
+	 * weighted 2:1 over text; PostgreSQL's ts_rank with the heading path at
+	 * weight A (1.0) and text at B (0.4). */
+	const char *sql =
+		pg ? "SELECT " CHUNK_COLS ", ts_rank(c.tsv, query) AS score FROM chunks c "
+		     "JOIN chapters ch ON ch.id = c.chapter_id, to_tsquery('english', $1) query "
+		     "WHERE c.tsv @@ query AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
+		     "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
+		     "ORDER BY score DESC, c.id LIMIT $4"
+		   : "SELECT " CHUNK_COLS ", -bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+		     "JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN chapters ch ON ch.id = c.chapter_id "
+		     "WHERE chunks_fts MATCH $1 AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
+		     "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
+		     "ORDER BY bm25(chunks_fts, 2.0, 1.0), c.id LIMIT $4";
+	int rc = many(c, a, sql, p, 4, 1, rows, n, e);
+	buf_free(&q);
+	return rc;
+}
+
+static int stats_cb(void *ctx, const db_row *r)
+{
+	int64_t **o = ctx;
+	*o[0] = db_row_int(r, 0);
+	*o[1] = db_row_is_null(r, 1) ? 0 : db_row_int(r, 1);
+	return 1;
+}
+
+int store_chunk_count(db_conn *c, const char *book_id, int64_t *n, struct err *e)
+{
+	struct db_val p[] = { dbv_text(book_id) };
+	int64_t max;
+	int64_t *o[2] = { n, &max };
+	*n = 0;
+	int rc = db_query(c, "SELECT count(*), 0 FROM chunks WHERE CAST($1 AS TEXT) IS NULL OR book_id = $1", p, 1,
+			  stats_cb, o, NULL, e);
+	return rc < 0 ? rc : 0;
+}
+
+int store_chunks_unembedded(db_conn *c, struct arena *a, const char *model, const char *book_id, int limit,
+			    struct chunk_row **rows, int *n, struct err *e)
+{
+	struct db_val p[] = { dbv_text(model), dbv_text(book_id), dbv_int(limit) };
+	return many(c, a,
+		    "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
+		    "WHERE (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) AND NOT EXISTS "
+		    "(SELECT 1 FROM embeddings em WHERE em.chunk_id = c.id AND em.model = $1 "
+		    "AND em.content_hash = c.content_hash) ORDER BY c.id LIMIT $3",
+		    p, 3, 0, rows, n, e);
+}
+
+int store_embedding_put(db_conn *c, const char *chunk_id, const char *model, int dim, const char *vector_b64,
+			const char *content_hash, int64_t now, struct err *e)
+{
+	struct db_val p[] = { dbv_text(chunk_id), dbv_text(model), dbv_int(dim), dbv_text(vector_b64),
+			      dbv_text(content_hash), dbv_int(now) };
+	return db_query(c,
+			"INSERT INTO embeddings (chunk_id, model, dim, vector, content_hash, created_at) "
+			"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chunk_id, model) DO UPDATE SET "
+			"dim = excluded.dim, vector = excluded.vector, content_hash = excluded.content_hash, "
+			"created_at = excluded.created_at",
+			p, 6, NULL, NULL, NULL, e);
+}
+
+int store_embeddings_scan(db_conn *c, const char *model, int64_t since, db_row_fn fn, void *ctx, struct err *e)
+{
+	struct db_val p[] = { dbv_text(model), dbv_int(since) };
+	return db_query(c,
+			"SELECT em.chunk_id, c.book_id, c.chapter_id, em.dim, em.vector, em.created_at "
+			"FROM embeddings em JOIN chunks c ON c.id = em.chunk_id "
+			"WHERE em.model = $1 AND em.created_at > $2 ORDER BY em.created_at",
+			p, 2, fn, ctx, NULL, e);
+}
+
+int store_embedding_stats(db_conn *c, const char *model, int64_t *count, int64_t *max_created, struct err *e)
+{
+	struct db_val p[] = { dbv_text(model) };
+	int64_t *o[2] = { count, max_created };
+	*count = *max_created = 0;
+	int rc = db_query(c, "SELECT count(*), max(created_at) FROM embeddings WHERE model = $1", p, 1, stats_cb, o,
+			  NULL, e);
+	return rc < 0 ? rc : 0;
+}
