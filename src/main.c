@@ -23,7 +23,9 @@
 #include "core/mem.h"
 #include "core/timeutil.h"
 #include "http/server.h"
+#include "services/chat.h"
 #include "services/jobs.h"
+#include "services/ratelimit.h"
 #include "services/search.h"
 #include "services/users.h"
 #include "services/books.h"
@@ -302,9 +304,31 @@ static int cmd_serve(void)
 		config_free(&cfg);
 		return 1;
 	}
+	struct llm_chain *llm = NULL;
+	struct chat *chat = NULL;
+	struct err ce = { 0 };
+	struct chat_config ccfg = { .history_messages = 10,
+				    .history_tokens = 2000,
+				    .top_k = cfg.chat_top_k,
+				    .deadline_s = cfg.chat_deadline,
+				    .max_tokens = cfg.chat_max_tokens,
+				    .daily_tokens = cfg.chat_daily_tokens };
+	if (llm_chain_from_env(&llm, &ce) || chat_new(&chat, d, search, llm, &ccfg, &ce)) {
+		fprintf(stderr, "bookd: invalid configuration: %s\n", ce.msg);
+		llm_chain_free(llm);
+		jobs_stop(jobs, 0);
+		jobs_free(jobs);
+		search_free(search);
+		users_free(users);
+		db_close(d);
+		config_free(&cfg);
+		return 2;
+	}
 	struct app app = { .cfg = &cfg, .db = d, .chapters = cache_new(cfg.cache_bytes), .started_ms = time_now_ms(),
 			   .users = users, .hasher = executor_new(cfg.hash_threads, 256, "bookd-hash"), .jobs = jobs,
-			   .search = search, .io = executor_new(4, 256, "bookd-io") };
+			   .search = search, .io = executor_new(4, 256, "bookd-io"), .chat = chat, .llm = llm,
+			   .chat_exec = executor_new(cfg.chat_threads, 1024, "bookd-chat"),
+			   .chat_limit = ratelimit_new(cfg.chat_anon_per_minute * 2.0, cfg.chat_anon_per_minute, 8192) };
 	char upload_dir[4200];
 	snprintf(upload_dir, sizeof(upload_dir), "%s/uploads", cfg.data_dir);
 	struct http_server_opts o = {
@@ -323,8 +347,13 @@ static int cmd_serve(void)
 	};
 	struct http_server *srv = NULL;
 	struct err e = { 0 };
-	if (!app.chapters || !app.hasher || !app.io || http_server_start(&srv, &o, &e)) {
-		fprintf(stderr, "bookd: %s\n", app.chapters && app.hasher && app.io ? e.msg : "out of memory");
+	int made = app.chapters && app.hasher && app.io && app.chat_exec && app.chat_limit;
+	if (!made || http_server_start(&srv, &o, &e)) {
+		fprintf(stderr, "bookd: %s\n", made ? e.msg : "out of memory");
+		executor_free(app.chat_exec);
+		ratelimit_free(app.chat_limit);
+		chat_free(chat);
+		llm_chain_free(llm);
 		cache_free(app.chapters);
 		executor_free(app.hasher);
 		executor_free(app.io);
@@ -364,6 +393,10 @@ static int cmd_serve(void)
 	http_server_stop(srv);
 	executor_free(app.hasher);
 	executor_free(app.io);
+	executor_free(app.chat_exec);
+	ratelimit_free(app.chat_limit);
+	chat_free(chat);
+	llm_chain_free(llm);
 	jobs_free(jobs);
 	search_free(search);
 	users_free(users);

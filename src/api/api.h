@@ -13,6 +13,7 @@
 #include "../http/router.h"
 #include "../store/db.h"
 #include "../store/store_books.h"
+#include "../services/ratelimit.h"
 #include "../services/users.h"
 
 /* What handlers share: set up once by `bookd serve`. */
@@ -25,6 +26,10 @@ struct app {
 	struct jobs *jobs;
 	struct search *search;
 	struct executor *io; /* calls to providers (embeddings, LLMs), off the HTTP threads */
+	struct chat *chat;
+	struct llm_chain *llm;
+	struct executor *chat_exec; /* answers wait on language models: a pool of their own */
+	struct ratelimit *chat_limit; /* anonymous questions per IP */
 	int64_t started_ms;
 };
 
@@ -80,6 +85,13 @@ void api_prefs_patch(http_req *req, void *app);
 void api_books_import(http_req *req, void *app);
 void api_books_reindex(http_req *req, void *app);
 void api_search(http_req *req, void *app);
+void api_chat_query(http_req *req, void *app);
+void api_chat_compat(http_req *req, void *app);
+void api_chat_context(http_req *req, void *app);
+void api_chat_sessions(http_req *req, void *app);
+void api_chat_session_get(http_req *req, void *app);
+void api_chat_session_delete(http_req *req, void *app);
+void api_chat_messages(http_req *req, void *app);
 void api_jobs_submit(http_req *req, void *app);
 void api_jobs_list(http_req *req, void *app);
 void api_jobs_get(http_req *req, void *app);
@@ -87,6 +99,10 @@ void api_jobs_cancel(http_req *req, void *app);
 void api_jobs_events(http_req *req, void *app);
 struct job;
 json_t *api_job_json(const struct job *j);
+/* The Idempotency-Key header (answers 422 and returns -1 when malformed). */
+int api_idempotency_key(http_req *req, const char **key);
+/* 202 {job_id, status} + Location (+ Idempotent-Replayed on a repeat). */
+void api_job_accepted(http_req *req, const struct job *j, int existing);
 
 void api_chapters_list(http_req *req, void *app);
 void api_chapters_create(http_req *req, void *app);

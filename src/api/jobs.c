@@ -49,7 +49,7 @@ static int caller(http_req *req, struct app *app, char owner[UUID_STR_LEN], int 
 	return 0;
 }
 
-static int idempotency_key(http_req *req, const char **key)
+int api_idempotency_key(http_req *req, const char **key)
 {
 	*key = http_header(req, "Idempotency-Key");
 	if (*key && (!**key || strlen(*key) > IDEMPOTENCY_MAX)) {
@@ -61,7 +61,7 @@ static int idempotency_key(http_req *req, const char **key)
 	return 0;
 }
 
-static void accepted(http_req *req, const struct job *j, int existing)
+void api_job_accepted(http_req *req, const struct job *j, int existing)
 {
 	char loc[96];
 	snprintf(loc, sizeof(loc), "/api/v1/jobs/%s", j->id);
@@ -106,7 +106,7 @@ void api_books_import(http_req *req, void *app_)
 	char owner[UUID_STR_LEN];
 	int admin;
 	const char *idem;
-	if (caller(req, app, owner, &admin) || idempotency_key(req, &idem))
+	if (caller(req, app, owner, &admin) || api_idempotency_key(req, &idem))
 		return;
 	struct err e = { 0 };
 	const struct http_upload *u = http_upload(req);
@@ -148,7 +148,7 @@ void api_books_import(http_req *req, void *app_)
 	if (rc)
 		api_fail(req, &e);
 	else
-		accepted(req, &j, existing);
+		api_job_accepted(req, &j, existing);
 }
 
 void api_jobs_submit(http_req *req, void *app_)
@@ -157,7 +157,7 @@ void api_jobs_submit(http_req *req, void *app_)
 	char owner[UUID_STR_LEN];
 	int admin;
 	const char *idem;
-	if (caller(req, app, owner, &admin) || idempotency_key(req, &idem))
+	if (caller(req, app, owner, &admin) || api_idempotency_key(req, &idem))
 		return;
 	struct err e = { 0 };
 	if (!admin) {
@@ -181,7 +181,7 @@ void api_jobs_submit(http_req *req, void *app_)
 	json_t *empty = json_object();
 	if (!e.code && jobs_submit(app->jobs, http_arena(req), owner, type, payload ? payload : empty, idem, &j,
 				   &existing, &e) == 0)
-		accepted(req, &j, existing);
+		api_job_accepted(req, &j, existing);
 	else
 		api_fail(req, &e);
 	json_decref(empty);

@@ -35,6 +35,13 @@ const struct route api_routes[] = {
 
 	{ HTTP_POST, "/api/v1/books/{book_id}/reindex", api_books_reindex, 0 },
 	{ HTTP_GET, "/api/v1/search", api_search, 0 },
+	{ HTTP_POST, "/api/v1/chatbot/query", api_chat_query, 0 },
+	{ HTTP_POST, "/api/v1/chatbot/context", api_chat_context, 0 },
+	{ HTTP_GET, "/api/v1/chat/sessions", api_chat_sessions, 0 },
+	{ HTTP_GET, "/api/v1/chat/sessions/{session_id}", api_chat_session_get, 0 },
+	{ HTTP_DELETE, "/api/v1/chat/sessions/{session_id}", api_chat_session_delete, 0 },
+	{ HTTP_GET, "/api/v1/chat/sessions/{session_id}/messages", api_chat_messages, 0 },
+	{ HTTP_POST, "/chat", api_chat_compat, 0 },
 
 	{ HTTP_GET, "/api/v1/books/{book_id}/chapters", api_chapters_list, 0 },
 	{ HTTP_POST, "/api/v1/books/{book_id}/chapters", api_chapters_create, 0 },

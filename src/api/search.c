@@ -138,18 +138,16 @@ void api_books_reindex(http_req *req, void *app_)
 			api_fail(req, &e);
 		return;
 	}
+	const char *idem;
+	if (api_idempotency_key(req, &idem))
+		return;
 	json_t *payload = json_pack("{s:s}", "book_id", book_id);
 	struct job j;
 	int existing;
-	const char *idem = http_header(req, "Idempotency-Key");
 	int rc = jobs_submit(app->jobs, http_arena(req), u.id, "book.index", payload, idem, &j, &existing, &e);
 	json_decref(payload);
-	if (rc) {
+	if (rc)
 		api_fail(req, &e);
-		return;
-	}
-	char loc[96];
-	snprintf(loc, sizeof(loc), "/api/v1/jobs/%s", j.id);
-	http_set_header(req, "Location", loc);
-	api_json(req, 202, json_pack("{s:s, s:s}", "job_id", j.id, "status", j.status));
+	else
+		api_job_accepted(req, &j, existing);
 }

@@ -4,11 +4,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "mem.h"
 
-enum cfg_type { CFG_STR, CFG_INT, CFG_BYTES };
+enum cfg_type { CFG_STR, CFG_INT, CFG_BYTES, CFG_BOOL, CFG_LONG };
 
 struct cfg_def {
 	const char *name;
@@ -88,6 +89,17 @@ static const struct cfg_def defs[] = {
 	{ "BOOKD_EMBED_TIMEOUT", CFG_INT, "30", 1, 600, 0, OFF(embed_timeout), "seconds per embedding request" },
 	{ "BOOKD_CHUNK_TOKENS", CFG_INT, "256", 32, 8192, 0, OFF(chunk_tokens),
 	  "largest chunk, in estimated tokens (bytes / 4)" },
+	{ "BOOKD_CHAT_ANONYMOUS", CFG_BOOL, "false", 0, 1, 0, OFF(chat_anonymous),
+	  "true = anyone may ask the chatbot (public book sites), limited per IP" },
+	{ "BOOKD_CHAT_ANON_PER_MINUTE", CFG_INT, "10", 1, 100000, 0, OFF(chat_anon_per_minute),
+	  "anonymous questions per minute per IP (twice that in a burst)" },
+	{ "BOOKD_CHAT_THREADS", CFG_INT, "32", 1, 1024, 0, OFF(chat_threads),
+	  "answers being produced at once (each waits on a language model)" },
+	{ "BOOKD_CHAT_DEADLINE", CFG_INT, "60", 1, 600, 0, OFF(chat_deadline), "seconds an answer may take in all" },
+	{ "BOOKD_CHAT_TOP_K", CFG_INT, "5", 1, 20, 0, OFF(chat_top_k), "passages retrieved per question" },
+	{ "BOOKD_CHAT_MAX_TOKENS", CFG_INT, "800", 16, 32000, 0, OFF(chat_max_tokens), "longest answer, in tokens" },
+	{ "BOOKD_CHAT_DAILY_TOKENS", CFG_LONG, "0", 0, 1LL << 40, 0, OFF(chat_daily_tokens),
+	  "tokens a user (or IP) may use per day; 0 = unlimited" },
 	{ "BOOKD_LOGIN_PER_MINUTE", CFG_INT, "5", 1, 100000, 0, OFF(login_per_minute),
 	  "login attempts regained per minute, per account (twice that per IP)" },
 };
@@ -161,6 +173,17 @@ static int parse_int(const char *s, long long *out)
 	return 0;
 }
 
+static int parse_bool(const char *s, long long *out)
+{
+	if (!strcasecmp(s, "true") || !strcmp(s, "1") || !strcasecmp(s, "yes") || !strcasecmp(s, "on"))
+		*out = 1;
+	else if (!strcasecmp(s, "false") || !strcmp(s, "0") || !strcasecmp(s, "no") || !strcasecmp(s, "off"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}
+
 static int parse_bytes(const char *s, long long *out)
 {
 	char *end;
@@ -227,15 +250,28 @@ int config_load(struct config *c, const char *env_file, char *msg, size_t msglen
 				break;
 			*(size_t *)field = (size_t)n;
 			continue;
+		case CFG_BOOL:
+			if (parse_bool(v, &n))
+				break;
+			*(int *)field = (int)n;
+			continue;
+		case CFG_LONG:
+			if (parse_int(v, &n) || n < d->min || n > d->max)
+				break;
+			*(long *)field = (long)n;
+			continue;
 		}
 		at = append_msg(msg, msglen, at, bad ? "; %s=\"%s\"" : "invalid configuration: %s=\"%s\"",
 				d->name, d->secret ? "********" : v);
 		char range[96];
 		snprintf(range, sizeof(range), " %lld..%lld", d->min, d->max);
-		at = append_msg(msg, msglen, at, "%s%s",
-				d->type == CFG_BYTES ? " must be a size in bytes (K/M/G suffixes) in"
-						     : " must be an integer in",
-				range);
+		if (d->type == CFG_BOOL)
+			at = append_msg(msg, msglen, at, "%s%s", " must be true or false", "");
+		else
+			at = append_msg(msg, msglen, at, "%s%s",
+					d->type == CFG_BYTES ? " must be a size in bytes (K/M/G suffixes) in"
+							     : " must be an integer in",
+					range);
 		bad++;
 	}
 
@@ -323,6 +359,12 @@ void config_print(const struct config *c, FILE *f)
 			break;
 		case CFG_BYTES:
 			fprintf(f, "%s=%zu\n", d->name, *(const size_t *)field);
+			break;
+		case CFG_BOOL:
+			fprintf(f, "%s=%s\n", d->name, *(const int *)field ? "true" : "false");
+			break;
+		case CFG_LONG:
+			fprintf(f, "%s=%ld\n", d->name, *(const long *)field);
 			break;
 		}
 	}

@@ -37,6 +37,8 @@ struct config {
 	size_t max_upload;
 	char *embed_url, *embed_model, *embed_key; /* embed_key: secret */
 	int embed_dim, embed_batch, embed_concurrency, embed_timeout, chunk_tokens;
+	int chat_anonymous, chat_threads, chat_deadline, chat_top_k, chat_max_tokens, chat_anon_per_minute;
+	long chat_daily_tokens;
 };
 
 /* Loads defaults, then `env_file` (if it exists; NULL = ".env"), then the

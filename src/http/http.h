@@ -70,8 +70,13 @@ int http_upload_keep(http_req *req, const char *path) WUR;
  * `fn` is asked again a little later), or -1 to end the stream. `free_fn`
  * (may be NULL) releases ctx when the response is gone. */
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
-void http_respond_stream(http_req *req, const char *content_type, http_stream_fn fn, void (*free_fn)(void *),
-			 void *ctx);
+struct http_stream;
+/* Returns a handle for http_stream_wake, valid until free_fn(ctx) is called. */
+struct http_stream *http_respond_stream(http_req *req, const char *content_type, http_stream_fn fn,
+					void (*free_fn)(void *), void *ctx);
+/* From any thread: there is something to send, ask `fn` now rather than at
+ * the next tick. The caller must serialise this against its free_fn. */
+void http_stream_wake(struct http_stream *st);
 
 /* Adds a response header; name and value are copied. */
 void http_set_header(http_req *req, const char *name, const char *value);

@@ -38,19 +38,21 @@ struct http_server {
 	int port;
 	/* streams waiting for their next event */
 	pthread_mutex_t park_lock;
-	struct stream *parked;
+	struct http_stream *parked;
 	pthread_t ticker;
 	int ticker_started;
 	atomic_int stopping;
 };
 
-struct stream {
+struct http_stream {
 	struct http_server *srv;
 	struct MHD_Connection *conn;
 	http_stream_fn fn;
 	void (*free_fn)(void *);
 	void *ctx;
-	struct stream *next;
+	struct http_stream *next;
+	int parked;	  /* in srv->parked, connection suspended (under park_lock) */
+	int wake_pending; /* woken while not parked: ask fn again before parking */
 };
 
 #define MAX_FORM_FIELDS 8
@@ -173,35 +175,63 @@ int http_upload_keep(http_req *r, const char *path)
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	struct stream *st = cls;
+	struct http_stream *st = cls;
 	(void)pos;
-	if (atomic_load(&st->srv->stopping))
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	long n = st->fn(st->ctx, buf, max);
-	if (n > 0)
-		return n;
-	if (n < 0)
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	/* Nothing yet: sleep until the ticker wakes us (returning 0 without
-	 * suspending would spin). Suspend first, then become visible. */
-	MHD_suspend_connection(st->conn);
-	pthread_mutex_lock(&st->srv->park_lock);
-	st->next = st->srv->parked;
-	st->srv->parked = st;
-	pthread_mutex_unlock(&st->srv->park_lock);
-	return 0;
+	for (;;) {
+		if (atomic_load(&st->srv->stopping))
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		long n = st->fn(st->ctx, buf, max);
+		if (n > 0)
+			return n;
+		if (n < 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		/* Nothing yet: sleep until woken (returning 0 without suspending
+		 * would spin). A wake that came while we were asking fn is not
+		 * lost: it left wake_pending, and we ask again. */
+		pthread_mutex_lock(&st->srv->park_lock);
+		if (st->wake_pending) {
+			st->wake_pending = 0;
+			pthread_mutex_unlock(&st->srv->park_lock);
+			continue;
+		}
+		MHD_suspend_connection(st->conn);
+		st->parked = 1;
+		st->next = st->srv->parked;
+		st->srv->parked = st;
+		pthread_mutex_unlock(&st->srv->park_lock);
+		return 0;
+	}
 }
 
-static void stream_free(void *cls)
+static void unpark(struct http_server *s, struct http_stream *st)
 {
-	struct stream *st = cls;
-	/* It may still be parked if the connection died: unlink it. */
-	pthread_mutex_lock(&st->srv->park_lock);
-	for (struct stream **p = &st->srv->parked; *p; p = &(*p)->next)
+	for (struct http_stream **p = &s->parked; *p; p = &(*p)->next)
 		if (*p == st) {
 			*p = st->next;
 			break;
 		}
+	st->parked = 0;
+}
+
+void http_stream_wake(struct http_stream *st)
+{
+	pthread_mutex_lock(&st->srv->park_lock);
+	if (st->parked) {
+		unpark(st->srv, st);
+		MHD_resume_connection(st->conn);
+	} else {
+		st->wake_pending = 1;
+	}
+	pthread_mutex_unlock(&st->srv->park_lock);
+}
+
+static void stream_free(void *cls)
+{
+	struct http_stream *st = cls;
+	/* It may still be parked if the connection died: unlink it. */
+	pthread_mutex_lock(&st->srv->park_lock);
+	if (st->parked)
+		unpark(st->srv, st);
 	pthread_mutex_unlock(&st->srv->park_lock);
 	if (st->free_fn)
 		st->free_fn(st->ctx);
@@ -211,10 +241,12 @@ static void stream_free(void *cls)
 static void wake_parked(struct http_server *s)
 {
 	pthread_mutex_lock(&s->park_lock);
-	struct stream *st = s->parked;
+	struct http_stream *st = s->parked;
 	s->parked = NULL;
-	for (; st; st = st->next)
+	for (; st; st = st->next) {
+		st->parked = 0;
 		MHD_resume_connection(st->conn);
+	}
 	pthread_mutex_unlock(&s->park_lock);
 }
 
@@ -229,26 +261,28 @@ static void *ticker(void *arg)
 	return NULL;
 }
 
-void http_respond_stream(http_req *r, const char *ctype, http_stream_fn fn, void (*free_fn)(void *), void *ctx)
+struct http_stream *http_respond_stream(http_req *r, const char *ctype, http_stream_fn fn, void (*free_fn)(void *),
+					void *ctx)
 {
-	struct stream *st = xcalloc(1, sizeof(*st));
+	struct http_stream *st = xcalloc(1, sizeof(*st));
 	if (!st) {
 		if (free_fn)
 			free_fn(ctx);
 		http_respond_error(r, 500, "internal", "out of memory", NULL);
-		return;
+		return NULL;
 	}
-	*st = (struct stream){ r->srv, r->conn, fn, free_fn, ctx, NULL };
+	*st = (struct http_stream){ r->srv, r->conn, fn, free_fn, ctx, NULL, 0, 0 };
 	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
 								       stream_free);
 	if (!resp) {
 		stream_free(st);
 		http_respond_error(r, 500, "internal", "out of memory", NULL);
-		return;
+		return NULL;
 	}
 	set_response(r, 200, ctype, resp, 0);
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	return st;
 }
 
 static void defer_trampoline(void *arg)

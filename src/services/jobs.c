@@ -159,8 +159,9 @@ int jobs_submit(struct jobs *j, struct arena *a, const char *owner, const char *
 out:
 	db_release(c);
 	if (rc == 0 && !*existing) {
+		/* Broadcast: the heartbeat thread waits on the same condition. */
 		pthread_mutex_lock(&j->lock);
-		pthread_cond_signal(&j->wake);
+		pthread_cond_broadcast(&j->wake);
 		pthread_mutex_unlock(&j->lock);
 	}
 	return rc;

@@ -7,8 +7,10 @@
 
 /* In foreign-key order. A new table must be added here (a test compares this
  * list with the schema). */
-static const char *const tables[] = { "books",	  "book_isbns",	 "chapters",	"users",
-				      "refresh_tokens", "api_keys", "preferences", "jobs" };
+static const char *const tables[] = { "books",	     "book_isbns",    "chapters",      "users",
+				      "refresh_tokens", "api_keys",	     "preferences",   "jobs",
+				      "chunks",	     "embeddings",    "chat_sessions", "chat_messages",
+				      "chat_contexts",  "chat_usage" };
 
 struct copier {
 	db_conn *to;

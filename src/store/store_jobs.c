@@ -199,7 +199,7 @@ int store_job_finish(db_conn *c, const char *id, const char *owner, const char *
 	return db_query(c,
 			"UPDATE jobs SET status = $3, result = coalesce($4, result), error = $5, run_at = $6, "
 			"updated_at = $7, lease_owner = NULL, lease_until = NULL, "
-			"finished_at = CASE WHEN $8 = 1 THEN $7 ELSE NULL END, "
+			"finished_at = CASE WHEN $8 = 1 THEN CAST($7 AS BIGINT) ELSE NULL END, "
 			"progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END, "
 			"attempts = attempts - $9 "
 			"WHERE id = $1 AND lease_owner = $2 AND status = 'processing'",

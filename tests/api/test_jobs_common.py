@@ -3,7 +3,6 @@
 because of its name.  Everything here talks to bookd over HTTP or runs the
 binary -- nothing knows about src/."""
 import json
-import os
 import signal
 import subprocess
 import time

@@ -3,7 +3,6 @@ book.import job (zip of a Markdown folder, .md, .txt), its failure modes
 (corrupt or hostile archives, bad text) and upload limits."""
 import io
 import json
-import os
 import random
 import time
 import zipfile
@@ -12,7 +11,7 @@ import pytest
 
 from conftest import (ADMIN, SLOW, UUID7_RE, assert_error, make_user,
                       raw_http, start_server, uniq)
-from test_jobs_common import (accepted_id, get_job, jobs_env, wait_job)
+from test_jobs_common import accepted_id, jobs_env, wait_job
 
 IMPORT = "/api/v1/books/import"
 

@@ -13,7 +13,7 @@ from collections import Counter
 
 import requests
 
-from conftest import ADMIN, SLOW, start_server, uniq
+from conftest import ADMIN, SLOW, uniq
 from test_jobs_common import (get_job, jobs_env, log_json, read_record,
                               steps_of, submit_ok, ts, wait_all, wait_job)
 from test_jobs_common import worker_factory  # noqa: F401  (fixture)
@@ -165,7 +165,8 @@ def test_exactly_once_with_server_and_worker(server_factory, worker_factory, tmp
     threads) and a `bookd worker` (5 threads) start together on the same
     data dir and drain the queue: each job runs exactly once."""
     data_dir = tmp_path / "shared"
-    queue = server_factory(data_dir, env=jobs_env(BOOKD_WORKERS=0))
+    # a 3 s lease only to bound the shutdown wait (see the SIGTERM test)
+    queue = server_factory(data_dir, env=jobs_env(BOOKD_WORKERS=0, BOOKD_JOB_LEASE=3))
     rec = tmp_path / "rec"
     ids, rec_ids, errors = [], [], []
     lock = threading.Lock()
@@ -175,7 +176,7 @@ def test_exactly_once_with_server_and_worker(server_factory, worker_factory, tmp
         try:
             for i in range(n_noop + n_rec):
                 body = ({"type": "test.noop", "payload": {}} if i < n_noop else
-                        {"type": "test.steps", "payload": {"steps": 1, "sleep_ms": 40, "record": str(rec)}})
+                        {"type": "test.steps", "payload": {"steps": 1, "sleep_ms": 100, "record": str(rec)}})
                 r = s.post(queue.url("/api/v1/jobs"), json=body, headers=ADMIN, timeout=10)
                 assert r.status_code == 202, r.text
                 with lock:
@@ -195,7 +196,7 @@ def test_exactly_once_with_server_and_worker(server_factory, worker_factory, tmp
     assert queue.stop() == 0
 
     w = worker_factory(queue, env={"BOOKD_WORKER_MAX_JOBS": 5}, wait=False)
-    srv = server_factory(data_dir, env=jobs_env(BOOKD_WORKER_MAX_JOBS=5))
+    srv = server_factory(data_dir, env=jobs_env(BOOKD_WORKER_MAX_JOBS=5, BOOKD_JOB_LEASE=3))
     done = wait_all(srv, ids + rec_ids, timeout=30)
     bad = {i: j for i, j in done.items() if j["status"] != "completed" or j["attempts"] != 1}
     assert not bad, f"{len(bad)} jobs not completed exactly once, e.g. {list(bad.values())[:3]}"

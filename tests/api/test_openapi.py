@@ -4,18 +4,19 @@
   server: called with real ids (a book, its ISBN, a chapter and an API key
   created through the API), real credentials where the body needs them (a
   user registered through the API for login, refresh and logout) and the
-  document's own request example otherwise, it answers neither
-  404 "no such route" nor 405, but a documented 2xx whose body matches the
-  documented schema and which carries the documented headers (those not
-  marked `required: false`). Operations that document `security` are called
-  with the master key (X-API-Key).
+  document's own request example otherwise (and the examples of required
+  query parameters), it answers neither 404 "no such route" nor 405, but a
+  documented 2xx whose body matches the documented schema and which carries
+  the documented headers (those not marked `required: false`). Operations
+  that document `security` are called with the master key (X-API-Key).
 - Jobs: {job_id} is a fresh job that finishes at once (test.noop when the
   server runs with BOOKD_TEST_JOBS=1, else the import of a small Markdown
-  file). An operation whose request examples are all test.* jobs (the
-  generic submit) is called on a server with BOOKD_TEST_JOBS=1: the shared
-  one if it has it, else one of this module's own. A documented
-  `multipart/form-data` body (the book import) is sent as
-  a form with a small .md file; an operation with an `Idempotency-Key`
+  file). A job submission uses the first documented example of a type the
+  server takes (test.* only with BOOKD_TEST_JOBS=1), about the real book;
+  if all of them are test.* jobs, it is sent to a server with
+  BOOKD_TEST_JOBS=1 (the shared one if it has it, else one of this
+  module's own). A documented `multipart/form-data` body (the book import)
+  is sent as a form with a small .md file; an operation with an `Idempotency-Key`
   parameter is sent twice with one key, and the repeat must give back the
   same job with `Idempotent-Replayed: true`; a `text/event-stream` response
   is read until its `done` event, and each event's data must match the
@@ -281,6 +282,8 @@ def request_example(op, label, server, world, path):
             body["title"] = f"{body['title']} {uniq('openapi')}"
         if body.get("book_ids"):
             body["book_ids"] = [world["book"]["id"]]
+        if isinstance(body.get("payload"), dict) and "book_id" in body["payload"]:
+            body["payload"]["book_id"] = world["book"]["id"]  # a job about a real book
         if path.endswith("/auth/register") and "email" in body:
             body["email"] = f"{uniq('openapi')}@example.com"
         elif path.endswith("/auth/login"):
@@ -330,6 +333,17 @@ def request_kwargs(op, label, server, world, path):
     data.pop("book_id", None)  # a new book, not the example's
     files = {k: (f"{uniq('openapi')}.md", markdown_file(title), "text/markdown") for k in file_parts}
     return {"data": data, "files": files}
+
+
+def query_params(op, path):
+    """The documented examples of the operation's required query parameters."""
+    params = {}
+    for p in SPEC["paths"][path].get("parameters", []) + op.get("parameters", []):
+        p = deref(p)
+        if p.get("in") == "query" and p.get("required"):
+            assert "example" in p, f"{path}: required query parameter {p['name']} has no example"
+            params[p["name"]] = p["example"]
+    return params
 
 
 def header_param(op, name):
@@ -442,6 +456,7 @@ def test_documented_operation_exists_on_server(request, server, world, method, p
         server = request.getfixturevalue("jobs_server")
     kw = request_kwargs(op, label, server, world, path)
     kw["headers"] = dict(ADMIN) if op.get("security") else {}
+    kw["params"] = query_params(op, path)
     idempotent = header_param(op, "Idempotency-Key")
     if idempotent:
         kw["headers"]["Idempotency-Key"] = uniq("openapi")

@@ -219,7 +219,7 @@ def test_copied_pending_jobs_run_on_postgres(copied, server_factory, tmp_path):
     while len(read_record(rec)) < len(copied["pending"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sorted(j for j, _ in read_record(rec)) == sorted(copied["pending"])
-    jobs = [wait_job(srv, jid, timeout=5) for jid in copied["pending"]]
+    jobs = [wait_job(srv, jid, timeout=3) for jid in copied["pending"]]
     assert [j["status"] for j in jobs] == ["completed"] * len(jobs), jobs
 
 

@@ -13,7 +13,8 @@ import requests
 
 import pgtest
 from conftest import ADMIN, assert_error, uniq
-from test_pg_common import node_env
+from test_jobs_common import accepted_id, ts
+from test_pg_common import node_env, start_pg_worker
 
 CLIENT_TIMEOUT = 15
 
@@ -225,3 +226,53 @@ def test_database_restarted_while_idle_then_requests_succeed(own_pg, server_fact
         statuses.append(r.status_code)
     assert statuses == [200] * 21 + [201], (
         f"requests after the database was back for 1.5s: {statuses}")
+
+
+def test_worker_listener_reconnects_after_restart(own_pg, server_factory, tmp_path):
+    """After a database restart, a `bookd worker` is again woken by
+    LISTEN/NOTIFY (its listener reconnects), not only by its 500 ms poll."""
+    pg = own_pg
+    url = new_database(pg)
+    srv = server_factory(tmp_path / "data", env=node_env(url, BOOKD_WORKERS=0, BOOKD_TEST_JOBS=1))
+    w = start_pg_worker(tmp_path / "worker", url, tmp_path / "worker.stderr",
+                        BOOKD_TEST_JOBS=1, BOOKD_WORKER_MAX_JOBS=1)
+    try:
+        try:
+            pg.stop("fast")
+            time.sleep(1.0)
+        finally:
+            pg.start()
+        assert wait_ready(srv, 8) is not None, srv.log_tail()
+
+        def run_one():
+            jid = None
+            for _ in range(20):  # the server's own pool may still hand out a dead connection
+                r = srv.post("/api/v1/jobs", headers=ADMIN, json={"type": "test.noop"})
+                if r.status_code != 503:
+                    jid = accepted_id(r)
+                    break
+                time.sleep(0.05)
+            assert jid, "job submission kept failing after the restart"
+            deadline = time.monotonic() + 8
+            while True:
+                j = srv.get(f"/api/v1/jobs/{jid}", headers=ADMIN).json()
+                if j.get("started_at"):
+                    return (ts(j["started_at"]) - ts(j["created_at"])) * 1000
+                assert time.monotonic() < deadline, f"job never started: {j}\n{w.log_tail()}"
+                time.sleep(0.01)
+
+        run_one()  # by now the worker is back (its poll alone would do)
+        # the listener retries after 0.2, 0.4, 0.8, 1.6 s ...: after a 1 s outage it
+        # is back within about 3 s of the database
+        time.sleep(3.0)
+        rnd = random.Random(3)
+        delays = []
+        for _ in range(6):
+            time.sleep(rnd.uniform(0.1, 0.45))
+            delays.append(run_one())
+        mean = sum(delays) / len(delays)
+        print(f"\nafter restart, submit-to-start delays (ms): {[round(d) for d in delays]}")
+        assert mean < 100, f"the worker is no longer woken by NOTIFY after a restart: {delays}"
+    finally:
+        rc = w.stop()
+    assert rc == 0, w.log_tail()

@@ -98,7 +98,7 @@ def test_300_jobs_on_three_processes_each_claimed_exactly_once(server_factory, t
         assert set(per_proc) == {"a", "b", "w"}, f"not every process took jobs: {per_proc}"
 
         # all end completed, each after one attempt; none is lost
-        deadline = time.monotonic() + 8
+        deadline = time.monotonic() + 4
         while True:
             jobs = {j["id"]: j for j in list_all_jobs(a)}
             left = [j for j in jobs.values() if j["status"] not in TERMINAL]

@@ -178,7 +178,7 @@ def test_jobs_submitted_on_either_node_run_once(cluster, tmp_path):
     assert all(len(v) == 1 for v in ran.values()), {k: v for k, v in ran.items() if len(v) != 1}
     if cluster["server_workers"] == 0:
         assert {v[0] for v in ran.values()} == {"w"}, "a server with BOOKD_WORKERS=0 ran jobs"
-    deadline = time.monotonic() + 6
+    deadline = time.monotonic() + 4
     while True:
         # each job is visible on both nodes
         states = {}

@@ -1,0 +1,446 @@
+/*
+ * The chatbot's routes. An answer is produced on the chat executor (it waits
+ * on language models), never on an HTTP thread. A streamed answer is a
+ * chat_stream shared by the producing thread and the HTTP response: the
+ * producer appends Server-Sent Events and wakes the connection at once, so a
+ * token leaves bookd as soon as it arrives; when the client goes away the
+ * response is freed, the stream is marked gone, and the model call is
+ * cancelled at its next read.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/buf.h"
+#include "../core/json.h"
+#include "../core/log.h"
+#include "../core/mem.h"
+#include "../core/timeutil.h"
+#include "../services/chat.h"
+#include "api.h"
+
+#define QUESTION_MAX 2000
+#define SELECTION_MAX 5000
+
+struct ask {
+	struct app *app;
+	struct arena arena; /* the question's strings: outlives the request when streaming */
+	char user_id[UUID_STR_LEN], subject[80];
+	struct chat_query q;
+	int compat; /* POST /chat */
+	/* the outcome (non-streamed) */
+	struct chat_answer ans;
+	struct err e;
+	int rc;
+	/* streaming */
+	pthread_mutex_t lock;
+	int refs;
+	struct http_stream *hs; /* NULL once the response is gone */
+	struct buf out;
+	size_t sent;
+	int finished, gone;
+};
+
+static void ask_unref(struct ask *a)
+{
+	pthread_mutex_lock(&a->lock);
+	int last = --a->refs == 0;
+	pthread_mutex_unlock(&a->lock);
+	if (!last)
+		return;
+	chat_answer_free(&a->ans);
+	buf_free(&a->out);
+	arena_free(&a->arena);
+	pthread_mutex_destroy(&a->lock);
+	xfree(a);
+}
+
+/* ---- parsing ------------------------------------------------------------------ */
+
+static int caller(http_req *req, struct app *app, struct ask *a, int need_user)
+{
+	struct principal p;
+	if (api_principal(req, app, &p))
+		return -1;
+	struct err e = { 0 };
+	if (p.kind == P_ANON) {
+		if (need_user || !app->cfg->chat_anonymous) {
+			err_set(&e, ERR_UNAUTHORIZED, "authentication required");
+			api_fail(req, &e);
+			return -1;
+		}
+		int retry;
+		if (ratelimit_hit(app->chat_limit, http_client_ip(req), 1, time_now_ms(), &retry)) {
+			err_set(&e, ERR_RATE_LIMITED, "too many questions from this address; try again later");
+			api_rate_limited(req, &e, retry);
+			return -1;
+		}
+		snprintf(a->subject, sizeof(a->subject), "ip:%s", http_client_ip(req));
+		return 0;
+	}
+	struct user u;
+	if (users_get(app->users, http_arena(req), &p, &u, &e)) {
+		api_fail(req, &e);
+		return -1;
+	}
+	snprintf(a->user_id, sizeof(a->user_id), "%s", u.id);
+	snprintf(a->subject, sizeof(a->subject), "user:%s", u.id);
+	a->q.user_id = a->user_id;
+	return 0;
+}
+
+static const char *opt_str(struct ask *a, json_t *o, const char *key, size_t max, struct err *e)
+{
+	const char *v = NULL;
+	if (jget_str(o, key, J_OPTIONAL, 0, max, &v, e) <= 0 || !v || !*v)
+		return NULL;
+	return arena_strdup(&a->arena, v);
+}
+
+static int parse(http_req *req, struct ask *a, json_t *o, int compat, int *stream)
+{
+	struct err e = { 0 };
+	const char *question = NULL;
+	(void)jget_str(o, compat ? "message" : "question", J_REQUIRED, 1, QUESTION_MAX, &question, &e);
+	a->q.question = question ? arena_strdup(&a->arena, question) : NULL;
+	a->q.session_id = opt_str(a, o, "session_id", 64, &e);
+	a->q.selected_text = opt_str(a, o, "selected_text", SELECTION_MAX, &e);
+	a->q.book_id = opt_str(a, o, "book_id", 36, &e);
+	a->q.chapter_id = opt_str(a, o, "chapter_id", 36, &e);
+	if (a->q.book_id && !uuid_valid(a->q.book_id, strlen(a->q.book_id)))
+		err_field(&e, "book_id", "must be a book id");
+	if (a->q.chapter_id && !uuid_valid(a->q.chapter_id, strlen(a->q.chapter_id)))
+		err_field(&e, "chapter_id", "must be a chapter id");
+	long long top_k = 0;
+	if (jget_int(o, "top_k", J_OPTIONAL, 1, 20, &top_k, &e) > 0)
+		a->q.top_k = (int)top_k;
+	int s = 0;
+	(void)jget_bool(o, "stream", J_OPTIONAL, &s, &e);
+	const char *accept = http_header(req, "Accept");
+	*stream = !compat && (s || (accept && strstr(accept, "text/event-stream")));
+	a->q.unknown_session_starts_new = compat;
+	if (e.code) {
+		api_fail(req, &e);
+		return -1;
+	}
+	return 0;
+}
+
+static struct ask *ask_new(struct app *app)
+{
+	struct ask *a = xcalloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->app = app;
+	arena_init(&a->arena, 8192);
+	buf_init(&a->out, (size_t)16 << 20);
+	pthread_mutex_init(&a->lock, NULL);
+	a->refs = 1;
+	a->q.subject = a->subject;
+	return a;
+}
+
+/* ---- non-streamed ------------------------------------------------------------- */
+
+static void ask_run(void *ctx)
+{
+	struct ask *a = ctx;
+	a->rc = chat_ask(a->app->chat, &a->arena, &a->q, &a->ans, &a->e);
+}
+
+static void ask_done(http_req *req, void *app)
+{
+	struct ask *a = http_defer_ctx(req);
+	if (a->rc) {
+		if (a->rc == ERR_RATE_LIMITED)
+			http_set_header(req, "Retry-After", "3600");
+		api_fail(req, &a->e);
+	} else if (a->compat) {
+		char ts[32];
+		time_format_rfc3339(a->ans.timestamp, ts);
+		api_json(req, 200, json_pack("{s:s, s:s, s:s}", "response", a->ans.answer, "session_id", a->ans.session_id,
+					    "timestamp", ts));
+	} else {
+		api_json(req, 200, chat_answer_json(&a->ans));
+	}
+	ask_unref(a);
+}
+
+/* ---- streamed -------------------------------------------------------------------- */
+
+static int push(struct ask *a, const char *event, json_t *data)
+{
+	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+	pthread_mutex_lock(&a->lock);
+	int gone = a->gone;
+	if (!gone && text && buf_printf(&a->out, "event: %s\ndata: %s\n\n", event, text) == 0 && a->hs)
+		http_stream_wake(a->hs);
+	pthread_mutex_unlock(&a->lock);
+	free(text);
+	return gone;
+}
+
+static int on_passages(void *ctx, json_t *passages)
+{
+	json_t *d = json_pack("{s:O}", "passages", passages);
+	int gone = push(ctx, "citations", d);
+	json_decref(d);
+	return gone;
+}
+
+static int on_delta(void *ctx, const char *text, size_t n)
+{
+	json_t *d = json_pack("{s:s%}", "text", text, n);
+	int gone = push(ctx, "delta", d);
+	json_decref(d);
+	return gone;
+}
+
+static int cancelled(void *ctx)
+{
+	struct ask *a = ctx;
+	pthread_mutex_lock(&a->lock);
+	int gone = a->gone;
+	pthread_mutex_unlock(&a->lock);
+	return gone;
+}
+
+static void stream_run(void *ctx)
+{
+	struct ask *a = ctx;
+	a->rc = chat_ask(a->app->chat, &a->arena, &a->q, &a->ans, &a->e);
+	json_t *d;
+	if (a->rc == 0 && !a->ans.broken) {
+		d = chat_answer_json(&a->ans);
+		push(a, "done", d);
+	} else {
+		int code = a->rc ? a->rc : ERR_UNAVAILABLE;
+		const char *msg = a->rc ? (code == ERR_INTERNAL ? "internal error" : a->e.msg)
+					: "the answer broke off; please ask again";
+		d = json_pack("{s:{s:s, s:s}}", "error", "code", err_code_name(code), "message", msg);
+		push(a, "error", d);
+	}
+	json_decref(d);
+	pthread_mutex_lock(&a->lock);
+	a->finished = 1;
+	if (a->hs)
+		http_stream_wake(a->hs);
+	pthread_mutex_unlock(&a->lock);
+	ask_unref(a);
+}
+
+static long stream_next(void *ctx, char *buf, size_t max)
+{
+	struct ask *a = ctx;
+	long n = 0;
+	pthread_mutex_lock(&a->lock);
+	size_t avail = a->out.n - a->sent;
+	if (avail) {
+		n = (long)(avail < max ? avail : max);
+		memcpy(buf, a->out.p + a->sent, (size_t)n);
+		a->sent += (size_t)n;
+		if (a->sent == a->out.n) {
+			buf_reset(&a->out);
+			a->sent = 0;
+		}
+	} else if (a->finished) {
+		n = -1;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+static void stream_gone(void *ctx)
+{
+	struct ask *a = ctx;
+	pthread_mutex_lock(&a->lock);
+	a->hs = NULL;
+	a->gone = 1; /* a model call still running is cancelled at its next read */
+	pthread_mutex_unlock(&a->lock);
+	ask_unref(a);
+}
+
+/* ---- routes --------------------------------------------------------------------- */
+
+static void ask(http_req *req, struct app *app, int compat)
+{
+	struct ask *a = ask_new(app);
+	struct err e = { 0 };
+	if (!a) {
+		err_set(&e, ERR_INTERNAL, "out of memory");
+		api_fail(req, &e);
+		return;
+	}
+	a->compat = compat;
+	json_t *o = NULL;
+	int stream = 0;
+	if (caller(req, app, a, 0) || api_read_object(req, &o) || parse(req, a, o, compat, &stream)) {
+		json_decref(o);
+		ask_unref(a);
+		return;
+	}
+	json_decref(o);
+	if (!stream) {
+		if (http_defer(req, app->chat_exec, ask_run, ask_done, a)) {
+			ask_unref(a);
+			err_set(&e, ERR_UNAVAILABLE, "too many questions in progress; try again shortly");
+			api_fail(req, &e);
+		}
+		return;
+	}
+	a->q.on_passages = on_passages;
+	a->q.on_delta = on_delta;
+	a->q.cancelled = cancelled;
+	a->q.ctx = a;
+	a->refs = 2; /* the producer and the response */
+	if (executor_submit(app->chat_exec, stream_run, a)) {
+		a->refs = 1;
+		ask_unref(a);
+		err_set(&e, ERR_UNAVAILABLE, "too many questions in progress; try again shortly");
+		api_fail(req, &e);
+		return;
+	}
+	pthread_mutex_lock(&a->lock);
+	a->hs = http_respond_stream(req, "text/event-stream", stream_next, stream_gone, a);
+	pthread_mutex_unlock(&a->lock);
+}
+
+void api_chat_query(http_req *req, void *app)
+{
+	ask(req, app, 0);
+}
+
+void api_chat_compat(http_req *req, void *app)
+{
+	ask(req, app, 1);
+}
+
+void api_chat_context(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	struct ask *a = ask_new(app);
+	struct err e = { 0 };
+	json_t *o = NULL;
+	if (!a || caller(req, app, a, 0) || api_read_object(req, &o)) {
+		if (!a) {
+			err_set(&e, ERR_INTERNAL, "out of memory");
+			api_fail(req, &e);
+		}
+		json_decref(o);
+		if (a)
+			ask_unref(a);
+		return;
+	}
+	const char *text = NULL;
+	(void)jget_str(o, "text", J_REQUIRED, 1, SELECTION_MAX, &text, &e);
+	const char *session = opt_str(a, o, "session_id", 64, &e), *book = opt_str(a, o, "book_id", 36, &e),
+		   *chapter = opt_str(a, o, "chapter_id", 36, &e);
+	char sid[UUID_STR_LEN], cid[UUID_STR_LEN];
+	if (!e.code && chat_add_context(app->chat, http_arena(req), a->q.user_id, session, text, book, chapter, sid, cid,
+					&e) == 0)
+		api_json(req, 201, json_pack("{s:s, s:s}", "session_id", sid, "context_id", cid));
+	else
+		api_fail(req, &e);
+	json_decref(o);
+	ask_unref(a);
+}
+
+static json_t *session_json(const struct chat_session *s)
+{
+	return json_pack("{s:s, s:o, s:o, s:I, s:o, s:o}", "id", s->id, "title", jstr_or_null(s->title), "book_id",
+			 jstr_or_null(s->book_id), "message_count", (json_int_t)s->messages, "created_at",
+			 api_time(s->created_at), "updated_at", api_time(s->updated_at));
+}
+
+/* The session routes are for signed-in users; anonymous chats have no list. */
+static int user_of(http_req *req, struct app *app, char id[UUID_STR_LEN])
+{
+	struct ask a = { 0 };
+	if (caller(req, app, &a, 1))
+		return -1;
+	snprintf(id, UUID_STR_LEN, "%s", a.user_id);
+	return 0;
+}
+
+void api_chat_sessions(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char uid[UUID_STR_LEN];
+	int limit;
+	const char *cursor;
+	if (user_of(req, app, uid) || api_page_params(req, &limit, &cursor))
+		return;
+	struct chat_session *items;
+	int n;
+	char *next;
+	struct err e = { 0 };
+	if (chat_sessions(app->chat, http_arena(req), uid, cursor, limit, &items, &n, &next, &e)) {
+		api_fail(req, &e);
+		return;
+	}
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, session_json(&items[i]));
+	api_json(req, 200, json_pack("{s:o, s:o}", "items", arr, "next_cursor", jstr_or_null(next)));
+}
+
+void api_chat_session_get(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char uid[UUID_STR_LEN];
+	if (user_of(req, app, uid))
+		return;
+	struct chat_session s;
+	struct err e = { 0 };
+	if (chat_session(app->chat, http_arena(req), uid, http_param(req, 0), &s, &e))
+		api_fail(req, &e);
+	else
+		api_json(req, 200, session_json(&s));
+}
+
+void api_chat_session_delete(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char uid[UUID_STR_LEN];
+	if (user_of(req, app, uid))
+		return;
+	struct err e = { 0 };
+	if (chat_session_delete(app->chat, uid, http_param(req, 0), &e))
+		api_fail(req, &e);
+	else
+		http_respond_empty(req, 204);
+}
+
+void api_chat_messages(http_req *req, void *app_)
+{
+	struct app *app = app_;
+	char uid[UUID_STR_LEN];
+	int limit;
+	const char *cursor;
+	if (user_of(req, app, uid) || api_page_params(req, &limit, &cursor))
+		return;
+	struct chat_message *items;
+	int n;
+	char *next;
+	struct err e = { 0 };
+	if (chat_messages(app->chat, http_arena(req), uid, http_param(req, 0), cursor, limit, &items, &n, &next, &e)) {
+		api_fail(req, &e);
+		return;
+	}
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++) {
+		const struct chat_message *m = &items[i];
+		json_t *cit = m->citations ? json_loads(m->citations, 0, NULL) : NULL;
+		json_array_append_new(
+			arr, json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:{s:I, s:I}, s:I, s:o}", "id", m->id, "role",
+				       m->role, "content", m->content, "citations", cit ? cit : json_array(),
+				       "selected_text", jstr_or_null(m->selected_text), "provider",
+				       jstr_or_null(m->provider), "model", jstr_or_null(m->model), "usage",
+				       "prompt_tokens", (json_int_t)m->prompt_tokens, "completion_tokens",
+				       (json_int_t)m->completion_tokens, "latency_ms", (json_int_t)m->latency_ms,
+				       "created_at", api_time(m->created_at)));
+	}
+	api_json(req, 200, json_pack("{s:o, s:o}", "items", arr, "next_cursor", jstr_or_null(next)));
+}

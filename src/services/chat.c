@@ -1,0 +1,651 @@
+#include "chat.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "../core/buf.h"
+#include "../core/log.h"
+#include "../core/mem.h"
+#include "../core/json.h"
+#include "../core/timeutil.h"
+
+#define MAX_PASSAGES 20
+#define QUOTE_MAX 240
+#define SELECTION_IN_QUERY 300
+
+struct chat {
+	db *db;
+	struct search *search;
+	struct llm_chain *llm;
+	struct chat_config cfg;
+};
+
+int chat_new(struct chat **out, db *d, struct search *s, struct llm_chain *llm, const struct chat_config *cfg,
+	     struct err *e)
+{
+	struct chat *c = xcalloc(1, sizeof(*c));
+	if (!c)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	c->db = d;
+	c->search = s;
+	c->llm = llm;
+	c->cfg = *cfg;
+	*out = c;
+	return 0;
+}
+
+void chat_free(struct chat *c)
+{
+	xfree(c);
+}
+
+static int tokens_of(const char *s)
+{
+	return (int)((strlen(s) + 3) / 4);
+}
+
+/* ---- sessions --------------------------------------------------------------- */
+
+/* Anonymous sessions (no user) are reachable by id by anonymous callers
+ * only; a user's sessions by that user only. */
+static int owns(const struct chat_session *s, const char *user_id)
+{
+	if (!s->user_id || !*s->user_id)
+		return !user_id;
+	return user_id && !strcmp(s->user_id, user_id);
+}
+
+static int session_for(struct chat *c, db_conn *conn, struct arena *a, const char *user_id, const char *id,
+		       struct chat_session *out, struct err *e)
+{
+	if (!uuid_valid(id, strlen(id)))
+		return err_set(e, ERR_NOT_FOUND, "chat session not found");
+	int rc = store_chat_session_get(conn, a, id, out, e);
+	if (rc == 0 && !owns(out, user_id))
+		rc = err_set(e, ERR_NOT_FOUND, "chat session not found");
+	return rc;
+}
+
+static int new_session(db_conn *conn, const char *user_id, const char *book_id, struct chat_session *out,
+		       struct err *e)
+{
+	memset(out, 0, sizeof(*out));
+	if (uuid_v7(out->id))
+		return err_set(e, ERR_INTERNAL, "no randomness");
+	out->user_id = (char *)user_id;
+	out->book_id = (char *)book_id;
+	out->created_at = out->updated_at = time_now_ms();
+	return store_chat_session_insert(conn, out, e);
+}
+
+/* ---- citations ------------------------------------------------------------------ */
+
+char *chat_clean_markers(const char *answer, int np, int *cited, int *ncited)
+{
+	struct buf out;
+	buf_init(&out, strlen(answer) + 1);
+	*ncited = 0;
+	for (const char *p = answer; *p;) {
+		if (*p == '[' && isdigit((unsigned char)p[1])) {
+			/* [n] or [n, m, …] */
+			const char *q = p + 1;
+			int nums[8], k = 0, ok = 1;
+			while (ok) {
+				char *end;
+				long v = strtol(q, &end, 10);
+				if (end == q || k == 8) {
+					ok = 0;
+					break;
+				}
+				nums[k++] = (int)v;
+				q = end;
+				while (*q == ' ')
+					q++;
+				if (*q == ',') {
+					q++;
+					while (*q == ' ')
+						q++;
+					continue;
+				}
+				break;
+			}
+			if (ok && *q == ']') {
+				int kept = 0;
+				for (int i = 0; i < k; i++) {
+					if (nums[i] < 1 || nums[i] > np)
+						continue; /* points at no passage: dropped */
+					if (buf_printf(&out, "[%d]", nums[i]))
+						break;
+					kept = 1;
+					int seen = 0;
+					for (int j = 0; j < *ncited; j++)
+						seen |= cited[j] == nums[i];
+					if (!seen && *ncited < MAX_PASSAGES)
+						cited[(*ncited)++] = nums[i];
+				}
+				/* A dropped marker leaves no double space behind. */
+				if (!kept && out.n && out.p[out.n - 1] == ' ' && q[1] == ' ')
+					out.n--, out.p[out.n] = '\0';
+				p = q + 1;
+				continue;
+			}
+		}
+		if (buf_putc(&out, *p))
+			break;
+		p++;
+	}
+	return buf_steal(&out);
+}
+
+struct sentence {
+	const char *p;
+	size_t n;
+};
+
+/* Sentences of a passage: ends at . ? ! followed by space/newline, or at a
+ * blank line or a list item; returned as slices of the passage. */
+static int sentences(const char *text, struct sentence *out, int max)
+{
+	int n = 0;
+	const char *start = text;
+	for (const char *p = text;; p++) {
+		int end = !*p || (*p == '\n' && (p[1] == '\n' || p[1] == '-' || p[1] == '*' || p[1] == '|')) ||
+			  ((*p == '.' || *p == '?' || *p == '!') && (p[1] == ' ' || p[1] == '\n' || !p[1]));
+		if (!end)
+			continue;
+		const char *stop = *p && *p != '\n' ? p + 1 : p;
+		while (start < stop && isspace((unsigned char)*start))
+			start++;
+		/* list bullets and table pipes are not part of the sentence */
+		while (start < stop && (*start == '-' || *start == '*' || *start == '|' || *start == '#' || *start == ' '))
+			start++;
+		size_t len = (size_t)(stop - start);
+		if (len >= 12 && n < max)
+			out[n++] = (struct sentence){ start, len };
+		if (!*p)
+			break;
+		start = p + 1;
+	}
+	return n;
+}
+
+/* Word overlap of a sentence with a set of terms (prefix match on 5 letters,
+ * a cheap stemmer: "walking" meets "walk"). */
+static int overlap(const char *s, size_t n, const char *const *terms, int nt)
+{
+	int score = 0;
+	for (int t = 0; t < nt; t++) {
+		size_t tl = strlen(terms[t]);
+		if (tl < 3)
+			continue; /* "a", "is", "of": no signal */
+		size_t want = tl < 5 ? tl : 5;
+		for (size_t i = 0; i + want <= n; i++) {
+			if ((i == 0 || !isalnum((unsigned char)s[i - 1])) && !strncasecmp(s + i, terms[t], want)) {
+				score++;
+				break;
+			}
+		}
+	}
+	return score;
+}
+
+/* A verbatim quote from the passage: its sentence that best matches `about`. */
+static char *quote_from(struct arena *a, const char *passage, const char *about)
+{
+	struct sentence ss[128];
+	int ns = sentences(passage, ss, 128);
+	const char **terms;
+	int nt = search_terms(about, a, &terms);
+	int best = -1, best_score = -1;
+	for (int i = 0; i < ns; i++) {
+		int sc = overlap(ss[i].p, ss[i].n, terms, nt);
+		if (sc > best_score) {
+			best = i;
+			best_score = sc;
+		}
+	}
+	if (best < 0)
+		return arena_strndup(a, passage, strlen(passage) > QUOTE_MAX ? QUOTE_MAX : strlen(passage));
+	size_t n = ss[best].n;
+	if (n > QUOTE_MAX) { /* cut at a word boundary, still verbatim */
+		n = QUOTE_MAX;
+		while (n > 40 && ss[best].p[n] != ' ')
+			n--;
+	}
+	return arena_strndup(a, ss[best].p, n);
+}
+
+static json_t *citation_json(int n, const struct search_hit *h, const char *quote)
+{
+	const struct chunk_row *r = &h->row;
+	return json_pack("{s:i, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:f}", "n", n, "chunk_id", r->id, "book_id",
+			 r->book_id, "chapter_id", r->chapter_id, "chapter_title", jstr_or_null(r->chapter_title),
+			 "heading", jstr_or_null(r->heading), "anchor", jstr_or_null(r->anchor), "quote",
+			 quote ? quote : "", "score", h->score);
+}
+
+/* ---- the extractive answer ------------------------------------------------------- */
+
+static char *extractive(struct arena *a, const char *question, const struct search_hit *hits, int nh,
+			json_t *citations)
+{
+	const char **terms;
+	int nt = search_terms(question, a, &terms);
+	struct cand {
+		int passage, score;
+		struct sentence s;
+	} best[3];
+	int nb = 0;
+	for (int i = 0; i < nh; i++) {
+		struct sentence ss[64];
+		int ns = sentences(hits[i].row.text, ss, 64);
+		for (int k = 0; k < ns; k++) {
+			int sc = overlap(ss[k].p, ss[k].n, terms, nt) * 10 - i; /* ties: the better passage */
+			if (sc <= 0)
+				continue;
+			int at = nb < 3 ? nb++ : 2;
+			if (nb == 3 && at == 2 && best[2].score >= sc)
+				continue;
+			best[at] = (struct cand){ i, sc, ss[k] };
+			for (int j = at; j > 0 && best[j - 1].score < best[j].score; j--) {
+				struct cand t = best[j];
+				best[j] = best[j - 1];
+				best[j - 1] = t;
+			}
+		}
+	}
+	struct buf out;
+	buf_init(&out, 8192);
+	int rc = 0;
+	if (!nb) {
+		rc = buf_puts(&out, "I could not find anything about that in the book.");
+	} else {
+		for (int i = 0; i < nb && !rc; i++) {
+			int n = best[i].passage + 1;
+			size_t len = best[i].s.n > 600 ? 600 : best[i].s.n;
+			rc = buf_printf(&out, "%s%.*s [%d]", i ? " " : "", (int)len, best[i].s.p, n);
+			int seen = 0;
+			for (int j = 0; j < i; j++)
+				seen |= best[j].passage == best[i].passage;
+			if (!seen)
+				json_array_append_new(citations,
+						      citation_json(n, &hits[best[i].passage],
+								    arena_strndup(a, best[i].s.p,
+										  len > QUOTE_MAX ? QUOTE_MAX : len)));
+		}
+	}
+	return rc ? NULL : buf_steal(&out);
+}
+
+/* ---- asking ----------------------------------------------------------------------- */
+
+static const char *SYSTEM_PROMPT =
+	"You are the assistant of a book. Answer the reader's question using only the numbered passages "
+	"from the book given below. After each statement, cite the passage it comes from with its number "
+	"in square brackets, like [1] or [2]. If the passages do not contain the answer, say that the book "
+	"does not cover it. If the reader selected text, the question is about that text. Be concise.";
+
+static char *build_system(struct arena *a, const struct search_hit *hits, int nh, const char *selection)
+{
+	struct buf b;
+	buf_init(&b, (size_t)1 << 20);
+	int rc = buf_puts(&b, SYSTEM_PROMPT);
+	rc = rc ? rc : buf_puts(&b, "\n\nPassages:\n");
+	for (int i = 0; !rc && i < nh; i++) {
+		const struct chunk_row *r = &hits[i].row;
+		rc = buf_printf(&b, "\n[%d] (%s — %s)\n%s\n", i + 1, r->chapter_title ? r->chapter_title : "",
+				r->heading ? r->heading : "", r->text ? r->text : "");
+	}
+	if (!rc && selection)
+		rc = buf_printf(&b, "\nThe reader selected this text:\n\"\"\"\n%s\n\"\"\"\n", selection);
+	char *s = rc ? NULL : arena_strndup(a, b.p ? b.p : "", b.n);
+	buf_free(&b);
+	return s;
+}
+
+/* A follow-up question rewritten to stand alone, for retrieval. */
+static const char *standalone(struct chat *c, struct arena *a, const struct chat_message *hist, int nh,
+			      const char *question, int64_t deadline)
+{
+	if (!nh || !llm_chain_size(c->llm))
+		return question;
+	struct buf b;
+	buf_init(&b, 64 * 1024);
+	int rc = buf_puts(&b, "Conversation so far:\n");
+	for (int i = 0; !rc && i < nh; i++)
+		rc = buf_printf(&b, "%s: %.500s\n", hist[i].role, hist[i].content);
+	rc = rc ? rc : buf_printf(&b, "\nLast question: %s\n", question);
+	struct llm_message m = { "user", b.p ? b.p : "" };
+	struct llm_request r = {
+		.system = "Rewrite the last question of this conversation as one standalone search query that "
+			  "needs no conversation to be understood. Answer with the query only.",
+		.messages = &m,
+		.nmessages = 1,
+		.max_tokens = 80,
+		.temperature = 0,
+		.deadline_ms = MIN(deadline, time_now_ms() + 10000),
+	};
+	struct llm_result res;
+	struct err e = { 0 };
+	const char *out = question;
+	if (!rc && llm_complete(c->llm, &r, &res, &e) == 0 && res.text && *res.text && strlen(res.text) < 1000)
+		out = arena_strdup(a, res.text);
+	else if (e.code)
+		log_warn("follow-up rewrite failed (%s); retrieving with the question as asked", e.msg);
+	llm_result_free(&res);
+	buf_free(&b);
+	return out ? out : question;
+}
+
+static void today(char day[16])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(day, 16, "%Y-%m-%d", &tm);
+}
+
+static json_t *passages_json(const struct search_hit *hits, int nh)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < nh; i++)
+		json_array_append_new(arr, citation_json(i + 1, &hits[i], NULL));
+	return arr;
+}
+
+int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct chat_answer *out, struct err *e)
+{
+	memset(out, 0, sizeof(*out));
+	int64_t t0 = time_now_ms(), deadline = t0 + (int64_t)c->cfg.deadline_s * 1000;
+	struct chat_session session;
+	struct chat_message *hist = NULL;
+	int nhist = 0, rc;
+	char **ctx_texts = NULL, **ctx_chapters = NULL;
+	int nctx = 0;
+	char day[16];
+	today(day);
+	db_conn *conn;
+	if ((rc = db_acquire(c->db, &conn, e)) != 0)
+		return rc;
+	if (c->cfg.daily_tokens > 0) {
+		int64_t used = 0;
+		if ((rc = store_chat_usage_get(conn, q->subject, day, &used, e)) != 0)
+			goto out;
+		if (used >= c->cfg.daily_tokens) {
+			rc = err_set(e, ERR_RATE_LIMITED, "today's chat budget (%ld tokens) is spent", c->cfg.daily_tokens);
+			goto out;
+		}
+	}
+	if (q->session_id) {
+		rc = session_for(c, conn, a, q->user_id, q->session_id, &session, e);
+		if (rc == ERR_NOT_FOUND && q->unknown_session_starts_new) {
+			err_clear(e);
+			rc = new_session(conn, q->user_id, q->book_id, &session, e);
+		}
+	} else {
+		rc = new_session(conn, q->user_id, q->book_id, &session, e);
+	}
+	if (rc)
+		goto out;
+	if ((rc = store_chat_recent(conn, a, session.id, c->cfg.history_messages, &hist, &nhist, e)) != 0 ||
+	    (rc = store_chat_contexts(conn, a, session.id, 1, &ctx_texts, &ctx_chapters, &nctx, e)) != 0)
+		goto out;
+	db_release(conn);
+	conn = NULL;
+
+	/* Memory: the newest messages that fit the token budget. */
+	int first = nhist, budget = c->cfg.history_tokens;
+	while (first > 0 && (budget -= tokens_of(hist[first - 1].content)) >= 0)
+		first--;
+	hist += first;
+	nhist -= first;
+
+	const char *selection = q->selected_text ? q->selected_text : nctx ? ctx_texts[0] : NULL;
+	const char *focus = q->chapter_id ? q->chapter_id : (!q->selected_text && nctx) ? ctx_chapters[0] : NULL;
+	const char *query = standalone(c, a, hist, nhist, q->question, deadline);
+	if (selection)
+		query = arena_printf(a, "%s %.*s", query, SELECTION_IN_QUERY, selection);
+	struct search_hit *hits = NULL;
+	int nh = 0;
+	int k = q->top_k > 0 ? q->top_k : c->cfg.top_k;
+	if (k > MAX_PASSAGES)
+		k = MAX_PASSAGES;
+	struct err se = { 0 };
+	if (search_query(c->search, a, query ? query : q->question, q->book_id, focus, k, SEARCH_DEFAULT, &hits, &nh,
+			 &se)) {
+		log_warn("chat retrieval failed: %s", se.msg);
+		nh = 0;
+	}
+	if (q->on_passages) {
+		json_t *p = passages_json(hits, nh);
+		int stop = q->on_passages(q->ctx, p);
+		json_decref(p);
+		if (stop) {
+			rc = err_set(e, ERR_UNAVAILABLE, "cancelled");
+			goto out;
+		}
+	}
+
+	/* The model: history, then the question (the selection is in the system prompt, verbatim). */
+	struct llm_message *msgs = arena_alloc(a, sizeof(*msgs) * (size_t)(nhist + 1));
+	char *system = build_system(a, hits, nh, selection);
+	if (!msgs || !system) {
+		rc = err_set(e, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	int nm = 0;
+	for (int i = 0; i < nhist; i++)
+		if (!strcmp(hist[i].role, "user") || !strcmp(hist[i].role, "assistant"))
+			msgs[nm++] = (struct llm_message){ hist[i].role, hist[i].content };
+	msgs[nm++] = (struct llm_message){ "user", q->question };
+	struct llm_request req = { .system = system,
+				   .messages = msgs,
+				   .nmessages = nm,
+				   .max_tokens = c->cfg.max_tokens,
+				   .temperature = 0.2,
+				   .stream = q->on_delta != NULL,
+				   .on_delta = q->on_delta,
+				   .cancelled = q->cancelled,
+				   .ctx = q->ctx,
+				   .deadline_ms = deadline };
+	struct llm_result res;
+	struct err le = { 0 };
+	out->citations = json_array();
+	int llm_rc = llm_complete(c->llm, &req, &res, &le);
+	if (llm_rc == 0) {
+		int cited[MAX_PASSAGES], ncited;
+		out->answer = chat_clean_markers(res.text, nh, cited, &ncited);
+		for (int i = 0; i < ncited; i++)
+			json_array_append_new(out->citations,
+					      citation_json(cited[i], &hits[cited[i] - 1],
+							    quote_from(a, hits[cited[i] - 1].row.text, out->answer)));
+		snprintf(out->provider, sizeof(out->provider), "%s", res.provider);
+		snprintf(out->model, sizeof(out->model), "%s", res.model);
+		out->prompt_tokens = res.prompt_tokens ? res.prompt_tokens : tokens_of(system) + tokens_of(q->question);
+		out->completion_tokens = res.completion_tokens;
+	} else if (res.delivered) {
+		/* The reader saw the start of an answer that then broke off. */
+		out->answer = xstrdup("");
+		out->broken = 1;
+		snprintf(out->provider, sizeof(out->provider), "%s", res.provider[0] ? res.provider : "unknown");
+		log_warn("chat: the answer broke off: %s", le.msg);
+	} else {
+		if (q->cancelled && q->cancelled(q->ctx)) {
+			llm_result_free(&res);
+			rc = err_set(e, ERR_UNAVAILABLE, "cancelled");
+			goto out;
+		}
+		if (llm_chain_size(c->llm))
+			log_warn("chat: every language model failed (%s); answering extractively", le.msg);
+		out->answer = extractive(a, q->question, hits, nh, out->citations);
+		snprintf(out->provider, sizeof(out->provider), "extractive");
+		snprintf(out->model, sizeof(out->model), "sentence-overlap");
+		if (out->answer && q->on_delta)
+			q->on_delta(q->ctx, out->answer, strlen(out->answer));
+	}
+	llm_result_free(&res);
+	if (!out->answer) {
+		rc = err_set(e, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+
+	/* Remember the exchange. */
+	out->timestamp = time_now_ms();
+	out->latency_ms = out->timestamp - t0;
+	snprintf(out->session_id, sizeof(out->session_id), "%s", session.id);
+	struct chat_message um = { 0 }, am = { 0 };
+	char *cit = json_dumps(out->citations, JSON_COMPACT);
+	if (uuid_v7(um.id) || uuid_v7(am.id) || !cit) {
+		free(cit);
+		rc = err_set(e, ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	snprintf(um.session_id, sizeof(um.session_id), "%s", session.id);
+	snprintf(am.session_id, sizeof(am.session_id), "%s", session.id);
+	um.role = "user";
+	um.content = (char *)q->question;
+	um.selected_text = (char *)q->selected_text;
+	um.created_at = t0;
+	am.role = "assistant";
+	am.content = out->answer;
+	am.citations = cit;
+	am.provider = out->provider;
+	am.model = out->model;
+	am.prompt_tokens = out->prompt_tokens;
+	am.completion_tokens = out->completion_tokens;
+	am.latency_ms = out->latency_ms;
+	am.created_at = out->timestamp;
+	memcpy(out->message_id, am.id, sizeof(out->message_id));
+	char title[96];
+	snprintf(title, sizeof(title), "%.80s", q->question);
+	if ((rc = db_acquire(c->db, &conn, e)) == 0 && (rc = db_begin(conn, e)) == 0) {
+		rc = store_chat_message_insert(conn, &um, e);
+		rc = rc ? rc : store_chat_message_insert(conn, &am, e);
+		rc = rc ? rc : store_chat_session_touch(conn, session.id, title, out->timestamp, e);
+		if (!rc && c->cfg.daily_tokens > 0)
+			rc = store_chat_usage_add(conn, q->subject, day, out->prompt_tokens + out->completion_tokens, e);
+		rc = rc ? rc : db_commit(conn, e);
+		if (rc)
+			db_rollback(conn);
+	}
+	free(cit);
+out:
+	db_release(conn);
+	if (rc)
+		chat_answer_free(out);
+	return rc;
+}
+
+void chat_answer_free(struct chat_answer *a)
+{
+	xfree(a->answer);
+	a->answer = NULL;
+	json_decref(a->citations);
+	a->citations = NULL;
+}
+
+json_t *chat_answer_json(const struct chat_answer *a)
+{
+	char ts[32];
+	time_format_rfc3339(a->timestamp, ts);
+	return json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:{s:i, s:i, s:i}, s:s, s:I}", "answer", a->answer,
+			 "session_id", a->session_id, "message_id", a->message_id, "citations", a->citations,
+			 "provider", a->provider, "model", a->model, "usage", "prompt_tokens", a->prompt_tokens,
+			 "completion_tokens", a->completion_tokens, "total_tokens",
+			 a->prompt_tokens + a->completion_tokens, "timestamp", ts, "latency_ms",
+			 (json_int_t)a->latency_ms);
+}
+
+int chat_add_context(struct chat *c, struct arena *a, const char *user_id, const char *session_id, const char *text,
+		     const char *book_id, const char *chapter_id, char session_out[UUID_STR_LEN],
+		     char context_id[UUID_STR_LEN], struct err *e)
+{
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc)
+		return rc;
+	struct chat_session s;
+	rc = session_id ? session_for(c, conn, a, user_id, session_id, &s, e) : new_session(conn, user_id, book_id, &s, e);
+	if (rc == 0 && uuid_v7(context_id))
+		rc = err_set(e, ERR_INTERNAL, "no randomness");
+	if (rc == 0)
+		rc = store_chat_context_insert(conn, context_id, s.id, text, book_id, chapter_id, time_now_ms(), e);
+	if (rc == 0)
+		snprintf(session_out, UUID_STR_LEN, "%s", s.id);
+	db_release(conn);
+	return rc;
+}
+
+int chat_sessions(struct chat *c, struct arena *a, const char *user_id, const char *cursor, int limit,
+		  struct chat_session **items, int *n, char **next, struct err *e)
+{
+	*next = NULL;
+	if (cursor && !uuid_valid(cursor, strlen(cursor)))
+		return err_set(e, ERR_INVALID, "cursor is not valid");
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc)
+		return rc;
+	rc = store_chat_session_list(conn, a, user_id, cursor, limit + 1, items, n, e);
+	db_release(conn);
+	if (rc == 0 && *n > limit) {
+		*n = limit;
+		*next = arena_strdup(a, (*items)[limit - 1].id);
+	}
+	return rc;
+}
+
+int chat_session(struct chat *c, struct arena *a, const char *user_id, const char *id, struct chat_session *out,
+		 struct err *e)
+{
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc)
+		return rc;
+	rc = session_for(c, conn, a, user_id, id, out, e);
+	db_release(conn);
+	return rc;
+}
+
+int chat_session_delete(struct chat *c, const char *user_id, const char *id, struct err *e)
+{
+	struct arena a;
+	arena_init(&a, 1024);
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc == 0) {
+		struct chat_session s;
+		rc = session_for(c, conn, &a, user_id, id, &s, e);
+		if (rc == 0)
+			rc = store_chat_session_delete(conn, id, e);
+		db_release(conn);
+	}
+	arena_free(&a);
+	return rc;
+}
+
+int chat_messages(struct chat *c, struct arena *a, const char *user_id, const char *id, const char *cursor,
+		  int limit, struct chat_message **items, int *n, char **next, struct err *e)
+{
+	*next = NULL;
+	if (cursor && !uuid_valid(cursor, strlen(cursor)))
+		return err_set(e, ERR_INVALID, "cursor is not valid");
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc)
+		return rc;
+	struct chat_session s;
+	rc = session_for(c, conn, a, user_id, id, &s, e);
+	if (rc == 0)
+		rc = store_chat_messages(conn, a, id, cursor, limit + 1, items, n, e);
+	db_release(conn);
+	if (rc == 0 && *n > limit) {
+		*n = limit;
+		*next = arena_strdup(a, (*items)[limit - 1].id);
+	}
+	return rc;
+}
