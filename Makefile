@@ -19,7 +19,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
 
 PYTEST  := /usr/bin/python3 -m pytest
 
-.PHONY: all deps run test unit api api-pg api-asan bench clean format check-banned
+.PHONY: all deps run test unit api api-pg api-asan fuzz bench clean format check-banned
 
 all: build/bookd
 
@@ -66,6 +66,21 @@ api-asan: build/asan/bookd
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	BOOKD_BIN=$(CURDIR)/build/asan/bookd BOOKD_SANITIZED=1 $(PYTEST) -q tests/api
 
+# libFuzzer targets (clang): every parser that sees untrusted input. `make fuzz`
+# runs each for FUZZ_SECONDS (default 10; part of `make test` at 5).
+FUZZ_SECONDS ?= 10
+FUZZ_SRC := $(filter-out src/main.c,$(SRC))
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(LDLIBS)
+
+fuzz: build/fuzz/fuzz_markdown build/fuzz/fuzz_inputs
+	@mkdir -p build/fuzz/corpus-md build/fuzz/corpus-in
+	build/fuzz/fuzz_markdown -max_total_time=$(FUZZ_SECONDS) -max_len=16384 build/fuzz/corpus-md tests/fuzz/corpus tests/fuzz/regressions
+	build/fuzz/fuzz_inputs -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build/fuzz/corpus-in tests/fuzz/corpus
+
 check-banned:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|atol|gets)\s*\(' $(SRC) || \
 	  (echo "banned function used (see STYLE.md)"; exit 1)
@@ -73,6 +88,7 @@ check-banned:
 test: deps
 	@$(MAKE) --no-print-directory check-banned build/bookd build/asan/bookd $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
 	@$(MAKE) --no-print-directory api
 	@$(MAKE) --no-print-directory api-pg
 	@$(MAKE) --no-print-directory api-asan

@@ -26,6 +26,7 @@ struct chunker {
 	char *path;
 	size_t pending_start, pending_end; /* byte range of blocks not yet emitted */
 	int has_pending;
+	size_t cursor; /* end of everything taken so far: ranges never overlap */
 	struct err *e;
 };
 
@@ -109,8 +110,14 @@ static int split_block(struct chunker *k, size_t start, size_t end, int by_lines
 
 static int add_block(struct chunker *k, size_t start, size_t end, int by_lines)
 {
+	/* cmark's end positions can reach past the next block's start in
+	 * malformed documents (found by fuzzing): keep ranges in order and
+	 * disjoint whatever the tree says. */
+	if (start < k->cursor)
+		start = k->cursor;
 	if (end <= start)
 		return 0;
+	k->cursor = end;
 	if (chunk_tokens(end - start) > k->max_tokens) {
 		int rc = flush(k);
 		return rc ? rc : split_block(k, start, end, by_lines);
