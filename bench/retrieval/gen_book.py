@@ -52,7 +52,7 @@ TEMPLATES = [
     "Visitors are often surprised by how quiet the {asset} is; most of the noise comes from ventilation fans rather than from the water.",
     "Spare parts for the {asset} are kept at {place}, where a small store holds gaskets, bearings and valve seats for the older equipment.",
     "The design life of the {asset} was set at {life} years, but careful upkeep has stretched it well beyond that.",
-    "Each spring, staff from {place} walk the route of the {asset} and photograph anything that has changed since the last inspection.",
+    "Each spring, staff from {place} walk round the {asset} and photograph anything that has changed since the last inspection.",
     "The minutes of {year} record a long argument between the engineers and the council over who should pay for work on the {asset}.",
     "Routine sampling near the {asset} shows stable conditions, with readings that rarely leave their expected band.",
     "New operators spend a week shadowing the shift team responsible for the {asset} at {place} before working alone.",
@@ -63,7 +63,7 @@ TEMPLATES = [
     "Drawings of the {asset} dating from {year} survive in the archive at {place}, annotated in several hands.",
     "Most alterations to the {asset} have been small, but together they have changed how it is operated more than any single project.",
     "During the refurbishment of {year}, {n} tonnes of material were removed from the {asset} and taken to {place} for disposal.",
-    "Contractors working on the {asset} must hold a confined-space permit, and a standby person stays at the surface throughout.",
+    "Since {recent}, contractors working on the {asset} have had to hold a confined-space permit, and a standby person stays at the surface throughout.",
     "The {asset} was repainted in {year}, the first time since its construction that the original colour scheme had been changed.",
     "Figures gathered at {place} suggest that the {asset} now needs about {pct} per cent less attention than it did twenty years ago.",
     "Local residents have long used the path beside the {asset}, and the utility keeps it open except during major works.",
@@ -73,17 +73,18 @@ TEMPLATES = [
     "A small plaque at {place} names the {small} workers who died during construction of the {asset}.",
     "The {asset} is inspected with a camera on a {freq} basis, and the footage is kept so that changes can be compared over the years.",
     "The capacity of the {asset} was reassessed in {year} using flow records from the previous {small} years.",
-    "{person} led the team that rebuilt the controls of the {asset} in {year}, replacing relays with a programmable controller.",
+    "{person} led the team that rebuilt the controls of the {asset} in {recent}, replacing relays with a programmable controller.",
     "Photographs from {year} show the {asset} surrounded by scaffolding and a temporary railway for moving materials.",
     "Lessons from the {asset} were written into the design standards used for every comparable project after {year}.",
     "Heavy rain in {month} {year} washed silt into the {asset}, and it took {small} weeks to restore normal operation.",
 ]
 
-# Per chapter: file, title, the assets its context paragraphs talk about,
+# Per chapter: file, title, the years and assets its context paragraphs talk about,
 # an introduction, and sections of hand-written paragraphs.
 CHAPTERS = [
     {
         "file": "01-wells.md",
+        "years": (1855, 1935),
         "title": "Before the Pipes: Wells and Cholera",
         "assets": ["market pump", "town cistern", "well shafts", "settling ponds", "weir at Pennick", "first pumping engine"],
         "intro": "Caldmere grew along the River Ose in the eighteenth century as a town of mills, tanneries and warehouses. For most of that time its people drew water from shallow wells, collected rain in cisterns, or bought it from carriers who walked the streets with buckets on a yoke.",
@@ -108,6 +109,7 @@ CHAPTERS = [
     },
     {
         "file": "02-catchment.md",
+        "years": (1905, 2021),
         "title": "The Harrow Valley Catchment",
         "assets": ["moorland drains", "boundary fences", "gauging weir", "rain gauges", "peat dams", "catchment tracks"],
         "intro": "As the mills multiplied, the Ose became too dirty to drink even after settling. The corporation's engineers looked instead to the Harrow Valley, seventy kilometres to the north-west, where rain falls on empty moorland long before it reaches any town.",
@@ -128,6 +130,7 @@ CHAPTERS = [
     },
     {
         "file": "03-kessel-dam.md",
+        "years": (1912, 2021),
         "title": "Kessel Dam",
         "assets": ["dam crest", "draw-off tower", "bellmouth spillway", "drainage gallery", "valve house", "upstream face"],
         "intro": "Kessel Dam is the heart of the system: every drop the city drinks in a normal year has been held behind it. This chapter describes how it was built and how it is kept safe.",
@@ -149,6 +152,7 @@ CHAPTERS = [
     },
     {
         "file": "04-aqueduct.md",
+        "years": (1912, 2021),
         "title": "The Harrow Aqueduct",
         "assets": ["aqueduct channel", "inspection shafts", "siphon pipes", "tunnel portals", "overflow chambers", "access hatches"],
         "intro": "Between the reservoir and the city lie moors, a river valley and a ridge of hard sandstone. The aqueduct that crosses them was the most ambitious civil engineering work the corporation ever undertook.",
@@ -169,6 +173,7 @@ CHAPTERS = [
     },
     {
         "file": "05-fellside.md",
+        "years": (1913, 2021),
         "title": "Treatment at Fellside",
         "assets": ["flotation tanks", "filter gallery", "chemical dosing plant", "clear water tank", "sludge thickeners", "blower house"],
         "intro": "Fellside Works opened in 1912 and was largely rebuilt in 1985. It turns brown moorland water into the clear, safe water that reaches the city's taps.",
@@ -190,6 +195,7 @@ CHAPTERS = [
     },
     {
         "file": "06-disinfection.md",
+        "years": (1950, 2021),
         "title": "Disinfection",
         "assets": ["contact tank", "ultraviolet reactors", "chlorine store", "ammonia dosing skid", "residual analysers", "sampling taps"],
         "intro": "Filtration removes most particles, but water must still be disinfected before it leaves the works, and enough disinfectant must survive the journey through the pipes to protect it all the way to the tap.",
@@ -210,6 +216,7 @@ CHAPTERS = [
     },
     {
         "file": "07-pumping.md",
+        "years": (1899, 2021),
         "title": "Pumping",
         "assets": ["engine house", "pump sets", "surge vessels", "switchroom", "rising main", "boiler house"],
         "intro": "Gravity brings water from the moors to Fellside, but the city is built on hills, and pumps must lift a large part of the supply to the reservoirs that serve the higher districts.",
@@ -230,6 +237,7 @@ CHAPTERS = [
     },
     {
         "file": "08-pressure-zones.md",
+        "years": (1927, 2021),
         "title": "Service Reservoirs and Pressure Zones",
         "assets": ["service reservoirs", "water tower", "pressure-reducing valves", "zone boundary valves", "altitude valves", "booster stations"],
         "intro": "Treated water does not go straight to the taps. It is stored close to the city in covered service reservoirs and towers, which smooth out the daily swing in demand and set the pressure in each district.",
@@ -250,6 +258,7 @@ CHAPTERS = [
     },
     {
         "file": "09-distribution.md",
+        "years": (1900, 2021),
         "title": "The Distribution Network",
         "assets": ["trunk mains", "service pipes", "hydrants", "sluice valves", "washout points", "air valves"],
         "intro": "Below the streets lies the largest and least visible asset the utility owns: the pipes that carry water from the service reservoirs to every building in the city.",
@@ -270,6 +279,7 @@ CHAPTERS = [
     },
     {
         "file": "10-leakage.md",
+        "years": (1960, 2021),
         "title": "Leakage and Metering",
         "assets": ["district meters", "acoustic loggers", "boundary valves", "customer meters", "flow recorders", "leak noise correlator"],
         "intro": "Every litre that leaks has been collected, treated and often pumped. Finding and fixing leaks is therefore one of the cheapest ways to make more water available.",
@@ -290,6 +300,7 @@ CHAPTERS = [
     },
     {
         "file": "11-quality.md",
+        "years": (1950, 2021),
         "title": "Water Quality and the Saltcote Laboratory",
         "assets": ["sample fridges", "incubators", "membrane filtration bench", "mass spectrometer", "sample vans", "reagent store"],
         "intro": "Treatment is only as good as the evidence that it works. The Saltcote Laboratory provides that evidence, sample by sample, every day of the year.",
@@ -311,6 +322,7 @@ CHAPTERS = [
     },
     {
         "file": "12-telemetry.md",
+        "years": (1984, 2021),
         "title": "Telemetry and the Quarry Road Control Room",
         "assets": ["outstations", "radio masts", "control desks", "alarm panel", "telemetry servers", "standby generator"],
         "intro": "A water system spread over a whole region cannot be run by people on foot. Since the 1980s it has been watched and steered from a single control room.",
@@ -331,6 +343,7 @@ CHAPTERS = [
     },
     {
         "file": "13-wastewater.md",
+        "years": (1965, 2021),
         "title": "Wastewater and Drainage",
         "assets": ["interceptor sewer", "storm tanks", "aeration lanes", "digesters", "screen house", "outfall"],
         "intro": "What the city drinks it must also send away. The sewers and the works at Marsh End return used water to the Ose clean enough for the river to support fish again.",
@@ -352,6 +365,7 @@ CHAPTERS = [
     },
     {
         "file": "14-drought.md",
+        "years": (1930, 2021),
         "title": "Drought and a Changing Climate",
         "assets": ["standpipes", "transfer pipeline", "river intake", "drought monitoring wells", "reservoir gauge boards", "emergency bowsers"],
         "intro": "A wet upland catchment does not make a city immune to drought. Long dry spells have tested the system several times, and the climate is making them more likely.",
@@ -373,6 +387,7 @@ CHAPTERS = [
     },
     {
         "file": "15-governance.md",
+        "years": (1975, 2021),
         "title": "Governance, Money and Customers",
         "assets": ["billing system", "customer contact centre", "capital programme", "asset register", "board committees", "complaints process"],
         "intro": "Pipes and pumps are paid for by customers, and the organisation that runs them answers to regulators and to the public. This last chapter describes how.",
@@ -454,15 +469,16 @@ def words(s):
     return " " + " ".join(w.lower() for w in WORD.findall(s)) + " "
 
 
-def context_paragraph(rng, assets):
+def context_paragraph(rng, ch):
+    assets, (lo, hi) = ch["assets"], ch["years"]
     picks = rng.sample(TEMPLATES, rng.randint(3, 5))
     out = []
     for t in picks:
         a, a2 = rng.sample(assets, 2)
-        y = rng.randint(1905, 2021)
+        y = rng.randint(lo, hi)
         out.append(t.format(
             asset=a, asset2=a2, place=rng.choice(PLACES), person=rng.choice(PEOPLE), year=y,
-            year2=min(2023, y + rng.randint(3, 25)), n=rng.randint(4, 90), small=rng.randint(2, 9),
+            year2=min(hi + 2, y + rng.randint(3, 25)), recent=rng.randint(max(lo, 1976), 2021), n=rng.randint(4, 90), small=rng.randint(2, 9),
             money=rng.choice(["1.4", "2.8", "3.5", "6.2", "9.1", "12", "17"]), pct=rng.randint(2, 30),
             freq=rng.choice(FREQS), month=rng.choice(MONTHS), life=rng.choice([40, 50, 60, 80, 100])))
     s = " ".join(out)
@@ -473,18 +489,18 @@ def chapter_markdown(ch, position):
     rng = random.Random("caldmere/" + ch["file"])
     lines = ["---", "title: " + ch["title"], "sidebar_position: %d" % position, "---", "",
              "# " + ch["title"], "", ch["intro"], ""]
-    lines += [context_paragraph(rng, ch["assets"]), ""]
+    lines += [context_paragraph(rng, ch), ""]
     for heading, paras in ch["sections"]:
         lines += ["## " + heading, ""]
         # Hand-written paragraphs first or after one context paragraph.
-        ctx = [context_paragraph(rng, ch["assets"]) for _ in range(rng.randint(1, 3))]
+        ctx = [context_paragraph(rng, ch) for _ in range(rng.randint(1, 3))]
         at = rng.randint(0, min(1, len(ctx)))
         body = ctx[:at] + list(paras) + ctx[at:]
         for p in body:
             lines += [p, ""]
         if rng.random() < 0.3:
-            lines += ["### Notes from the archive", "", context_paragraph(rng, ch["assets"]), ""]
-    lines += ["## Summary", "", context_paragraph(rng, ch["assets"]), ""]
+            lines += ["### Notes from the archive", "", context_paragraph(rng, ch), ""]
+    lines += ["## Summary", "", context_paragraph(rng, ch), ""]
     return "\n".join(lines)
 
 

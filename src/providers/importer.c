@@ -614,6 +614,7 @@ int import_load(const char *path, struct import_book *b, struct err *e)
 			while (n > 1 && copy[n - 1] == '/')
 				copy[--n] = '\0';
 			b->title = copy ? title_from_name(&b->arena, copy) : NULL;
+			b->title_from_name = 1;
 		}
 		return 0;
 	}
@@ -627,8 +628,10 @@ int import_load(const char *path, struct import_book *b, struct err *e)
 	if ((rc = read_text_file(path, &b->arena, &text, &len, e)) != 0)
 		return rc;
 	rc = md ? import_markdown_file(path, text, len, b, e) : import_text(path, text, len, b, e);
-	if (!rc && !b->title)
+	if (!rc && !b->title) {
 		b->title = title_from_name(&b->arena, path);
+		b->title_from_name = 1;
+	}
 	return rc;
 }
 

@@ -34,6 +34,7 @@ struct import_chapter {
 struct import_book {
 	struct arena arena; /* owns every string below */
 	char *title, *author, *language;
+	int title_from_name; /* the title is only the file or folder name */
 	int nisbns;
 	char *isbns[IMPORT_MAX_ISBNS];
 	char *isbn_source; /* the file the ISBNs came from, for error messages */

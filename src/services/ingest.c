@@ -136,6 +136,15 @@ int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ing
 	struct ingest g = { .o = o, .r = r, .src = &src, .a = &a };
 	struct book *b = &g.book;
 	b->title = (char *)(o->title ? o->title : src.title);
+	if (!o->title && src.title_from_name && o->name && *o->name) {
+		/* "my-book.zip" -> "my-book" */
+		char *t = arena_strdup(&a, o->name);
+		char *dot = t ? strrchr(t, '.') : NULL;
+		if (dot && dot != t)
+			*dot = '\0';
+		if (t && *t)
+			b->title = t;
+	}
 	b->author = (char *)(o->author ? o->author : src.author);
 	b->language = (char *)(o->language ? o->language : src.language ? src.language : "en");
 	if (!b->title || !*b->title) {

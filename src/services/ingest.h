@@ -15,6 +15,8 @@
 struct ingest_opts {
 	const char *book_id; /* update this book */
 	const char *title, *author, *language; /* override the source's */
+	const char *name; /* the source's name as its user knows it (an upload's
+			   * file name), for a title when the content gives none */
 	/* Called after each chapter is written: done of total. */
 	void (*progress)(void *ctx, int done, int total);
 	void *progress_ctx;

@@ -115,7 +115,8 @@ static int import_run(struct job_ctx *jc, struct err *e)
 	}
 	case 1: { /* import */
 		struct ingest_opts o = { .title = json_str(p, "title"), .author = json_str(p, "author"),
-					 .language = json_str(p, "language"), .book_id = json_str(p, "book_id") };
+					 .language = json_str(p, "language"), .book_id = json_str(p, "book_id"),
+					 .name = json_str(p, "filename") };
 		struct ingest_result r;
 		const char *source = json_str(st, "source");
 		if (!source)

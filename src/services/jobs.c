@@ -521,6 +521,11 @@ void jobs_stop(struct jobs *j, int timeout_ms)
 	}
 	for (int i = 0; i < j->nthreads; i++)
 		pthread_join(j->threads[i], NULL);
+	/* The heartbeat thread may be asleep for lease/3 since the last job
+	 * ended: wake it now that nothing runs, or shutdown waits for it. */
+	pthread_mutex_lock(&j->lock);
+	pthread_cond_broadcast(&j->wake);
+	pthread_mutex_unlock(&j->lock);
 	if (j->heartbeat_started)
 		pthread_join(j->heartbeat, NULL);
 	j->nthreads = 0;

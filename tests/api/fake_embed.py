@@ -22,8 +22,9 @@ Controls (thread-safe, for tests):
     malformed_next(n)                          next n requests get broken JSON
     set_dim(model, dim)                        dimension per model
     key                                        required bearer key (401 otherwise)
-Counters: requests (total), requests_by_model, texts_by_model, log (one
-record per request: model, inputs, status, time, batch size).
+Counters: requests (total), requests_by_model, texts_by_model, max_inflight
+(most requests handled at once), log (one record per request: model, inputs,
+status, arrival time, dimensions asked for, Authorization header).
 """
 import hashlib
 import json
@@ -139,6 +140,8 @@ class FakeEmbed:
     def reset_counters(self):
         with self.lock:
             self.requests = 0
+            self.inflight = 0
+            self.max_inflight = 0
             self.requests_by_model = {}
             self.texts_by_model = {}
             self.log = []
@@ -197,6 +200,13 @@ class FakeEmbed:
                     pass
 
             def do_POST(self):
+                try:
+                    self._post()
+                finally:
+                    with fake.lock:
+                        fake.inflight = max(0, fake.inflight - 1)
+
+            def _post(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(n) if n else b""
                 try:
@@ -215,6 +225,8 @@ class FakeEmbed:
                     fake.requests += 1
                     fake.requests_by_model[model] = fake.requests_by_model.get(model, 0) + 1
                     fake.log.append(rec)
+                    fake.inflight += 1
+                    fake.max_inflight = max(fake.max_inflight, fake.inflight)
                     hang = fake._hang_all
                     if fake._hang_n > 0:
                         fake._hang_n -= 1

@@ -8,6 +8,7 @@ for the fault tests), whatever BOOKD_TEST_DB says, and hand DATABASE_URL to
 every bookd they start explicitly.  So they run in `make api` and in
 `make api-pg` alike.  Everything talks to bookd over HTTP or the CLI.
 """
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -102,3 +103,18 @@ def start_pg_worker(data_dir, url, log_path, **extra):
             raise AssertionError(f"bookd worker did not start within 10s:\n{w.log_tail()}")
         time.sleep(0.03)
     return w
+
+
+def sqlite_tables(path):
+    """Tables of the SQLite schema that hold bookd's data: all but
+    schema_migrations, sqlite_* and the virtual tables (FTS) with their
+    shadow tables, which SQLite maintains itself."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+    finally:
+        con.close()
+    virtual = [n for n, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
+    return {n for n, _ in rows
+            if n != "schema_migrations" and not n.startswith("sqlite_")
+            and n not in virtual and not any(n.startswith(v + "_") for v in virtual)}

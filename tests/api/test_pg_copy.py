@@ -14,25 +14,10 @@ from conftest import (ADMIN, PASSWORD, SAMPLE_DIR, bearer, hyphenate13, login,
                       new_email, random_isbn13, register, run_bookd,
                       start_server, uniq, users_env)
 from test_jobs_common import get_job, read_record, submit_ok, wait_job
-from test_pg_common import db_name, fresh_db, node_env, shared_pg
+from test_pg_common import db_name, fresh_db, node_env, shared_pg, sqlite_tables
 
 PREFS = "/api/v1/users/me/preferences"
 NO_PG = ("DATABASE_URL",)  # the embedded install must not get one, whatever BOOKD_TEST_DB says
-
-
-def sqlite_tables(path):
-    """Tables of the SQLite schema that hold bookd's data: all but
-    schema_migrations, sqlite_* and the virtual tables (FTS) with their
-    shadow tables, which SQLite maintains itself."""
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
-    finally:
-        con.close()
-    virtual = [n for n, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
-    return {n for n, _ in rows
-            if n != "schema_migrations" and not n.startswith("sqlite_")
-            and n not in virtual and not any(n.startswith(v + "_") for v in virtual)}
 
 
 def sqlite_counts(path, tables):

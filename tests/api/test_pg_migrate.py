@@ -5,8 +5,7 @@ import re
 import subprocess
 
 from conftest import BOOKD, SLOW, clean_env, run_bookd
-from test_pg_common import db_name, fresh_db, shared_pg
-from test_pg_copy import sqlite_tables
+from test_pg_common import db_name, fresh_db, shared_pg, sqlite_tables
 
 VERSION_RE = re.compile(r"^schema version (\d+)$", re.M)
 

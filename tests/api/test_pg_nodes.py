@@ -119,9 +119,11 @@ def test_users_tokens_keys_and_preferences_cross_nodes(cluster):
     assert r.status_code == 401, f"reused refresh token accepted on the other node: {r.text}"
     # the same email cannot be registered again on the other node
     register(b, email, expect=409)
+    # ... which revoked the whole family: the newest token is refused on B too
+    r = b.post("/api/v1/auth/refresh", json={"refresh_token": new_refresh})
+    assert r.status_code == 401, r.text
     # wrong password is refused on both
     assert login(a, email, PASSWORD + "x").status_code == 401
-    _ = new_refresh
 
     # preferences written on A are read on B, patched on B, read on A
     r = a.put(PREFS, headers=bearer(reg["access_token"]),
