@@ -337,6 +337,10 @@ void api_chat_context(http_req *req, void *app_)
 	(void)jget_str(o, "text", J_REQUIRED, 1, SELECTION_MAX, &text, &e);
 	const char *session = opt_str(a, o, "session_id", 64, &e), *book = opt_str(a, o, "book_id", 36, &e),
 		   *chapter = opt_str(a, o, "chapter_id", 36, &e);
+	if (book && !uuid_valid(book, strlen(book)))
+		err_field(&e, "book_id", "must be a book id");
+	if (chapter && !uuid_valid(chapter, strlen(chapter)))
+		err_field(&e, "chapter_id", "must be a chapter id");
 	char sid[UUID_STR_LEN], cid[UUID_STR_LEN];
 	if (!e.code && chat_add_context(app->chat, http_arena(req), a->q.user_id, session, text, book, chapter, sid, cid,
 					&e) == 0)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../core/json.h"
+#include "../core/utf8.h"
 #include "../services/books.h"
 #include "../services/jobs.h"
 #include "../services/search.h"
@@ -81,7 +82,7 @@ void api_search(http_req *req, void *app_)
 	j->limit = 10;
 	if (!j->q || !*j->q)
 		err_field(&e, "q", "is required");
-	else if (strlen(j->q) > QUERY_MAX)
+	else if (utf8_chars(j->q) > QUERY_MAX)
 		err_field(&e, "q", "must be at most %d characters", QUERY_MAX);
 	if (limit) {
 		char *end;

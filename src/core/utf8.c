@@ -55,3 +55,21 @@ int utf8_valid(const char *s, size_t n)
 {
 	return utf8_first_invalid(s, n) == n;
 }
+
+size_t utf8_prefix(const char *s, size_t n, size_t max)
+{
+	if (n <= max)
+		return n;
+	size_t k = max;
+	while (k > 0 && ((unsigned char)s[k] & 0xc0) == 0x80)
+		k--; /* s[k] is a continuation byte: the character starts earlier */
+	return k;
+}
+
+size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}

@@ -8,4 +8,10 @@ int utf8_valid(const char *s, size_t n);
 /* Offset of the first invalid byte, or n when all is valid. */
 size_t utf8_first_invalid(const char *s, size_t n);
 
+/* Characters (code points) in a NUL-terminated valid UTF-8 string. */
+size_t utf8_chars(const char *s);
+/* The longest prefix of s[0..n) of at most max bytes that does not split a
+ * character (s must be valid UTF-8). */
+size_t utf8_prefix(const char *s, size_t n, size_t max);
+
 #endif

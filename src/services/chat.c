@@ -12,6 +12,7 @@
 #include "../core/mem.h"
 #include "../core/json.h"
 #include "../core/timeutil.h"
+#include "../core/utf8.h"
 
 #define MAX_PASSAGES 20
 #define QUOTE_MAX 240
@@ -209,12 +210,13 @@ static char *quote_from(struct arena *a, const char *passage, const char *about)
 		}
 	}
 	if (best < 0)
-		return arena_strndup(a, passage, strlen(passage) > QUOTE_MAX ? QUOTE_MAX : strlen(passage));
+		return arena_strndup(a, passage, utf8_prefix(passage, strlen(passage), QUOTE_MAX));
 	size_t n = ss[best].n;
-	if (n > QUOTE_MAX) { /* cut at a word boundary, still verbatim */
-		n = QUOTE_MAX;
-		while (n > 40 && ss[best].p[n] != ' ')
-			n--;
+	if (n > QUOTE_MAX) { /* cut at a word boundary (else a character's), still verbatim */
+		size_t cut = QUOTE_MAX;
+		while (cut > 40 && ss[best].p[cut] != ' ')
+			cut--;
+		n = ss[best].p[cut] == ' ' ? cut : utf8_prefix(ss[best].p, n, QUOTE_MAX);
 	}
 	return arena_strndup(a, ss[best].p, n);
 }
@@ -266,7 +268,7 @@ static char *extractive(struct arena *a, const char *question, const struct sear
 	} else {
 		for (int i = 0; i < nb && !rc; i++) {
 			int n = best[i].passage + 1;
-			size_t len = best[i].s.n > 600 ? 600 : best[i].s.n;
+			size_t len = utf8_prefix(best[i].s.p, best[i].s.n, 600);
 			rc = buf_printf(&out, "%s%.*s [%d]", i ? " " : "", (int)len, best[i].s.p, n);
 			int seen = 0;
 			for (int j = 0; j < i; j++)
@@ -275,7 +277,7 @@ static char *extractive(struct arena *a, const char *question, const struct sear
 				json_array_append_new(citations,
 						      citation_json(n, &hits[best[i].passage],
 								    arena_strndup(a, best[i].s.p,
-										  len > QUOTE_MAX ? QUOTE_MAX : len)));
+										  utf8_prefix(best[i].s.p, len, QUOTE_MAX))));
 		}
 	}
 	return rc ? NULL : buf_steal(&out);
@@ -521,7 +523,14 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	am.created_at = out->timestamp;
 	memcpy(out->message_id, am.id, sizeof(out->message_id));
 	char title[96];
-	snprintf(title, sizeof(title), "%.80s", q->question);
+	size_t tl = utf8_prefix(q->question, strlen(q->question), 80);
+	memcpy(title, q->question, tl);
+	title[tl] = '\0';
+	if (out->broken) {
+		/* Nothing worth remembering: the reader was told it broke off. */
+		free(cit);
+		goto out;
+	}
 	if ((rc = db_acquire(c->db, &conn, e)) == 0 && (rc = db_begin(conn, e)) == 0) {
 		rc = store_chat_message_insert(conn, &um, e);
 		rc = rc ? rc : store_chat_message_insert(conn, &am, e);

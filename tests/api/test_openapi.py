@@ -1,14 +1,19 @@
 """docs/openapi.yaml against the server and the route table.
 
 - Every operation (path + method) in the document exists on the running
-  server: called with real ids (a book, its ISBN, a chapter and an API key
-  created through the API), real credentials where the body needs them (a
-  user registered through the API for login, refresh and logout) and the
-  document's own request example otherwise (and the examples of required
-  query parameters), it answers neither 404 "no such route" nor 405, but a
+  server: called with real ids (a book, its ISBN, a chapter, an API key and
+  a chat session created through the API), real credentials where the body
+  needs them (a user registered through the API for login, refresh and
+  logout) and the document's own request example otherwise (with the real
+  book, chapter and chat session in place of the example's `book_id`,
+  `chapter_id` and `session_id`; and the examples of required query
+  parameters), it answers neither 404 "no such route" nor 405, but a
   documented 2xx whose body matches the documented schema and which carries
   the documented headers (those not marked `required: false`). Operations
   that document `security` are called with the master key (X-API-Key).
+- Chat: {session_id} is a session of the master key's user, started by a
+  question about the real book (the test server has no language model, so
+  the answers are extractive).
 - Jobs: {job_id} is a fresh job that finishes at once (test.noop when the
   server runs with BOOKD_TEST_JOBS=1, else the import of a small Markdown
   file). A job submission uses the first documented example of a type the
@@ -20,7 +25,10 @@
   parameter is sent twice with one key, and the repeat must give back the
   same job with `Idempotent-Replayed: true`; a `text/event-stream` response
   is read until its `done` event, and each event's data must match the
-  schema the document gives for it (`x-events`).
+  schema the document gives for it (`x-events`); a job's stream must end
+  with a finished job. An operation whose 2xx response documents both
+  `application/json` and `text/event-stream` (the chatbot) is called twice:
+  once plainly (JSON) and once with `Accept: text/event-stream`.
 - On every documented path, the server's `Allow` lists exactly the documented
   methods (plus HEAD for GET, and OPTIONS): no undocumented methods. Where a
   literal path is also matched by a templated one (/books/import and
@@ -96,13 +104,29 @@ def path_regex(path):
                               for i, p in enumerate(parts)))
 
 
+def success_media(op):
+    """The media types of the operation's documented 2xx responses."""
+    return {m for code, resp in deref(op["responses"]).items() if str(code).startswith("2")
+            for m in (deref(resp).get("content") or {})}
+
+
+def media_variants(op):
+    """Both ways of calling an operation that answers JSON or an event stream
+    (as the client asks); one way ("-", no Accept header) otherwise."""
+    media = success_media(op)
+    return ("application/json", SSE) if {"application/json", SSE} <= media else ("-",)
+
+
 def operation_cases():
     cases = []
     for method, path in spec_operations():
+        op = SPEC["paths"][path][method.lower()]
         kinds = ("id", "number") if "{chapter}" in path else ("-",)
         for kind in kinds:
-            label = f"{method} {path}" + (f" [chapter by {kind}]" if kind != "-" else "")
-            cases.append(pytest.param(method, path, kind, id=label))
+            for accept in media_variants(op):
+                label = (f"{method} {path}" + (f" [chapter by {kind}]" if kind != "-" else "")
+                         + (f" [{accept}]" if accept != "-" else ""))
+                cases.append(pytest.param(method, path, kind, accept, id=label))
     return cases
 
 
@@ -231,6 +255,18 @@ def account(server, world):
     return world["account"]
 
 
+def chat_session(world):
+    """A chat session of the master key's user (once per world), started by
+    a question about the world's book."""
+    if "session_id" not in world:
+        r = world["server"].post("/api/v1/chatbot/query", headers=ADMIN,
+                                 json={"question": "What does the start say?",
+                                       "book_id": world["book"]["id"]})
+        assert r.status_code == 200, f"cannot start a chat session: {r.status_code} {r.text[:300]}"
+        world["session_id"] = r.json()["session_id"]
+    return world["session_id"]
+
+
 def concrete_path(path, world, chapter_kind):
     values = {
         "book_id": lambda: world["book"]["id"],
@@ -239,6 +275,7 @@ def concrete_path(path, world, chapter_kind):
                             else world["chapter"]["id"]),
         "key_id": lambda: world["api_key"]["id"],
         "job_id": lambda: world.setdefault("job_id", new_job(world["server"])),
+        "session_id": lambda: chat_session(world),
     }
 
     def sub(m):
@@ -266,7 +303,8 @@ def request_example(op, label, server, world, path):
     """The documented JSON example of an operation's request body, made unique
     (fresh ISBNs, a unique title, a unique email to register) so it cannot
     collide with other tests, and with real credentials (login, refresh and
-    logout use a user registered for this case) and real book ids. A job
+    logout use a user registered for this case), real book and chapter ids
+    and a real chat session. A job
     submission uses an example of a type the server takes (test.* only with
     BOOKD_TEST_JOBS=1)."""
     if "requestBody" not in op:
@@ -284,6 +322,13 @@ def request_example(op, label, server, world, path):
             body["book_ids"] = [world["book"]["id"]]
         if isinstance(body.get("payload"), dict) and "book_id" in body["payload"]:
             body["payload"]["book_id"] = world["book"]["id"]  # a job about a real book
+        # The chatbot: the real book and chapter, and a session of the caller.
+        if body.get("book_id"):
+            body["book_id"] = world["book"]["id"]
+        if body.get("chapter_id"):
+            body["chapter_id"] = world["chapter"]["id"]
+        if body.get("session_id"):
+            body["session_id"] = chat_session(world)
         if path.endswith("/auth/register") and "email" in body:
             body["email"] = f"{uniq('openapi')}@example.com"
         elif path.endswith("/auth/login"):
@@ -381,7 +426,8 @@ def read_events(r, label, timeout):
 
 def check_event_stream(r, resp, label, got):
     """The documented event stream: events the document names, data matching
-    each event's documented schema, ending with `done` on a finished job."""
+    each event's documented schema, ending with `done` (on a job's stream, a
+    finished job)."""
     media = resp["content"][SSE]
     documented = media.get("x-events") or {}
     assert documented, f"{label}: the {SSE} response documents no events (x-events)"
@@ -396,8 +442,9 @@ def check_event_stream(r, resp, label, got):
         assert not problems, f"{label}: event {name!r} does not match its schema:\n" + "\n".join(problems)
     name, data = events[-1]
     assert name == "done", f"{label}: the stream did not end with `done`: {events}"
-    assert json.loads(data)["status"] in TERMINAL, events[-1]
-    assert all(n == "progress" for n, _ in events[:-1]), events
+    if documented["done"].get("schema", {}).get("$ref") == "#/components/schemas/Job":
+        assert json.loads(data)["status"] in TERMINAL, events[-1]
+        assert all(n == "progress" for n, _ in events[:-1]), events
 
 
 # ------------------------------------------------------------ tests
@@ -414,6 +461,11 @@ def test_document_basics():
         assert name in schemas, f"components/schemas/{name} is missing"
     for name in ("Job", "JobStatus", "JobList", "JobAccepted", "JobSubmitInput", "BookImportResult"):
         assert name in schemas, f"components/schemas/{name} is missing"
+    for name in ("SearchHit", "SearchResults", "ChatQueryInput", "ChatAnswer", "ChatCitation",
+                 "ChatContextInput", "ChatContextCreated", "ChatSession", "ChatSessionList",
+                 "ChatMessage", "ChatMessageList", "ChatCompatInput", "ChatCompatAnswer"):
+        assert name in schemas, f"components/schemas/{name} is missing"
+    assert "llm" in schemas["Ready"]["properties"]["checks"]["properties"]
     assert schemas["JobStatus"]["enum"] == JOB_STATUSES, schemas["JobStatus"]["enum"]
     codes = schemas["Error"]["properties"]["error"]["properties"]["code"]["enum"]
     assert "rate_limited" in codes, codes
@@ -437,6 +489,11 @@ def test_document_basics():
         # Jobs are per user: every jobs route takes either credential.
         if path.startswith("/api/v1/jobs"):
             assert {"ApiKey": []} in security and {"BearerAuth": []} in security, (method, path)
+        # The chatbot takes either credential; search is public.
+        if path.startswith(("/api/v1/chatbot", "/api/v1/chat/")) or path == "/chat":
+            assert {"ApiKey": []} in security and {"BearerAuth": []} in security, (method, path)
+        if path == "/api/v1/search":
+            assert not security, (method, path)
 
 
 def test_every_route_in_routes_c_is_documented():
@@ -446,9 +503,9 @@ def test_every_route_in_routes_c_is_documented():
                          f"{SPEC_PATH.relative_to(REPO_ROOT)}: {missing}")
 
 
-@pytest.mark.parametrize("method,path,chapter_kind", operation_cases())
-def test_documented_operation_exists_on_server(request, server, world, method, path, chapter_kind):
-    label = f"{method} {path}"
+@pytest.mark.parametrize("method,path,chapter_kind,accept", operation_cases())
+def test_documented_operation_exists_on_server(request, server, world, method, path, chapter_kind, accept):
+    label = f"{method} {path}" + (f" [{accept}]" if accept != "-" else "")
     op = SPEC["paths"][path][method.lower()]
     url = concrete_path(path, world, chapter_kind)
     if needs_test_jobs(op) and not test_jobs_enabled(server):
@@ -461,7 +518,10 @@ def test_documented_operation_exists_on_server(request, server, world, method, p
     if idempotent:
         kw["headers"]["Idempotency-Key"] = uniq("openapi")
     documented = deref(op["responses"])
-    streams = any(SSE in (deref(resp).get("content") or {}) for resp in documented.values())
+    if accept == SSE:
+        kw["headers"]["Accept"] = SSE
+    streams = accept == SSE or (accept == "-" and any(
+        SSE in (deref(resp).get("content") or {}) for resp in documented.values()))
     if streams:
         kw.update(stream=True, timeout=HTTP_TIMEOUT)
     r = server.request(method, url, **kw)
@@ -482,8 +542,11 @@ def test_documented_operation_exists_on_server(request, server, world, method, p
             continue  # only on some responses (e.g. Idempotent-Replayed)
         assert r.headers.get(name), f"documented header {name} missing: {got}"
     content = resp.get("content") or {}
-    if SSE in content:
+    if streams and SSE in content:
         assert r.headers.get("Content-Type", "").startswith(SSE), got
+        for name in ("Cache-Control", "X-Accel-Buffering"):  # documented for the stream
+            if name in (resp.get("headers") or {}):
+                assert r.headers.get(name), f"documented header {name} missing on the stream: {got}"
         check_event_stream(r, resp, label, got)
         return
     media = content.get("application/json")

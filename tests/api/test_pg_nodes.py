@@ -201,3 +201,51 @@ def test_jobs_submitted_on_either_node_run_once(cluster, tmp_path):
     assert {j["status"] for j in states.values()} == {"completed"}, states
     assert all(j["attempts"] == 1 for j in states.values()), [j for j in states.values() if j["attempts"] != 1]
     assert w.alive()
+
+
+def test_sigterm_on_a_worker_hands_its_running_job_to_another(server_factory, tmp_path):
+    """`bookd worker` W runs a job; W gets SIGTERM: the step in flight is
+    interrupted, W hands the job back and exits promptly, and a second worker
+    process resumes it from its checkpoint (steps already done are not run
+    again)."""
+    url = fresh_db("handoff")
+    a = server_factory(tmp_path / "node-a", env=node_env(url, BOOKD_TEST_JOBS=1, BOOKD_WORKERS=0))
+    w1 = start_pg_worker(tmp_path / "w1", url, tmp_path / "w1.stderr",
+                         BOOKD_TEST_JOBS=1, BOOKD_WORKER_MAX_JOBS=1)
+    w2 = None
+    try:
+        rec = tmp_path / "rec"
+        jid = submit_ok(a, "test.steps", {"steps": 3, "sleep_ms": 600, "record": str(rec)})
+        deadline = time.monotonic() + 10
+        while not read_record(rec):  # step 0 done; step 1 running on W1
+            assert time.monotonic() < deadline, w1.log_tail()
+            time.sleep(0.02)
+        time.sleep(0.1)
+        w2 = start_pg_worker(tmp_path / "w2", url, tmp_path / "w2.stderr",
+                             BOOKD_TEST_JOBS=1, BOOKD_WORKER_MAX_JOBS=1)
+        t0 = time.monotonic()
+        w1.proc.terminate()
+        try:
+            w1.proc.wait(timeout=20)
+        except Exception:
+            w1.proc.kill()
+            raise
+        took = time.monotonic() - t0
+        deadline = time.monotonic() + 10
+        while True:
+            j = a.get(f"/api/v1/jobs/{jid}", headers=ADMIN).json()
+            if j["status"] in TERMINAL:
+                break
+            assert time.monotonic() < deadline, (j, w2.log_tail())
+            time.sleep(0.05)
+        assert j["status"] == "completed", j
+        assert sorted(read_record(rec)) == [(jid, 0), (jid, 1), (jid, 2)], read_record(rec)
+        assert w1.proc.returncode == 0, w1.log_tail()
+        print(f"\nworker exit on SIGTERM: {took:.2f}s")
+        assert took < 3, (f"`bookd worker` took {took:.1f}s to exit on SIGTERM although its job "
+                          f"step stopped at once (log):\n{w1.log_tail(8)}")
+    finally:
+        for w in (w1, w2):
+            if w and w.alive():
+                w.proc.kill()
+                w.proc.wait()
