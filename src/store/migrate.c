@@ -5,6 +5,7 @@
  * version is re-read inside the transaction: two processes starting at once
  * (a server and `bookd import`) cannot apply the same migration twice.
  */
+#include <string.h>
 #include <time.h>
 
 #include "db_int.h"
@@ -390,6 +391,8 @@ static const struct migration migrations[] = {
 	  ");\n" },
 };
 
+#define MIGRATION_LOCK 0x626f6f6b64 /* "bookd" */
+
 #define SCHEMA_TABLE_SQL                                                                   \
 	"CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "      \
 	"name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
@@ -413,9 +416,16 @@ int db_migrate(db *d, int *version, struct err *e)
 	int rc = db_acquire(d, &c, e);
 	if (rc)
 		return rc;
+	/* PostgreSQL: one migrator at a time across every process (two nodes
+	 * starting on an empty database). SQLite's BEGIN IMMEDIATE serialises
+	 * each migration already. */
+	int pg = d->ops->dialect == DB_POSTGRES;
+	struct db_val lock_key[] = { dbv_int(MIGRATION_LOCK) };
+	if (pg && (rc = db_query(c, "SELECT pg_advisory_lock($1)", lock_key, 1, NULL, NULL, NULL, e)) != 0)
+		goto out;
 	rc = d->ops->exec_script(c, SCHEMA_TABLE_SQL, e);
 	if (rc)
-		goto out;
+		goto unlock;
 	for (size_t i = 0; i < ARRAY_LEN(migrations); i++) {
 		const struct migration *m = &migrations[i];
 		const char *sql = d->ops->dialect == DB_POSTGRES && m->postgres ? m->postgres : m->sqlite;
@@ -429,7 +439,9 @@ int db_migrate(db *d, int *version, struct err *e)
 			continue;
 		}
 		if ((rc = d->ops->exec_script(c, sql, e)) != 0) {
-			err_set(e, rc, "migration %d (%s) failed: %s", m->version, m->name, e->msg);
+			char why[sizeof(e->msg)];
+			memcpy(why, e->msg, sizeof(why)); /* e->msg is also the destination */
+			err_set(e, rc, "migration %d (%s) failed: %s", m->version, m->name, why);
 			goto fail;
 		}
 		struct db_val p[] = { dbv_int(m->version), dbv_text(m->name),
@@ -442,9 +454,15 @@ int db_migrate(db *d, int *version, struct err *e)
 			goto fail;
 	}
 	rc = current_version(c, version, e);
-	goto out;
+	goto unlock;
 fail:
 	db_rollback(c);
+unlock:
+	if (pg) {
+		struct err ue = { 0 };
+		if (db_query(c, "SELECT pg_advisory_unlock($1)", lock_key, 1, NULL, NULL, NULL, &ue))
+			c->broken = 1; /* the session ends, and its lock with it */
+	}
 out:
 	db_release(c);
 	return rc;

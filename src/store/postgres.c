@@ -177,14 +177,33 @@ static int pg_query(db_conn *base, const char *sql, const struct db_val *params,
 		}
 	}
 	PGresult *res;
-	if (nparams == 0 && (!strcmp(sql, "BEGIN") || !strcmp(sql, "COMMIT") || !strcmp(sql, "ROLLBACK"))) {
-		res = PQexec(c->pg, sql);
-	} else {
-		struct pg_stmt *s = stmt_get(c, sql, nparams, e);
-		if (!s)
-			return e->code;
-		res = PQexecPrepared(c->pg, s->name, nparams, vals, lens, fmts, 0);
+	for (int attempt = 0;; attempt++) {
+		if (nparams == 0 && (!strcmp(sql, "BEGIN") || !strcmp(sql, "COMMIT") || !strcmp(sql, "ROLLBACK"))) {
+			res = PQexec(c->pg, sql);
+		} else {
+			struct pg_stmt *s = stmt_get(c, sql, nparams, e);
+			res = s ? PQexecPrepared(c->pg, s->name, nparams, vals, lens, fmts, 0) : NULL;
+		}
+		/* A pooled connection that died while idle (the server restarted):
+		 * outside a transaction nothing is lost by reconnecting and trying
+		 * once more, and the request need not fail. */
+		if (attempt == 0 && !c->base.in_tx && PQstatus(c->pg) != CONNECTION_OK &&
+		    strcmp(sql, "COMMIT") != 0 && strcmp(sql, "ROLLBACK") != 0) {
+			PQclear(res);
+			PQreset(c->pg);
+			c->nstmts = 0; /* prepared statements died with the session */
+			if (PQstatus(c->pg) == CONNECTION_OK) {
+				PQsetNoticeProcessor(c->pg, on_notice, NULL);
+				err_clear(e);
+				continue;
+			}
+			c->base.broken = 1;
+			return err_set(e, ERR_UNAVAILABLE, "database connection lost");
+		}
+		break;
 	}
+	if (!res)
+		return e->code ? e->code : err_set(e, ERR_UNAVAILABLE, "database connection lost");
 	ExecStatusType st = PQresultStatus(res);
 	int rc = 0;
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {

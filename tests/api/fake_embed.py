@@ -22,6 +22,7 @@ Controls (thread-safe, for tests):
     malformed_next(n)                          next n requests get broken JSON
     set_dim(model, dim)                        dimension per model
     key                                        required bearer key (401 otherwise)
+    shuffle = True                             answer items in reverse order (by "index")
 Counters: requests (total), requests_by_model, texts_by_model, max_inflight
 (most requests handled at once), log (one record per request: model, inputs,
 status, arrival time, dimensions asked for, Authorization header).
@@ -100,6 +101,7 @@ class FakeEmbed:
         self._hang_s = 0.0
         self._hang_all = 0.0
         self._malformed = 0
+        self.shuffle = False
         self.reset_counters()
         self.httpd = None
         self.thread = None
@@ -261,6 +263,8 @@ class FakeEmbed:
                 dim = req.get("dimensions") or fake.dim_for(model)
                 data = [{"object": "embedding", "index": i, "embedding": embed_text(t, dim)}
                         for i, t in enumerate(inputs)]
+                if fake.shuffle:
+                    data.reverse()
                 toks = sum(len(t.split()) for t in inputs)
                 rec["status"] = 200
                 with fake.lock:

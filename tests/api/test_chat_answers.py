@@ -2,14 +2,13 @@
 conversation memory and the follow-up rewrite, selected text and stored
 reading context."""
 import re
-import threading
 import time
 
 import pytest
 
 from conftest import ADMIN, SLOW, assert_error, make_user, users_env
 from fake_llm import FakeLLM
-from test_chat_common import (CONTEXT, QUERY, QUESTION, SESSIONS, SSE, ask, chat_server,
+from test_chat_common import (CONTEXT, QUESTION, SESSIONS, SSE, ask, chat_server,
                               check_answer_shape, check_citation_in_book, llm_env, stream)
 
 
@@ -338,6 +337,11 @@ def test_context_validation_and_ownership(llm):
     err = assert_error(srv.post(CONTEXT, json={"text": "t" * 5001}, headers=u1["headers"]),
                        422, "validation_failed")
     assert "text" in [d.get("field") for d in err["details"]]
+    err = assert_error(srv.post(CONTEXT, json={"text": "x", "book_id": "zzz", "chapter_id": "not-a-uuid"},
+                                headers=u1["headers"]), 422, "validation_failed")
+    assert {"book_id", "chapter_id"} <= {d.get("field") for d in err["details"]}, err
+    assert_error(srv.post(CONTEXT, json={"text": "x", "session_id": "nope"}, headers=u1["headers"]),
+                 404, "not_found")
     r = srv.post(CONTEXT, json={"text": "mine"}, headers=u1["headers"])
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]

@@ -223,6 +223,22 @@ def test_session_list_paginates(ext):
     assert seen == sorted(made, reverse=True), "sessions are not listed newest first"
 
 
+def test_session_title_is_a_whole_character_prefix(ext):
+    """The title is the question cut to 80 bytes: never inside a character."""
+    srv, _ = ext
+    u = make_user(srv, tag="titles")
+    q = "x" + "Ü" * 60 + " zero moment point?"
+    a = ask(srv, q, headers=u["headers"])
+    r = srv.get(f"{SESSIONS}/{a['session_id']}", headers=u["headers"])
+    assert r.status_code == 200, r.text[:300]
+    title = r.json()["title"]
+    assert title and q.startswith(title), title
+    assert len(title.encode()) <= 80 and len(title) >= 30, title
+    r = srv.get(SESSIONS, headers=u["headers"])
+    assert r.status_code == 200, r.text[:300]
+    assert [s["title"] for s in r.json()["items"]] == [title]
+
+
 def test_anonymous_is_refused_when_off(ext):
     srv, _ = ext
     assert_error(srv.post(QUERY, json={"question": QUESTION}), 401, "unauthorized")

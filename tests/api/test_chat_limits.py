@@ -1,8 +1,8 @@
 """Anonymous chat (BOOKD_CHAT_ANONYMOUS) with its per-IP limit, and the daily
 token budget (BOOKD_CHAT_DAILY_TOKENS)."""
 from conftest import ADMIN, assert_error, make_user, users_env
-from test_chat_common import (QUERY, QUESTION, SESSIONS, SSE, ask, chat_server, fake_llm,  # noqa: F401
-                              llm_env)
+from test_chat_common import QUERY, QUESTION, SESSIONS, SSE, ask, chat_server, llm_env
+from test_chat_common import fake_llm  # noqa: F401 (fixture)
 
 
 def assert_429(r):

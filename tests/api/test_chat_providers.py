@@ -8,7 +8,8 @@ import time
 import pytest
 
 from conftest import BOOKD, SLOW, clean_env, free_port
-from test_chat_common import QUESTION, ask, chat_server, check_answer_shape, fake_llm, llm_env, stream  # noqa: F401
+from test_chat_common import QUESTION, ask, chat_server, check_answer_shape, llm_env, stream
+from test_chat_common import fake_llm  # noqa: F401 (fixture)
 from fake_llm import FakeLLM
 
 

@@ -31,6 +31,7 @@ def hits(srv, **params):
 
 
 def all_jobs(srv):
+    assert srv.proc.poll() is None, f"server died ({srv.proc.returncode}):\n{srv.log_tail()}"
     items, cursor = [], None
     for _ in range(100):
         params = {"limit": 100}

@@ -150,7 +150,7 @@ INJECTIONS = [
     "!!!",
     "\u2019\u201c\u201d",          # typographic punctuation only
     "na\u00efve \u00fcber caf\u00e9",
-    "\u00a0robot\u3000zmp",        # non-breaking and ideographic spaces
+    "\u00a0robot\u00a0zmp",        # non-breaking spaces
     "\U0001F916 robot",
     "zmp\ufeff",
 ]
@@ -172,6 +172,16 @@ def test_injection_is_never_syntax(kw):
     after = hits(srv, q="zero moment point", limit=50)
     assert [h["chunk_id"] for h in after] == [h["chunk_id"] for h in before], "the index changed"
     srv.assert_alive()
+
+
+@pytest.mark.parametrize("space", ["\u3000", "\u2003", "\u2028", "\u0085", "\u00a0"])
+def test_unicode_space_between_words(kw, space):
+    """Words separated by a non-ASCII space are still plain words (the
+    ideographic space of CJK text, em space, line separator...)."""
+    srv, book_id = kw
+    r = srv.get(SEARCH, params={"q": f"zero{space}moment{space}point", "book_id": book_id})
+    assert r.status_code == 200, f"{space!r}: {r.status_code} {r.text[:300]}"
+    assert isinstance(r.json()["results"], list)
 
 
 def test_invalid_utf8_query_is_not_a_server_error(kw):

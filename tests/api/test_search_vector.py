@@ -377,3 +377,38 @@ def test_oversized_embedding_dimension_is_refused_cleanly(server_factory, fake):
     assert r.status_code in (422, 503), r.text
     assert hits(srv, q="gyroscope", mode="keyword")
     srv.assert_alive()
+
+
+def test_answer_order_follows_index_field(server_factory, fake):
+    """Providers may answer items in any order; "index" says which is which."""
+    fake.shuffle = True
+    srv = server_factory(env=vec_env(fake, BOOKD_EMBED_BATCH=3))
+    b, c, _ = small_book(srv, "Zqshuf", sections=6)
+    job = index_jobs(wait_jobs_idle(srv))[0]
+    assert job["status"] == "completed" and job["result"]["embedded"] == 6, job
+    for q in ("gyroscope", "servo parts"):
+        res = wait_search(srv, lambda r: len(r) == 6, q=q, mode="vector", book_id=b["id"])
+        qv = embed_text(q, 64)
+        for h in res:
+            want = cosine(qv, embed_text(input_for(fake, "fake-1", h["text"]), 64))
+            assert abs(h["score"] - want) < 1e-4, f"vector stored for the wrong chunk: {h['score']} vs {want}"
+        assert q.split()[0] in res[0]["text"]
+
+
+def test_upload_import_indexes_and_embeds_in_its_own_job(server_factory, fake):
+    """POST /api/v1/books/import with a provider: the book.import job's own
+    index step chunks and embeds (and the server survives it)."""
+    srv = server_factory(env=vec_env(fake))
+    md = "# Pneumatics\n\nZqupload pneumatic muscles contract when inflated.\n\n# Hydraulics\n\nZqupload hydraulic pistons push hard.\n"
+    r = srv.post("/api/v1/books/import", params={"filename": "up.md", "title": uniq("upload book")},
+                 data=md.encode(), headers={**ADMIN, "Content-Type": "text/markdown"})
+    assert r.status_code == 202, r.text
+    j = wait_job(srv, r.json()["job_id"])
+    assert j["status"] == "completed", j
+    book_id = j["result"]["book_id"]
+    # searchable as soon as the import job is done: its own index step chunked and embedded
+    res = hits(srv, q="zqupload pneumatic", mode="keyword", book_id=book_id)
+    assert len(res) == 2 and "pneumatic" in res[0]["text"]
+    assert fake.texts("fake-1") >= 2
+    res = wait_search(srv, lambda r: len(r) == 2, q="pneumatic muscles", mode="vector", book_id=book_id, timeout=3)
+    assert "pneumatic" in res[0]["text"]
