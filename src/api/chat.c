@@ -41,6 +41,7 @@ struct ask {
 	struct buf out;
 	size_t sent;
 	int finished, gone;
+	int64_t last_write_us;
 };
 
 static void ask_unref(struct ask *a)
@@ -247,7 +248,15 @@ static long stream_next(void *ctx, char *buf, size_t max)
 		}
 	} else if (a->finished) {
 		n = -1;
+	} else if (time_mono_us() - a->last_write_us > 1000000 && max > 16) {
+		/* Waiting on the model: a comment line each second makes a closed
+		 * connection show up (only a write can tell), so the model call is
+		 * cancelled soon after the reader leaves, even before a token. */
+		memcpy(buf, ": waiting\n\n", 11);
+		n = 11;
 	}
+	if (n > 0)
+		a->last_write_us = time_mono_us();
 	pthread_mutex_unlock(&a->lock);
 	return n;
 }

@@ -361,7 +361,10 @@ static enum outcome call_once(struct provider *p, const struct llm_request *req,
 		out = CANCEL;
 	} else if (status == 429 || status >= 500 || (cc != CURLE_OK && !c.failed && status == 0) ||
 		   cc == CURLE_OPERATION_TIMEDOUT) {
-		err_set(e, ERR_UNAVAILABLE, "%s answered %ld (%s)", p->name, status, curl_easy_strerror(cc));
+		if (cc == CURLE_OK)
+			err_set(e, ERR_UNAVAILABLE, "%s answered %ld", p->name, status);
+		else
+			err_set(e, ERR_UNAVAILABLE, "%s: %s", p->name, curl_easy_strerror(cc));
 		out = RETRY;
 	} else if (status != 200) {
 		err_set(e, ERR_UNAVAILABLE, "%s answered %ld", p->name, status);
@@ -429,6 +432,15 @@ static void breaker_record(struct llm_chain *ch, struct provider *p, int success
 		log_info("LLM provider %s: circuit closed", p->name);
 }
 
+/* A call that ended without telling anything about the provider (the client
+ * went away): a half-open probe slot is given back. */
+static void breaker_release(struct provider *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->probing = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void sleep_until(int64_t deadline, long ms)
 {
 	int64_t left = deadline - time_now_ms();
@@ -458,7 +470,7 @@ int llm_complete(struct llm_chain *ch, const struct llm_request *req, struct llm
 				break;
 			}
 			if (o == CANCEL) {
-				breaker_record(ch, p, 1); /* not the provider's fault */
+				breaker_release(p); /* not a verdict on the provider */
 				return ERR_UNAVAILABLE;
 			}
 			if (res->delivered)
@@ -467,12 +479,19 @@ int llm_complete(struct llm_chain *ch, const struct llm_request *req, struct llm
 				break;
 			unsigned r;
 			random_bytes(&r, sizeof(r));
-			long wait = retry_after >= 0 ? retry_after * 1000 : 250L << t;
-			wait = (long)((double)wait * (0.75 + 0.5 * (double)(r % 1000) / 1000.0));
+			double jitter = (double)(r % 1000) / 1000.0;
+			/* Retry-After is a floor: jitter only adds to it. Our own backoff
+			 * spreads both ways. */
+			long wait = retry_after >= 0 ? (long)((double)retry_after * 1000.0 * (1.0 + 0.25 * jitter))
+						     : (long)((double)(250L << t) * (0.75 + 0.5 * jitter));
+			if (time_now_ms() + wait >= req->deadline_ms)
+				break; /* no time to wait for it: let the next provider try now */
 			log_warn("LLM provider %s: %s; retry in %ld ms", p->name, e->msg, wait);
 			sleep_until(req->deadline_ms, wait);
-			if (req->cancelled && req->cancelled(req->ctx))
+			if (req->cancelled && req->cancelled(req->ctx)) {
+				breaker_release(p); /* not a verdict on the provider */
 				return err_set(e, ERR_UNAVAILABLE, "cancelled");
+			}
 		}
 		breaker_record(ch, p, ok);
 		if (ok) {

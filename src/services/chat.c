@@ -102,7 +102,7 @@ char *chat_clean_markers(const char *answer, int np, int *cited, int *ncited)
 					ok = 0;
 					break;
 				}
-				nums[k++] = (int)v;
+				nums[k++] = v >= 1 && v <= MAX_PASSAGES ? (int)v : 0; /* 0: no such passage */
 				q = end;
 				while (*q == ' ')
 					q++;
@@ -319,7 +319,8 @@ static const char *standalone(struct chat *c, struct arena *a, const struct chat
 	buf_init(&b, 64 * 1024);
 	int rc = buf_puts(&b, "Conversation so far:\n");
 	for (int i = 0; !rc && i < nh; i++)
-		rc = buf_printf(&b, "%s: %.500s\n", hist[i].role, hist[i].content);
+		rc = buf_printf(&b, "%s: %.*s\n", hist[i].role,
+				(int)utf8_prefix(hist[i].content, strlen(hist[i].content), 500), hist[i].content);
 	rc = rc ? rc : buf_printf(&b, "\nLast question: %s\n", question);
 	struct llm_message m = { "user", b.p ? b.p : "" };
 	struct llm_request r = {

@@ -6,6 +6,8 @@ import json
 import math
 import time
 
+import requests
+
 from conftest import ADMIN, SAMPLE_DIR, SLOW, UUID7_RE, cli_for
 
 SAMPLE_BOOK = SAMPLE_DIR / "physical-ai"
@@ -18,8 +20,24 @@ TERMINAL = {"completed", "failed", "cancelled"}
 RRF_MAX = 2.0 / 61.0
 
 
+def alive(srv):
+    """Fail with the log tail when the server process has died."""
+    rc = srv.proc.poll()
+    assert rc is None, f"the server died (exit status {rc}); log tail:\n{srv.log_tail()}"
+
+
+def _get(srv, path, **kw):
+    try:
+        return srv.get(path, **kw)
+    except requests.exceptions.ConnectionError:
+        time.sleep(0.2)
+        alive(srv)
+        raise
+
+
 def search(srv, expect=200, **params):
-    r = srv.get(SEARCH, params=params)
+    alive(srv)
+    r = _get(srv, SEARCH, params=params)
     assert r.status_code == expect, f"search {params}: {r.status_code} {r.text[:500]}"
     return r.json()
 
@@ -31,13 +49,13 @@ def hits(srv, **params):
 
 
 def all_jobs(srv):
-    assert srv.proc.poll() is None, f"server died ({srv.proc.returncode}):\n{srv.log_tail()}"
+    alive(srv)
     items, cursor = [], None
     for _ in range(100):
         params = {"limit": 100}
         if cursor:
             params["cursor"] = cursor
-        r = srv.get("/api/v1/jobs", params=params, headers=ADMIN)
+        r = _get(srv, "/api/v1/jobs", params=params, headers=ADMIN)
         assert r.status_code == 200, r.text
         body = r.json()
         items.extend(body["items"])
@@ -64,7 +82,8 @@ def wait_jobs_idle(srv, timeout=15.0, type_=None):
 
 
 def get_job(srv, jid):
-    r = srv.get(f"/api/v1/jobs/{jid}", headers=ADMIN)
+    alive(srv)
+    r = _get(srv, f"/api/v1/jobs/{jid}", headers=ADMIN)
     assert r.status_code == 200, r.text
     return r.json()
 
