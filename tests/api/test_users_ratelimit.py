@@ -43,7 +43,9 @@ def test_account_limit_then_refill(server_factory):
 
 def test_unknown_account_is_limited_the_same_way(server_factory):
     """Rate limiting must not reveal whether an account exists."""
-    srv = server_factory(env=LIMITED)
+    # slow refill (one token per 10 s): four slow argon2 logins on a loaded
+    # machine must not earn a token back before the fourth
+    srv = server_factory(env=users_env(BOOKD_LOGIN_BURST=3, BOOKD_LOGIN_PER_MINUTE=6))
     ghost = new_email("ghost")
     codes = [login(srv, ghost, "whatever pw").status_code for _ in range(4)]
     assert codes == [401, 401, 401, 429], codes
