@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
+#include "core/utf8.h"
 #include "http/server.h"
 #include "services/chat.h"
 #include "services/jobs.h"
@@ -790,7 +791,7 @@ static int cmd_search(int argc, char **argv)
 				      r->chapter_title ? r->chapter_title : "", "chapter_number",
 				      (json_int_t)r->chapter_number, "heading", r->heading ? r->heading : "", "anchor",
 				      r->anchor ? json_string(r->anchor) : json_null(), "text",
-				      json_stringn(r->text, strlen(r->text) > 300 ? 300 : strlen(r->text)), "chunk_id", r->id,
+				      json_stringn(r->text, utf8_prefix(r->text, strlen(r->text), 300)), "chunk_id", r->id,
 				      "chapter_id", r->chapter_id);
 		char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		if (line)

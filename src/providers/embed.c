@@ -18,10 +18,12 @@
 #include "../core/uuid.h"
 
 #define RESPONSE_MAX ((size_t)256 << 20)
+#define DIM_MAX 8192
 
 struct embedder {
 	struct embed_config cfg;
 	char *url, *model, *key;
+	char key_name[160]; /* how vectors are labelled: model, or model@dim */
 	atomic_int dim;
 };
 
@@ -44,6 +46,10 @@ struct embedder *embedder_new(const struct embed_config *cfg)
 	memcpy(em->url, cfg->url, n);
 	memcpy(em->url + n, "/embeddings", sizeof("/embeddings"));
 	atomic_init(&em->dim, cfg->dim);
+	if (cfg->dim > 0)
+		snprintf(em->key_name, sizeof(em->key_name), "%s@%d", cfg->model, cfg->dim);
+	else
+		snprintf(em->key_name, sizeof(em->key_name), "%s", cfg->model);
 	if (em->cfg.batch <= 0)
 		em->cfg.batch = 64;
 	if (em->cfg.concurrency <= 0)
@@ -101,7 +107,8 @@ static void sleep_ms(long ms)
 }
 
 /* One request for texts[0..n): fills out (n * dim). */
-static int embed_request(struct embedder *em, const char *const *texts, int n, float *out, struct err *e)
+static int embed_request(struct embedder *em, const char *const *texts, int n, float *out, int retries,
+			 int timeout_s, struct err *e)
 {
 	json_t *input = json_array();
 	for (int i = 0; i < n; i++)
@@ -116,7 +123,7 @@ static int embed_request(struct embedder *em, const char *const *texts, int n, f
 	int rc = ERR_UNAVAILABLE;
 	char auth[600];
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", em->key);
-	for (int attempt = 0; attempt <= em->cfg.max_retries; attempt++) {
+	for (int attempt = 0; attempt <= retries; attempt++) {
 		struct call c = { .retry_after = -1 };
 		buf_init(&c.body, RESPONSE_MAX);
 		CURL *h = curl_easy_init();
@@ -133,7 +140,7 @@ static int embed_request(struct embedder *em, const char *const *texts, int n, f
 			curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
 			curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 			curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);
-			curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)em->cfg.timeout_s);
+			curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)timeout_s);
 			curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
 			curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 			curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -166,6 +173,11 @@ static int embed_request(struct embedder *em, const char *const *texts, int n, f
 				int at = json_is_integer(idx) ? (int)json_integer_value(idx) : i;
 				json_t *vec = json_object_get(item, "embedding");
 				int got = json_is_array(vec) ? (int)json_array_size(vec) : 0;
+				if (got > DIM_MAX) {
+					rc = err_set(e, ERR_INVALID, "embedding has %d dimensions; at most %d are supported",
+						     got, DIM_MAX);
+					break;
+				}
 				if (!dim && got > 0) {
 					int zero = 0;
 					atomic_compare_exchange_strong(&em->dim, &zero, got);
@@ -188,7 +200,7 @@ static int embed_request(struct embedder *em, const char *const *texts, int n, f
 			json_decref(doc);
 		}
 		buf_free(&c.body);
-		if (!retry || attempt == em->cfg.max_retries)
+		if (!retry || attempt == retries)
 			break;
 		/* Backoff: Retry-After when given, else 200 ms doubling, ±25 %. */
 		unsigned r;
@@ -204,6 +216,7 @@ static int embed_request(struct embedder *em, const char *const *texts, int n, f
 
 struct batch_job {
 	struct embedder *em;
+	int retries, timeout_s;
 	const char *const *texts;
 	int n, batches;
 	float *out;
@@ -225,7 +238,8 @@ static void *batch_worker(void *arg)
 		int dim = embedder_dim(j->em);
 		struct err e = { 0 };
 		/* The dimension is known after the first batch (run alone, below). */
-		if (embed_request(j->em, j->texts + start, count, j->out + (size_t)start * (size_t)dim, &e)) {
+		if (embed_request(j->em, j->texts + start, count, j->out + (size_t)start * (size_t)dim, j->retries,
+				  j->timeout_s, &e)) {
 			pthread_mutex_lock(&j->lock);
 			if (!atomic_exchange(&j->failed, 1))
 				j->err = e;
@@ -235,29 +249,31 @@ static void *batch_worker(void *arg)
 	}
 }
 
-int embedder_embed(struct embedder *em, const char *const *texts, int n, float **out, int *dim, struct err *e)
+static int embed_all(struct embedder *em, const char *const *texts, int n, float **out, int *dim, int retries,
+		     int timeout_s, struct err *e)
 {
 	*out = NULL;
 	if (n <= 0)
 		return 0;
 	int rc;
 	if (!embedder_dim(em)) {
-		/* Learn the dimension with one text first. */
-		float *probe = xmalloc(sizeof(float) * 8192);
+		/* Learn the dimension with one text first (the answer's size is
+		 * checked against DIM_MAX before anything is written). */
+		float *probe = xmalloc(sizeof(float) * DIM_MAX);
 		if (!probe)
 			return err_set(e, ERR_INTERNAL, "out of memory");
-		rc = embed_request(em, texts, 1, probe, e);
+		rc = embed_request(em, texts, 1, probe, retries, timeout_s, e);
 		xfree(probe);
 		if (rc)
 			return rc;
 	}
 	int d = embedder_dim(em);
-	if (d <= 0 || d > 8192)
+	if (d <= 0 || d > DIM_MAX)
 		return err_set(e, ERR_INVALID, "embedding dimension %d is not supported", d);
 	float *v = xmalloc(sizeof(float) * (size_t)n * (size_t)d);
 	if (!v)
 		return err_set(e, ERR_INTERNAL, "out of memory");
-	struct batch_job j = { .em = em, .texts = texts, .n = n, .out = v };
+	struct batch_job j = { .em = em, .retries = retries, .timeout_s = timeout_s, .texts = texts, .n = n, .out = v };
 	j.batches = (n + em->cfg.batch - 1) / em->cfg.batch;
 	pthread_mutex_init(&j.lock, NULL);
 	int threads = MIN(em->cfg.concurrency, j.batches);
@@ -279,4 +295,20 @@ int embedder_embed(struct embedder *em, const char *const *texts, int n, float *
 	*out = v;
 	*dim = d;
 	return 0;
+}
+
+int embedder_embed(struct embedder *em, const char *const *texts, int n, float **out, int *dim, struct err *e)
+{
+	return embed_all(em, texts, n, out, dim, em->cfg.max_retries, em->cfg.timeout_s, e);
+}
+
+int embedder_embed_query(struct embedder *em, const char *text, float **out, int *dim, struct err *e)
+{
+	/* A reader is waiting: one try, and not longer than 5 s. */
+	return embed_all(em, &text, 1, out, dim, 0, MIN(em->cfg.timeout_s, 5), e);
+}
+
+const char *embedder_key(const struct embedder *em)
+{
+	return em->key_name;
 }

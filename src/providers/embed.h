@@ -30,4 +30,10 @@ int embedder_dim(const struct embedder *em); /* 0 until known */
 /* Embeds n texts into out (n * dim floats, allocated with xmalloc). */
 int embedder_embed(struct embedder *em, const char *const *texts, int n, float **out, int *dim, struct err *e) WUR;
 
+/* The same for a search query: one try, at most 5 s — a reader is waiting. */
+int embedder_embed_query(struct embedder *em, const char *text, float **out, int *dim, struct err *e) WUR;
+/* What vectors are stored under: the model, plus "@dim" when a dimension is
+ * asked for (a new dimension of the same model is a new set of vectors). */
+const char *embedder_key(const struct embedder *em);
+
 #endif

@@ -165,15 +165,16 @@ int chunk_markdown(const char *chapter_title, const char *md, size_t n, int max_
 	if (rc)
 		return rc;
 	/* Line starts, for cmark's (line, column) positions. */
+	/* Lines end at \n, \r\n or a lone \r, as cmark counts them. */
 	int nlines = 1;
 	for (size_t i = 0; i < n; i++)
-		nlines += md[i] == '\n';
+		nlines += md[i] == '\n' || (md[i] == '\r' && (i + 1 == n || md[i + 1] != '\n'));
 	size_t *lines = xmalloc(sizeof(size_t) * (size_t)nlines);
 	if (!lines)
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	lines[0] = 0;
 	for (size_t i = 0, l = 1; i < n; i++)
-		if (md[i] == '\n')
+		if (md[i] == '\n' || (md[i] == '\r' && (i + 1 == n || md[i + 1] != '\n')))
 			lines[l++] = i + 1;
 
 	struct chunker k = { .md = md, .n = n, .max_tokens = max_tokens > 16 ? max_tokens : 16, .a = a, .e = e };

@@ -151,7 +151,7 @@ static int import_run(struct job_ctx *jc, struct err *e)
 			return 0;
 		int rc = search_index_book(job_search(jc), book_id, NULL, NULL, &is, e);
 		if (rc == 0)
-			rc = search_embed_pending(job_search(jc), book_id, NULL, NULL, stop_cb, &is, e);
+			rc = search_embed_pending(job_search(jc), book_id, NULL, jc, stop_cb, &is, e);
 		return rc;
 	}
 	default: /* cleanup happens in import_finish, whatever the outcome */

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <utf8proc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,13 +149,22 @@ static int index_chapter_tx(struct search *s, db_conn *c, struct arena *a, const
 	return rc;
 }
 
-static int index_one(struct search *s, db_conn *c, const struct chapter *ch, struct index_stats *st, struct err *e)
+/* One chapter, in one transaction that reads it and holds it (PostgreSQL:
+ * FOR UPDATE; SQLite: BEGIN IMMEDIATE), so two index jobs for the same
+ * chapter run one after the other and the last one indexes the newest text. */
+static int index_one(struct search *s, db_conn *c, const char *book_id, const char *chapter_id,
+		     struct index_stats *st, struct err *e)
 {
 	struct arena a;
 	arena_init(&a, 64 * 1024);
 	int rc = db_begin(c, e);
 	if (rc == 0) {
-		rc = index_chapter_tx(s, c, &a, ch, st, e);
+		struct chapter ch;
+		rc = store_chapter_lock(c, chapter_id, e);
+		if (rc == 0)
+			rc = store_chapter_get(c, &a, book_id, chapter_id, &ch, e);
+		if (rc == 0)
+			rc = index_chapter_tx(s, c, &a, &ch, st, e);
 		if (rc == 0)
 			rc = db_commit(c, e);
 		if (rc)
@@ -167,18 +177,12 @@ static int index_one(struct search *s, db_conn *c, const struct chapter *ch, str
 int search_index_chapter(struct search *s, const char *book_id, const char *chapter_id, struct index_stats *st,
 			 struct err *e)
 {
-	struct arena a;
-	arena_init(&a, 64 * 1024);
 	db_conn *c;
 	int rc = db_acquire(s->db, &c, e);
 	if (rc == 0) {
-		struct chapter ch;
-		rc = store_chapter_get(c, &a, book_id, chapter_id, &ch, e);
-		if (rc == 0)
-			rc = index_one(s, c, &ch, st, e);
+		rc = index_one(s, c, book_id, chapter_id, st, e);
 		db_release(c);
 	}
-	arena_free(&a);
 	return rc;
 }
 
@@ -243,7 +247,9 @@ int search_index_book(struct search *s, const char *book_id, search_progress_fn 
 	}
 	for (int b = 0; rc == 0 && b < books.n; b++)
 		for (int i = 0; rc == 0 && i < counts[b]; i++) {
-			rc = index_one(s, c, &per_book[b][i], st, e);
+			rc = index_one(s, c, books.ids[b], per_book[b][i].id, st, e);
+			if (rc == ERR_NOT_FOUND) /* deleted meanwhile */
+				err_clear(e), rc = 0;
 			if (progress)
 				progress(ctx, ++done, total);
 		}
@@ -277,7 +283,7 @@ int search_embed_pending(struct search *s, const char *book_id, search_progress_
 		struct chunk_row *rows = NULL;
 		int n = 0;
 		if ((rc = db_acquire(s->db, &c, e)) == 0) {
-			rc = store_chunks_unembedded(c, &a, embedder_model(s->em), book_id, EMBED_ROUND, &rows, &n, e);
+			rc = store_chunks_unembedded(c, &a, embedder_key(s->em), book_id, EMBED_ROUND, &rows, &n, e);
 			db_release(c);
 		}
 		if (rc || n == 0) {
@@ -294,7 +300,7 @@ int search_embed_pending(struct search *s, const char *book_id, search_progress_
 			int64_t now = time_now_ms();
 			for (int i = 0; rc == 0 && i < n; i++) {
 				char *b64 = vector_b64(vecs + (size_t)i * (size_t)dim, dim);
-				rc = b64 ? store_embedding_put(c, rows[i].id, embedder_model(s->em), dim, b64,
+				rc = b64 ? store_embedding_put(c, rows[i].id, embedder_key(s->em), dim, b64,
 							       rows[i].content_hash, now, e)
 					 : err_set(e, ERR_INTERNAL, "out of memory");
 				xfree(b64);
@@ -360,7 +366,7 @@ static void sync_once(struct search *s)
 	db_conn *c;
 	if (db_acquire(s->db, &c, &e))
 		return;
-	const char *model = embedder_model(s->em);
+	const char *model = embedder_key(s->em);
 	int64_t count, max;
 	if (store_embedding_stats(c, model, &count, &max, &e))
 		goto out;
@@ -436,30 +442,51 @@ int search_start_sync(struct search *s, struct err *e)
 
 /* ---- querying -------------------------------------------------------------- */
 
+/* A word character: a letter, digit or mark in any script. */
+static size_t word_char(const char *p, size_t n, int *is_word)
+{
+	utf8proc_int32_t cp;
+	utf8proc_ssize_t len = utf8proc_iterate((const utf8proc_uint8_t *)p, (utf8proc_ssize_t)n, &cp);
+	if (len <= 0) {
+		*is_word = 0;
+		return 1; /* invalid byte: a separator */
+	}
+	utf8proc_category_t c = utf8proc_category(cp);
+	*is_word = (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO);
+	return (size_t)len;
+}
+
 int search_terms(const char *q, struct arena *a, const char ***terms)
 {
 	const char **t = arena_alloc(a, sizeof(char *) * MAX_TERMS);
 	int n = 0;
 	if (!t)
 		return 0;
-	for (const char *p = q; *p && n < MAX_TERMS;) {
-		while (*p && !isalnum((unsigned char)*p) && (unsigned char)*p < 0x80)
-			p++;
-		const char *start = p;
-		while (*p && (isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80))
-			p++;
-		if (p == start)
+	size_t len = strlen(q);
+	for (size_t i = 0; i < len && n < MAX_TERMS;) {
+		int w;
+		size_t k = word_char(q + i, len - i, &w);
+		if (!w) {
+			i += k;
 			continue;
-		char *w = arena_strndup(a, start, (size_t)(p - start));
-		if (!w)
+		}
+		size_t start = i;
+		while (i < len) {
+			k = word_char(q + i, len - i, &w);
+			if (!w)
+				break;
+			i += k;
+		}
+		char *word = arena_strndup(a, q + start, i - start);
+		if (!word)
 			break;
-		for (char *c = w; *c; c++)
+		for (char *c = word; *c; c++)
 			*c = (char)tolower((unsigned char)*c);
 		int dup = 0;
-		for (int i = 0; i < n; i++)
-			dup |= !strcmp(t[i], w);
+		for (int j = 0; j < n; j++)
+			dup |= !strcmp(t[j], word);
 		if (!dup)
-			t[n++] = w;
+			t[n++] = word;
 	}
 	*terms = t;
 	return n;
@@ -490,7 +517,7 @@ static int vector(struct search *s, struct arena *a, const char *q, const char *
 	*n = 0;
 	float *qv = NULL;
 	int dim = 0;
-	int rc = embedder_embed(s->em, &q, 1, &qv, &dim, e);
+	int rc = embedder_embed_query(s->em, q, &qv, &dim, e);
 	if (rc)
 		return rc;
 	struct vhit *hits = arena_alloc(a, sizeof(*hits) * (size_t)limit);

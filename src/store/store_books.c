@@ -491,3 +491,11 @@ int store_chapter_renumber(db_conn *c, const char *book_id, const char *id, int6
 	return db_query(c, "UPDATE chapters SET number = $3 WHERE book_id = $1 AND id = $2", p, 3, NULL, NULL,
 			NULL, e);
 }
+
+int store_chapter_lock(db_conn *c, const char *chapter_id, struct err *e)
+{
+	if (db_dialect(db_conn_db(c)) != DB_POSTGRES)
+		return 0;
+	struct db_val p[] = { dbv_text(chapter_id) };
+	return db_query(c, "SELECT id FROM chapters WHERE id = $1 FOR UPDATE", p, 1, NULL, NULL, NULL, e);
+}

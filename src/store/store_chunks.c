@@ -223,7 +223,7 @@ int store_embeddings_scan(db_conn *c, const char *model, int64_t since, db_row_f
 	return db_query(c,
 			"SELECT em.chunk_id, c.book_id, c.chapter_id, em.dim, em.vector, em.created_at "
 			"FROM embeddings em JOIN chunks c ON c.id = em.chunk_id "
-			"WHERE em.model = $1 AND em.created_at > $2 ORDER BY em.created_at",
+			"WHERE em.model = $1 AND em.created_at >= $2 ORDER BY em.created_at",
 			p, 2, fn, ctx, NULL, e);
 }
 

@@ -33,7 +33,8 @@ int store_chunks_unembedded(db_conn *c, struct arena *a, const char *model, cons
 			    struct chunk_row **rows, int *n, struct err *e) WUR;
 int store_embedding_put(db_conn *c, const char *chunk_id, const char *model, int dim, const char *vector_b64,
 			const char *content_hash, int64_t now, struct err *e) WUR;
-/* Calls fn for every embedding of `model` created after `since` (columns:
+/* Calls fn for every embedding of `model` created at or after `since` (rows
+ * sharing the boundary time are seen again, harmlessly: upserts) (columns:
  * chunk_id, book_id, chapter_id, dim, vector, created_at). */
 int store_embeddings_scan(db_conn *c, const char *model, int64_t since, db_row_fn fn, void *ctx, struct err *e) WUR;
 int store_embedding_stats(db_conn *c, const char *model, int64_t *count, int64_t *max_created, struct err *e) WUR;

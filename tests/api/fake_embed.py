@@ -188,7 +188,16 @@ class FakeEmbed:
             def log_message(self, *a):
                 pass
 
+            def _done(self):
+                # counted out before the answer goes back: the client cannot
+                # start its next request before it has this one's answer
+                if getattr(self, "_inflight", False):
+                    self._inflight = False
+                    with fake.lock:
+                        fake.inflight = max(0, fake.inflight - 1)
+
             def _send(self, status, body, headers=None):
+                self._done()
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 try:
                     self.send_response(status)
@@ -205,8 +214,7 @@ class FakeEmbed:
                 try:
                     self._post()
                 finally:
-                    with fake.lock:
-                        fake.inflight = max(0, fake.inflight - 1)
+                    self._done()
 
             def _post(self):
                 n = int(self.headers.get("Content-Length") or 0)
@@ -229,6 +237,7 @@ class FakeEmbed:
                     fake.log.append(rec)
                     fake.inflight += 1
                     fake.max_inflight = max(fake.max_inflight, fake.inflight)
+                    self._inflight = True
                     hang = fake._hang_all
                     if fake._hang_n > 0:
                         fake._hang_n -= 1

@@ -7,8 +7,7 @@ import pytest
 
 from conftest import run_bookd, uniq
 from fake_embed import FakeEmbed
-from test_search_common import (SAMPLE_BOOK, hits, import_sample, reindex_cli, wait_jobs_idle,
-                                cli_env)
+from test_search_common import SAMPLE_BOOK, cli_env, hits, import_sample, wait_jobs_idle
 
 CLI_KEYS = {"score", "chapter_title", "chapter_number", "heading", "anchor", "text", "chunk_id", "chapter_id"}
 

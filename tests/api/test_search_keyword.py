@@ -2,8 +2,6 @@
 sample book (imported with `bookd import`, indexed by the server's workers),
 result shape and byte offsets, filters, validation, query-syntax injection,
 stemming and diacritic folding, POST /api/v1/books/{id}/reindex."""
-import time
-
 import pytest
 
 import pgtest
