@@ -72,7 +72,8 @@ static int sq_conn_open(db *d, db_conn **out, struct err *e)
 	sqlite3_extended_result_codes(c->h, 1);
 	rc = exec_simple(c->h,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;",
+			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
+			 "PRAGMA cache_size=-16384;", /* 16 MiB at most, per connection */
 			 e);
 	if (rc) {
 		sqlite3_close(c->h);

@@ -163,11 +163,15 @@ int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, 
 		     "WHERE c.tsv @@ query AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
 		     "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
 		     "ORDER BY score DESC, c.id LIMIT $4"
-		   : "SELECT " CHUNK_COLS ", -bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
-		     "JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN chapters ch ON ch.id = c.chapter_id "
-		     "WHERE chunks_fts MATCH $1 AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
-		     "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
-		     "ORDER BY bm25(chunks_fts, 2.0, 1.0), c.id LIMIT $4";
+		   /* Rank inside FTS5 and keep the top rows before joining: joining
+		    * every match first costs O(matches) row lookups. */
+		   : "SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, -bm25(chunks_fts, 2.0, 1.0) AS score "
+		     "FROM chunks_fts WHERE chunks_fts MATCH $1 "
+		     "AND (CAST($2 AS TEXT) IS NULL OR rowid IN (SELECT rowid FROM chunks WHERE book_id = $2)) "
+		     "AND (CAST($3 AS TEXT) IS NULL OR rowid IN (SELECT rowid FROM chunks WHERE chapter_id = $3)) "
+		     "ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT $4) f "
+		     "JOIN chunks c ON c.rowid = f.rowid JOIN chapters ch ON ch.id = c.chapter_id "
+		     "ORDER BY f.score DESC, c.id";
 	int rc = many(c, a, sql, p, 4, 1, rows, n, e);
 	buf_free(&q);
 	return rc;
