@@ -17,6 +17,8 @@
 #                      (default 5)
 #   BENCH_LOGIN_CLIENTS  concurrent login clients of the burst (default 8)
 #   BENCH_SKIP_JOBS    1 = do not run bench/jobs.sh afterwards
+#   BENCH_ONLY_HTTP    1 = stop after the HTTP and job benchmarks (skip backends,
+#                      search, chat and the retrieval evaluation)
 #   BENCH_PYTHON       Python 3 for bench/logins.py (default python3)
 #   BOOKD_THREADS      bookd worker threads (default 0 = cores)
 #   BOOKD_HASH_THREADS bookd password-hashing threads (default 1)
@@ -508,5 +510,26 @@ if [ "${BENCH_SKIP_JOBS:-0}" != 1 ]; then
 	jrc=0
 	BENCH_PYTHON=$PYTHON BOOKD_BIN=$BIN sh bench/jobs.sh || jrc=$?
 	[ "$jrc" -eq 0 ] || problems="$problems; bench/jobs.sh failed (exit $jrc)"
+fi
+
+# ---- 7. the rest, one after another (each starts and stops its own servers) ---
+#
+# BENCH_ONLY_HTTP=1 stops here.
+
+if [ "${BENCH_ONLY_HTTP:-0}" != 1 ]; then
+	stop_pid "$BOOKD_PID" TERM 10
+	BOOKD_PID=""
+	stop_pid "$NGINX_PID" TERM 5
+	NGINX_PID=""
+	for b in backends.sh search.sh chat.sh; do
+		echo
+		echo "== bench/$b"
+		brc=0
+		BENCH_PYTHON=$PYTHON BOOKD_BIN=$BIN sh "bench/$b" || brc=$?
+		[ "$brc" -eq 0 ] || problems="$problems; bench/$b failed (exit $brc)"
+	done
+	echo
+	echo "== bench/retrieval/eval.py"
+	$PYTHON bench/retrieval/eval.py || problems="$problems; bench/retrieval/eval.py failed"
 fi
 [ -z "$problems" ] || exit 1

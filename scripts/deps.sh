@@ -6,7 +6,7 @@ set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
 libcmark-gfm-dev libcmark-gfm-extensions-dev libsodium-dev libcmocka-dev
 libssl-dev libcurl4-openssl-dev libutf8proc-dev libzip-dev libpq-dev postgresql python3-cryptography
-python3 python3-pytest python3-requests python3-yaml clang libclang-rt-14-dev wrk nginx-light curl"
+python3 python3-pytest python3-pytest-xdist python3-requests python3-yaml clang libclang-rt-14-dev wrk nginx-light curl"
 
 missing=""
 for p in $PKGS; do

@@ -279,58 +279,56 @@ static int cmd_serve(void)
 {
 	struct config cfg;
 	load_config(&cfg);
+	/* The model chain is configuration too: refuse it before anything starts. */
+	struct llm_chain *llm = NULL;
+	struct err e = { 0 };
+	if (llm_chain_from_env(&llm, &e)) {
+		fprintf(stderr, "bookd: invalid configuration: %s\n", e.msg);
+		config_free(&cfg);
+		return 2;
+	}
 	/* Signals go to the main thread only: block them before any thread starts. */
 	sigset_t sigs;
 	block_signals(&sigs);
 
+	int rc = 1, version = 0;
+	char secret[256] = "", upload_dir[4200];
 	db *d = NULL;
-	int version;
-	if (open_db(&cfg, &d, &version)) {
-		config_free(&cfg);
-		return 1;
-	}
-	char secret[256];
 	struct users *users = NULL;
-	struct jobs *jobs = NULL;
 	struct search *search = NULL;
-	struct err se = { 0 };
-	if (open_users(&cfg, d, secret, sizeof(secret), &users) || open_search(&cfg, d, &search) ||
-	    search_start_sync(search, &se) || open_jobs(&cfg, d, cfg.workers ? cfg.worker_max_jobs : 0, search, &jobs)) {
-		if (se.code)
-			fprintf(stderr, "bookd: %s\n", se.msg);
-		jobs_free(jobs);
-		search_free(search);
-		users_free(users);
-		db_close(d);
-		config_free(&cfg);
-		return 1;
-	}
-	struct llm_chain *llm = NULL;
+	struct jobs *jobs = NULL;
 	struct chat *chat = NULL;
-	struct err ce = { 0 };
+	struct http_server *srv = NULL;
+	struct app app = { .cfg = &cfg, .started_ms = time_now_ms(), .llm = llm };
 	struct chat_config ccfg = { .history_messages = 10,
 				    .history_tokens = 2000,
 				    .top_k = cfg.chat_top_k,
 				    .deadline_s = cfg.chat_deadline,
 				    .max_tokens = cfg.chat_max_tokens,
 				    .daily_tokens = cfg.chat_daily_tokens };
-	if (llm_chain_from_env(&llm, &ce) || chat_new(&chat, d, search, llm, &ccfg, &ce)) {
-		fprintf(stderr, "bookd: invalid configuration: %s\n", ce.msg);
-		llm_chain_free(llm);
-		jobs_stop(jobs, 0);
-		jobs_free(jobs);
-		search_free(search);
-		users_free(users);
-		db_close(d);
-		config_free(&cfg);
-		return 2;
+	if (open_db(&cfg, &d, &version) || open_users(&cfg, d, secret, sizeof(secret), &users) ||
+	    open_search(&cfg, d, &search))
+		goto out;
+	if (search_start_sync(search, &e) || chat_new(&chat, d, search, llm, &ccfg, &e)) {
+		fprintf(stderr, "bookd: %s\n", e.msg);
+		goto out;
 	}
-	struct app app = { .cfg = &cfg, .db = d, .chapters = cache_new(cfg.cache_bytes), .started_ms = time_now_ms(),
-			   .users = users, .hasher = executor_new(cfg.hash_threads, 256, "bookd-hash"), .jobs = jobs,
-			   .search = search, .io = executor_new(4, 256, "bookd-io"), .chat = chat, .llm = llm,
-			   .chat_exec = executor_new(cfg.chat_threads, 1024, "bookd-chat"),
-			   .chat_limit = ratelimit_new(cfg.chat_anon_per_minute * 2.0, cfg.chat_anon_per_minute, 8192) };
-	char upload_dir[4200];
+	if (open_jobs(&cfg, d, cfg.workers ? cfg.worker_max_jobs : 0, search, &jobs))
+		goto out;
+	app.db = d;
+	app.users = users;
+	app.search = search;
+	app.jobs = jobs;
+	app.chat = chat;
+	app.chapters = cache_new(cfg.cache_bytes);
+	app.hasher = executor_new(cfg.hash_threads, 256, "bookd-hash");
+	app.io = executor_new(4, 256, "bookd-io");
+	app.chat_exec = executor_new(cfg.chat_threads, 1024, "bookd-chat");
+	app.chat_limit = ratelimit_new(cfg.chat_anon_per_minute * 2.0, cfg.chat_anon_per_minute, 8192);
+	if (!app.chapters || !app.hasher || !app.io || !app.chat_exec || !app.chat_limit) {
+		fprintf(stderr, "bookd: out of memory\n");
+		goto out;
+	}
 	snprintf(upload_dir, sizeof(upload_dir), "%s/uploads", cfg.data_dir);
 	struct http_server_opts o = {
 		.host = cfg.host,
@@ -346,25 +344,9 @@ static int cmd_serve(void)
 		.nroutes = api_nroutes,
 		.app = &app,
 	};
-	struct http_server *srv = NULL;
-	struct err e = { 0 };
-	int made = app.chapters && app.hasher && app.io && app.chat_exec && app.chat_limit;
-	if (!made || http_server_start(&srv, &o, &e)) {
-		fprintf(stderr, "bookd: %s\n", made ? e.msg : "out of memory");
-		executor_free(app.chat_exec);
-		ratelimit_free(app.chat_limit);
-		chat_free(chat);
-		llm_chain_free(llm);
-		cache_free(app.chapters);
-		executor_free(app.hasher);
-		executor_free(app.io);
-		search_free(search);
-		jobs_stop(jobs, 0);
-		jobs_free(jobs);
-		users_free(users);
-		db_close(d);
-		config_free(&cfg);
-		return 1;
+	if (http_server_start(&srv, &o, &e)) {
+		fprintf(stderr, "bookd: %s\n", e.msg);
+		goto out;
 	}
 	if (!strcmp(cfg.auth_mode, "api_key"))
 		log_warn("BOOKD_AUTH_MODE=api_key: BOOKD_API_KEY stands in for a user (local development)");
@@ -391,22 +373,27 @@ static int cmd_serve(void)
 	long left = http_server_drain(srv, MAX(0L, (long)cfg.shutdown_timeout * 1000 - spent_ms));
 	if (left)
 		log_warn("shutdown timeout: %ld requests still in flight are cut", left);
+	rc = 0;
+out:
+	/* In reverse order of creation; every one of these takes NULL. */
 	http_server_stop(srv);
-	executor_free(app.hasher);
-	executor_free(app.io);
-	executor_free(app.chat_exec);
+	jobs_stop(jobs, cfg.shutdown_timeout * 1000); /* a no-op when already stopped */
 	ratelimit_free(app.chat_limit);
-	chat_free(chat);
-	llm_chain_free(llm);
+	executor_free(app.chat_exec);
+	executor_free(app.io);
+	executor_free(app.hasher);
+	cache_free(app.chapters);
 	jobs_free(jobs);
+	chat_free(chat);
 	search_free(search);
 	users_free(users);
 	sodium_memzero(secret, sizeof(secret));
-	cache_free(app.chapters);
 	db_close(d);
-	log_info("stopped");
+	llm_chain_free(llm);
+	if (rc == 0)
+		log_info("stopped");
 	config_free(&cfg);
-	return 0;
+	return rc;
 }
 
 static void progress_bar(void *ctx, int done, int total)

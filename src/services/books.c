@@ -269,7 +269,7 @@ static int chapter_create_tx(db_conn *c, void *ctx, struct err *e)
 {
 	struct chapter_op *op = ctx;
 	struct chapter *ch = op->out;
-	int rc = book_must_exist(c, op->a, op->book_id, e);
+	int rc = store_book_lock(c, op->book_id, e) /* the book first: one lock order */;
 	if (rc)
 		return rc;
 	if (!ch->number && (rc = store_chapter_next_number(c, op->book_id, &ch->number, e)) != 0)
@@ -316,7 +316,9 @@ static int chapter_replace_tx(db_conn *c, void *ctx, struct err *e)
 {
 	struct chapter_op *op = ctx;
 	struct chapter old;
-	int rc = store_chapter_get(c, op->a, op->book_id, op->ref, &old, e);
+	int rc = store_book_lock(c, op->book_id, e);
+	if (rc == 0)
+		rc = store_chapter_get(c, op->a, op->book_id, op->ref, &old, e);
 	if (rc)
 		return rc;
 	struct chapter *ch = op->out;
@@ -358,7 +360,9 @@ static int chapter_delete_tx(db_conn *c, void *ctx, struct err *e)
 	struct chapter_del *op = ctx;
 	char id[UUID_STR_LEN];
 	int64_t rev;
-	int rc = store_chapter_rev(c, op->book_id, op->ref, id, &rev, e);
+	int rc = store_book_lock(c, op->book_id, e);
+	if (rc == 0)
+		rc = store_chapter_rev(c, op->book_id, op->ref, id, &rev, e);
 	if (rc)
 		return rc;
 	if ((rc = store_chapter_delete(c, op->book_id, id, e)) != 0)

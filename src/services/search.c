@@ -149,9 +149,9 @@ static int index_chapter_tx(struct search *s, db_conn *c, struct arena *a, const
 	return rc;
 }
 
-/* One chapter, in one transaction that reads it and holds it (PostgreSQL:
- * FOR UPDATE; SQLite: BEGIN IMMEDIATE), so two index jobs for the same
- * chapter run one after the other and the last one indexes the newest text. */
+/* One chapter, in one transaction that holds its book (store_book_lock) and
+ * reads the chapter inside it, so two index jobs for the same chapter run one
+ * after the other and the last one indexes the newest text. */
 static int index_one(struct search *s, db_conn *c, const char *book_id, const char *chapter_id,
 		     struct index_stats *st, struct err *e)
 {
@@ -160,7 +160,7 @@ static int index_one(struct search *s, db_conn *c, const char *book_id, const ch
 	int rc = db_begin(c, e);
 	if (rc == 0) {
 		struct chapter ch;
-		rc = store_chapter_lock(c, chapter_id, e);
+		rc = store_book_lock(c, book_id, e);
 		if (rc == 0)
 			rc = store_chapter_get(c, &a, book_id, chapter_id, &ch, e);
 		if (rc == 0)

@@ -387,8 +387,12 @@ int users_logout(struct users *u, const char *refresh, struct err *e)
 
 /* ---- authentication -------------------------------------------------------- */
 
-static int principal_from_user(struct principal *p, const struct user *usr)
+static int principal_from_user(struct principal *p, struct arena *a, const struct user *usr)
 {
+	struct user *copy = arena_alloc(a, sizeof(*copy));
+	if (copy)
+		*copy = *usr; /* its strings already live in the same arena */
+	p->user = copy;
 	p->kind = P_USER;
 	snprintf(p->user_id, sizeof(p->user_id), "%s", usr->id);
 	p->role = role_parse(usr->role);
@@ -470,7 +474,7 @@ static int auth_bearer(struct users *u, struct arena *a, const char *token, stru
 	json_decref(claims);
 	if (rc == ERR_NOT_FOUND) /* the account was deleted */
 		return err_set(e, ERR_UNAUTHORIZED, "invalid or expired token");
-	return rc ? rc : principal_from_user(p, &usr);
+	return rc ? rc : principal_from_user(p, a, &usr);
 }
 
 static int ct_equal(const char *a, const char *b)
@@ -511,7 +515,7 @@ static int auth_key(struct users *u, struct arena *a, const char *key, struct pr
 		return err_set(e, ERR_UNAUTHORIZED, "invalid API key");
 	if (rc)
 		return rc;
-	principal_from_user(p, &usr);
+	principal_from_user(p, a, &usr);
 	p->kind = P_KEY;
 	p->scopes &= scopes_from_text(k.scopes); /* never more than the owner's role */
 	snprintf(p->key_id, sizeof(p->key_id), "%s", k.id);
@@ -571,6 +575,10 @@ int users_get(struct users *u, struct arena *a, const struct principal *p, struc
 		return local_admin(u, a, out, e);
 	if (p->kind == P_ANON)
 		return err_set(e, ERR_UNAUTHORIZED, "authentication required");
+	if (p->user) { /* read moments ago by users_authenticate */
+		*out = *p->user;
+		return 0;
+	}
 	db_conn *c;
 	int rc = db_acquire(u->db, &c, e);
 	if (rc)

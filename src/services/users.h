@@ -32,6 +32,10 @@ struct principal {
 	int nbooks; /* 0 = every book */
 	char books[PRINCIPAL_MAX_BOOKS][UUID_STR_LEN];
 	char key_id[UUID_STR_LEN];
+	/* The user as authentication read it (allocated from the request's
+	 * arena), so that users_get need not read it again; NULL for P_ANON and
+	 * P_MASTER. */
+	const struct user *user;
 };
 
 struct users_config {

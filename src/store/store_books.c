@@ -492,10 +492,21 @@ int store_chapter_renumber(db_conn *c, const char *book_id, const char *id, int6
 			NULL, e);
 }
 
-int store_chapter_lock(db_conn *c, const char *chapter_id, struct err *e)
+static int found_cb(void *ctx, const db_row *r)
 {
-	if (db_dialect(db_conn_db(c)) != DB_POSTGRES)
-		return 0;
-	struct db_val p[] = { dbv_text(chapter_id) };
-	return db_query(c, "SELECT id FROM chapters WHERE id = $1 FOR UPDATE", p, 1, NULL, NULL, NULL, e);
+	UNUSED(r);
+	*(int *)ctx = 1;
+	return 1;
+}
+
+int store_book_lock(db_conn *c, const char *book_id, struct err *e)
+{
+	struct db_val p[] = { dbv_text(book_id) };
+	int found = 0;
+	const char *sql = db_dialect(db_conn_db(c)) == DB_POSTGRES ? "SELECT id FROM books WHERE id = $1 FOR UPDATE"
+								     : "SELECT id FROM books WHERE id = $1";
+	int rc = db_query(c, sql, p, 1, found_cb, &found, NULL, e);
+	if (rc < 0)
+		return rc;
+	return found ? 0 : err_set(e, ERR_NOT_FOUND, "book not found");
 }

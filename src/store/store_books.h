@@ -76,9 +76,12 @@ int store_chapter_delete(db_conn *c, const char *book_id, const char *id, struct
 /* Sets the number only: no new revision (the content is the same). */
 int store_chapter_renumber(db_conn *c, const char *book_id, const char *id, int64_t number,
 			   struct err *e) WUR;
-/* Holds a chapter's row until the transaction ends (PostgreSQL FOR UPDATE;
- * SQLite's BEGIN IMMEDIATE already holds everything). */
-int store_chapter_lock(db_conn *c, const char *chapter_id, struct err *e) WUR;
+/* Holds a book's row until the transaction ends (PostgreSQL FOR UPDATE;
+ * SQLite's BEGIN IMMEDIATE already holds everything). Every transaction that
+ * writes a book's chapters or chunks takes this first: one lock order (book,
+ * then chapters), so deleting a book cannot deadlock with indexing it.
+ * ERR_NOT_FOUND when there is no such book. */
+int store_book_lock(db_conn *c, const char *book_id, struct err *e) WUR;
 int store_chapter_next_number(db_conn *c, const char *book_id, int64_t *next, struct err *e) WUR;
 /* Moves every chapter number of a book out of the way (negative), so that a
  * re-import can renumber without tripping UNIQUE(book_id, number). */

@@ -197,11 +197,11 @@ class Worker:
 
 
 def start_worker(srv, log_path, env=None, wait=True):
-    """Start `bookd worker` with the server's BOOKD_* configuration (same
-    data dir), plus `env` overrides."""
+    """Start `bookd worker` with the server's configuration (BOOKD_* and
+    DATABASE_URL: the same data dir and database), plus `env` overrides."""
     require_binary()
     e = clean_env()
-    e.update({k: v for k, v in srv.env.items() if k.startswith("BOOKD_")})
+    e.update({k: v for k, v in srv.env.items() if k.startswith("BOOKD_") or k == "DATABASE_URL"})
     e.pop("BOOKD_PORT", None)
     if env:
         e.update({k: str(v) for k, v in env.items()})
