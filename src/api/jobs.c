@@ -3,6 +3,7 @@
  * and a generic submit for administrators) and the upload that starts a
  * book import, POST /api/v1/books/import.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -246,9 +247,18 @@ void api_jobs_cancel(http_req *req, void *app_)
 struct job_stream {
 	struct app *app;
 	char id[UUID_STR_LEN];
-	int64_t last_updated, last_sent_us;
+	uint64_t last_hash; /* of the last event's JSON: a change is a different text */
+	int64_t last_sent_us;
 	int sent, done;
 };
+
+static uint64_t text_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
 
 static int terminal(const char *status)
 {
@@ -268,20 +278,25 @@ static long job_stream_next(void *ctx, char *buf, size_t max)
 	if (jobs_get(s->app->jobs, &a, NULL, s->id, &j, &e)) {
 		n = snprintf(buf, max, "event: error\ndata: {\"message\":\"job unavailable\"}\n\n");
 		s->done = 1;
-	} else if (!s->sent || j.updated_at != s->last_updated) {
+	} else {
+		/* Timestamps have millisecond resolution: two changes can share one.
+		 * What the reader would see is what decides. */
 		json_t *o = api_job_json(&j);
 		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
-		int end = terminal(j.status);
-		n = text ? snprintf(buf, max, "event: %s\ndata: %s\n\n", end ? "done" : "progress", text) : 0;
+		uint64_t h = text ? text_hash(text) : 0;
+		if (text && (!s->sent || h != s->last_hash)) {
+			int end = terminal(j.status);
+			n = snprintf(buf, max, "event: %s\ndata: %s\n\n", end ? "done" : "progress", text);
+			if (n <= 0 || (size_t)n >= max) /* too large for one write: say so and stop */
+				n = snprintf(buf, max, "event: error\ndata: {\"message\":\"event too large\"}\n\n");
+			s->sent = 1;
+			s->last_hash = h;
+			s->done = end;
+		} else if (time_mono_us() - s->last_sent_us > 15 * 1000000) {
+			n = snprintf(buf, max, ": keep-alive\n\n");
+		}
 		free(text);
-		if (n <= 0 || (size_t)n >= max) /* too large for one write: say so and stop */
-			n = snprintf(buf, max, "event: error\ndata: {\"message\":\"event too large\"}\n\n");
-		s->sent = 1;
-		s->last_updated = j.updated_at;
-		s->done = end;
-	} else if (time_mono_us() - s->last_sent_us > 15 * 1000000) {
-		n = snprintf(buf, max, ": keep-alive\n\n");
 	}
 	if (n > 0)
 		s->last_sent_us = time_mono_us();
