@@ -207,6 +207,31 @@ int db_ping(db *d, struct err *e)
 	return rc;
 }
 
+char *db_row_dup(const db_row *r, int col, struct arena *a)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	return t ? arena_strndup(a, t, n) : NULL;
+}
+
+void db_row_copy(const db_row *r, int col, char *dst, size_t cap)
+{
+	size_t n;
+	const char *t = db_row_text(r, col, &n);
+	if (!t)
+		n = 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(dst, t, n);
+	dst[n] = '\0';
+}
+
+int64_t db_row_int_or0(const db_row *r, int col)
+{
+	return db_row_is_null(r, col) ? 0 : db_row_int(r, col);
+}
+
 int db_row_ncols(const db_row *r)
 {
 	return r->ops->ncols(r);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../core/arena.h"
 #include "../core/common.h"
 #include "../core/err.h"
 
@@ -77,6 +78,12 @@ int64_t db_row_int(const db_row *r, int col);
 double db_row_real(const db_row *r, int col);
 const char *db_row_text(const db_row *r, int col, size_t *len);
 
+/* Conveniences over the accessors, for the store files' row callbacks:
+ * a copy in the arena (NULL for SQL NULL), a copy into a fixed buffer
+ * (truncated, "" for NULL), and an integer with NULL read as 0. */
+char *db_row_dup(const db_row *r, int col, struct arena *a);
+void db_row_copy(const db_row *r, int col, char *dst, size_t cap);
+int64_t db_row_int_or0(const db_row *r, int col);
 int db_row_ncols(const db_row *r);
 const char *db_row_name(const db_row *r, int col);
 

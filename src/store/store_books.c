@@ -12,38 +12,18 @@
 	"b.publish_date, b.cover_url, b.created_at, b.updated_at, "                        \
 	"(SELECT count(*) FROM chapters c WHERE c.book_id = b.id)"
 
-static char *col_str(const db_row *r, int col, struct arena *a)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	return t ? arena_strndup(a, t, n) : NULL;
-}
-
-static void col_copy(const db_row *r, int col, char *dst, size_t cap)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	if (!t)
-		n = 0;
-	if (n >= cap)
-		n = cap - 1;
-	if (n)
-		memcpy(dst, t, n);
-	dst[n] = '\0';
-}
-
 static void read_book(const db_row *r, struct arena *a, struct book *b)
 {
 	memset(b, 0, sizeof(*b));
-	col_copy(r, 0, b->id, sizeof(b->id));
-	b->title = col_str(r, 1, a);
-	b->author = col_str(r, 2, a);
-	b->language = col_str(r, 3, a);
-	b->edition = col_str(r, 4, a);
-	b->publisher = col_str(r, 5, a);
+	db_row_copy(r, 0, b->id, sizeof(b->id));
+	b->title = db_row_dup(r, 1, a);
+	b->author = db_row_dup(r, 2, a);
+	b->language = db_row_dup(r, 3, a);
+	b->edition = db_row_dup(r, 4, a);
+	b->publisher = db_row_dup(r, 5, a);
 	b->pages = db_row_is_null(r, 6) ? 0 : db_row_int(r, 6);
-	b->publish_date = col_str(r, 7, a);
-	b->cover_url = col_str(r, 8, a);
+	b->publish_date = db_row_dup(r, 7, a);
+	b->cover_url = db_row_dup(r, 8, a);
 	b->created_at = db_row_int(r, 9);
 	b->updated_at = db_row_int(r, 10);
 	b->chapter_count = db_row_int(r, 11);
@@ -69,9 +49,9 @@ static int isbn_cb(void *ctx, const db_row *r)
 	if (b->nisbns >= BOOK_MAX_ISBNS)
 		return 1;
 	struct book_isbn *i = &b->isbns[b->nisbns++];
-	col_copy(r, 0, i->isbn, sizeof(i->isbn));
-	col_copy(r, 1, i->isbn13, sizeof(i->isbn13));
-	col_copy(r, 2, i->type, sizeof(i->type));
+	db_row_copy(r, 0, i->isbn, sizeof(i->isbn));
+	db_row_copy(r, 1, i->isbn13, sizeof(i->isbn13));
+	db_row_copy(r, 2, i->type, sizeof(i->type));
 	return 0;
 }
 
@@ -145,7 +125,7 @@ int store_book_list(db_conn *c, struct arena *a, const char *after, int limit, s
 
 static int id_cb(void *ctx, const db_row *r)
 {
-	col_copy(r, 0, ctx, UUID_STR_LEN);
+	db_row_copy(r, 0, ctx, UUID_STR_LEN);
 	return 1;
 }
 
@@ -252,15 +232,15 @@ int store_book_touch(db_conn *c, const char *id, int64_t now, struct err *e)
 static void read_chapter(const db_row *r, struct arena *a, struct chapter *ch)
 {
 	memset(ch, 0, sizeof(*ch));
-	col_copy(r, 0, ch->id, sizeof(ch->id));
-	col_copy(r, 1, ch->book_id, sizeof(ch->book_id));
+	db_row_copy(r, 0, ch->id, sizeof(ch->id));
+	db_row_copy(r, 1, ch->book_id, sizeof(ch->book_id));
 	ch->number = db_row_int(r, 2);
-	ch->title = col_str(r, 3, a);
-	ch->summary = col_str(r, 4, a);
-	ch->audio_url = col_str(r, 5, a);
+	ch->title = db_row_dup(r, 3, a);
+	ch->summary = db_row_dup(r, 4, a);
+	ch->audio_url = db_row_dup(r, 5, a);
 	ch->word_count = db_row_int(r, 6);
-	ch->sections_json = col_str(r, 7, a);
-	ch->source_key = col_str(r, 8, a);
+	ch->sections_json = db_row_dup(r, 7, a);
+	ch->source_key = db_row_dup(r, 8, a);
 	ch->rev = db_row_int(r, 9);
 	ch->created_at = db_row_int(r, 10);
 	ch->updated_at = db_row_int(r, 11);
@@ -344,7 +324,7 @@ struct rev_out {
 static int rev_cb(void *ctx, const db_row *r)
 {
 	struct rev_out *o = ctx;
-	col_copy(r, 0, o->id, UUID_STR_LEN);
+	db_row_copy(r, 0, o->id, UUID_STR_LEN);
 	*o->rev = db_row_int(r, 1);
 	o->found = 1;
 	return 1;

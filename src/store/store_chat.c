@@ -3,20 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static char *str(const db_row *r, int col, struct arena *a)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	return t ? arena_strndup(a, t, n) : NULL;
-}
-
-static void id(const db_row *r, int col, char *dst)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	snprintf(dst, UUID_STR_LEN, "%.*s", (int)(t && n < UUID_STR_LEN ? n : 0), t ? t : "");
-}
-
 /* A growable array filled by row callbacks. */
 struct grow {
 	struct arena *a;
@@ -52,10 +38,10 @@ static int session_cb(void *ctx, const db_row *r)
 	struct chat_session *s = grow_next(g);
 	if (!s)
 		return ERR_INTERNAL;
-	id(r, 0, s->id);
-	s->user_id = str(r, 1, g->a);
-	s->book_id = str(r, 2, g->a);
-	s->title = str(r, 3, g->a);
+	db_row_copy(r, 0, s->id, UUID_STR_LEN);
+	s->user_id = db_row_dup(r, 1, g->a);
+	s->book_id = db_row_dup(r, 2, g->a);
+	s->title = db_row_dup(r, 3, g->a);
 	s->created_at = db_row_int(r, 4);
 	s->updated_at = db_row_int(r, 5);
 	s->messages = db_row_int(r, 6);
@@ -129,14 +115,14 @@ static int message_cb(void *ctx, const db_row *r)
 	struct chat_message *m = grow_next(g);
 	if (!m)
 		return ERR_INTERNAL;
-	id(r, 0, m->id);
-	id(r, 1, m->session_id);
-	m->role = str(r, 2, g->a);
-	m->content = str(r, 3, g->a);
-	m->citations = str(r, 4, g->a);
-	m->selected_text = str(r, 5, g->a);
-	m->provider = str(r, 6, g->a);
-	m->model = str(r, 7, g->a);
+	db_row_copy(r, 0, m->id, UUID_STR_LEN);
+	db_row_copy(r, 1, m->session_id, UUID_STR_LEN);
+	m->role = db_row_dup(r, 2, g->a);
+	m->content = db_row_dup(r, 3, g->a);
+	m->citations = db_row_dup(r, 4, g->a);
+	m->selected_text = db_row_dup(r, 5, g->a);
+	m->provider = db_row_dup(r, 6, g->a);
+	m->model = db_row_dup(r, 7, g->a);
 	m->prompt_tokens = db_row_int(r, 8);
 	m->completion_tokens = db_row_int(r, 9);
 	m->latency_ms = db_row_int(r, 10);
@@ -212,8 +198,8 @@ static int context_cb(void *ctx, const db_row *r)
 	struct ctx_rows *m = ctx;
 	if (m->n >= m->cap)
 		return 1;
-	m->texts[m->n] = str(r, 0, m->a);
-	m->chapters[m->n] = str(r, 1, m->a);
+	m->texts[m->n] = db_row_dup(r, 0, m->a);
+	m->chapters[m->n] = db_row_dup(r, 1, m->a);
 	m->n++;
 	return 0;
 }

@@ -16,20 +16,6 @@ struct rows {
 	int with_score; /* a 17th column */
 };
 
-static void copy_id(const db_row *r, int col, char *dst)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	snprintf(dst, UUID_STR_LEN, "%.*s", (int)(t && n < UUID_STR_LEN ? n : 0), t ? t : "");
-}
-
-static char *str(const db_row *r, int col, struct arena *a)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	return t ? arena_strndup(a, t, n) : NULL;
-}
-
 static int row_cb(void *ctx, const db_row *r)
 {
 	struct rows *m = ctx;
@@ -45,22 +31,22 @@ static int row_cb(void *ctx, const db_row *r)
 	}
 	struct chunk_row *c = &m->items[m->n++];
 	memset(c, 0, sizeof(*c));
-	copy_id(r, 0, c->id);
-	copy_id(r, 1, c->book_id);
-	copy_id(r, 2, c->chapter_id);
+	db_row_copy(r, 0, c->id, UUID_STR_LEN);
+	db_row_copy(r, 1, c->book_id, UUID_STR_LEN);
+	db_row_copy(r, 2, c->chapter_id, UUID_STR_LEN);
 	c->ordinal = db_row_int(r, 3);
-	c->heading = str(r, 4, m->a);
-	c->heading_path = str(r, 5, m->a);
-	c->anchor = str(r, 6, m->a);
+	c->heading = db_row_dup(r, 4, m->a);
+	c->heading_path = db_row_dup(r, 5, m->a);
+	c->anchor = db_row_dup(r, 6, m->a);
 	c->char_start = db_row_int(r, 7);
 	c->char_end = db_row_int(r, 8);
-	c->text = str(r, 9, m->a);
+	c->text = db_row_dup(r, 9, m->a);
 	c->token_count = db_row_int(r, 10);
-	c->content_hash = str(r, 11, m->a);
+	c->content_hash = db_row_dup(r, 11, m->a);
 	c->created_at = db_row_int(r, 12);
 	c->updated_at = db_row_int(r, 13);
 	c->chapter_number = db_row_int(r, 14);
-	c->chapter_title = str(r, 15, m->a);
+	c->chapter_title = db_row_dup(r, 15, m->a);
 	if (m->with_score)
 		c->score = db_row_real(r, 16);
 	return 0;

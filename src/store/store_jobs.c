@@ -15,18 +15,6 @@ struct job_rows {
 	int n, cap;
 };
 
-static char *col_str(const db_row *r, int col, struct arena *a)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	return t ? arena_strndup(a, t, n) : NULL;
-}
-
-static int64_t col_int0(const db_row *r, int col)
-{
-	return db_row_is_null(r, col) ? 0 : db_row_int(r, col);
-}
-
 static int job_cb(void *ctx, const db_row *r)
 {
 	struct job_rows *m = ctx;
@@ -45,15 +33,15 @@ static int job_cb(void *ctx, const db_row *r)
 	size_t n;
 	const char *t = db_row_text(r, 0, &n);
 	snprintf(j->id, sizeof(j->id), "%.*s", (int)(n < 36 ? n : 36), t ? t : "");
-	j->type = col_str(r, 1, m->a);
-	j->payload = col_str(r, 2, m->a);
-	j->status = col_str(r, 3, m->a);
-	j->step = col_str(r, 4, m->a);
-	j->checkpoint = col_str(r, 5, m->a);
-	j->result = col_str(r, 6, m->a);
-	j->error = col_str(r, 7, m->a);
-	j->lease_owner = col_str(r, 8, m->a);
-	j->idempotency_key = col_str(r, 9, m->a);
+	j->type = db_row_dup(r, 1, m->a);
+	j->payload = db_row_dup(r, 2, m->a);
+	j->status = db_row_dup(r, 3, m->a);
+	j->step = db_row_dup(r, 4, m->a);
+	j->checkpoint = db_row_dup(r, 5, m->a);
+	j->result = db_row_dup(r, 6, m->a);
+	j->error = db_row_dup(r, 7, m->a);
+	j->lease_owner = db_row_dup(r, 8, m->a);
+	j->idempotency_key = db_row_dup(r, 9, m->a);
 	t = db_row_text(r, 10, &n);
 	snprintf(j->owner_user_id, sizeof(j->owner_user_id), "%.*s", (int)(n < 36 ? n : 36), t ? t : "");
 	int64_t *ints[] = { &j->priority,   &j->run_at,	  &j->attempts,	   &j->max_attempts,
@@ -61,7 +49,7 @@ static int job_cb(void *ctx, const db_row *r)
 			    &j->steps_total, &j->cancel_requested, &j->active_ms, &j->created_at,
 			    &j->updated_at, &j->started_at,	  &j->finished_at };
 	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
-		*ints[i] = col_int0(r, 11 + (int)i);
+		*ints[i] = db_row_int_or0(r, 11 + (int)i);
 	return 0;
 }
 
@@ -212,7 +200,7 @@ static int status_cb(void *ctx, const db_row *r)
 		struct arena *a;
 		char **status;
 	} *o = ctx;
-	*o->status = col_str(r, 0, o->a);
+	*o->status = db_row_dup(r, 0, o->a);
 	return 1;
 }
 

@@ -3,31 +3,6 @@
 #include <string.h>
 
 /* Copies a text column into a fixed buffer (ids). */
-static void col_copy(const db_row *r, int col, char *dst, size_t cap)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	if (!t)
-		n = 0;
-	if (n >= cap)
-		n = cap - 1;
-	if (n)
-		memcpy(dst, t, n);
-	dst[n] = '\0';
-}
-
-static char *col_str(const db_row *r, int col, struct arena *a)
-{
-	size_t n;
-	const char *t = db_row_text(r, col, &n);
-	return t ? arena_strndup(a, t, n) : NULL;
-}
-
-static int64_t col_int0(const db_row *r, int col)
-{
-	return db_row_is_null(r, col) ? 0 : db_row_int(r, col);
-}
-
 /* ---- users ----------------------------------------------------------------- */
 
 #define USER_COLS "id, email, password_hash, display_name, role, external_sub, created_at, updated_at"
@@ -52,12 +27,12 @@ static int user_cb(void *ctx, const db_row *r)
 		m->cap = ncap;
 	}
 	struct user *u = &m->items[m->n++];
-	col_copy(r, 0, u->id, sizeof(u->id));
-	u->email = col_str(r, 1, m->a);
-	u->password_hash = col_str(r, 2, m->a);
-	u->display_name = col_str(r, 3, m->a);
-	u->role = col_str(r, 4, m->a);
-	u->external_sub = col_str(r, 5, m->a);
+	db_row_copy(r, 0, u->id, sizeof(u->id));
+	u->email = db_row_dup(r, 1, m->a);
+	u->password_hash = db_row_dup(r, 2, m->a);
+	u->display_name = db_row_dup(r, 3, m->a);
+	u->role = db_row_dup(r, 4, m->a);
+	u->external_sub = db_row_dup(r, 5, m->a);
 	u->created_at = db_row_int(r, 6);
 	u->updated_at = db_row_int(r, 7);
 	return 0;
@@ -121,13 +96,13 @@ int store_refresh_insert(db_conn *c, const struct refresh_token *t, const char *
 static int refresh_cb(void *ctx, const db_row *r)
 {
 	struct refresh_token *t = ctx;
-	col_copy(r, 0, t->id, sizeof(t->id));
-	col_copy(r, 1, t->user_id, sizeof(t->user_id));
-	col_copy(r, 2, t->family_id, sizeof(t->family_id));
+	db_row_copy(r, 0, t->id, sizeof(t->id));
+	db_row_copy(r, 1, t->user_id, sizeof(t->user_id));
+	db_row_copy(r, 2, t->family_id, sizeof(t->family_id));
 	t->created_at = db_row_int(r, 3);
 	t->expires_at = db_row_int(r, 4);
-	t->used_at = col_int0(r, 5);
-	t->revoked_at = col_int0(r, 6);
+	t->used_at = db_row_int_or0(r, 5);
+	t->revoked_at = db_row_int_or0(r, 6);
 	return 1;
 }
 
@@ -183,14 +158,14 @@ static int key_cb(void *ctx, const db_row *r)
 		m->cap = ncap;
 	}
 	struct api_key *k = &m->items[m->n++];
-	col_copy(r, 0, k->id, sizeof(k->id));
-	col_copy(r, 1, k->user_id, sizeof(k->user_id));
-	k->name = col_str(r, 2, m->a);
-	k->prefix = col_str(r, 3, m->a);
-	k->scopes = col_str(r, 4, m->a);
-	k->book_ids = col_str(r, 5, m->a);
+	db_row_copy(r, 0, k->id, sizeof(k->id));
+	db_row_copy(r, 1, k->user_id, sizeof(k->user_id));
+	k->name = db_row_dup(r, 2, m->a);
+	k->prefix = db_row_dup(r, 3, m->a);
+	k->scopes = db_row_dup(r, 4, m->a);
+	k->book_ids = db_row_dup(r, 5, m->a);
 	k->created_at = db_row_int(r, 6);
-	k->last_used_at = col_int0(r, 7);
+	k->last_used_at = db_row_int_or0(r, 7);
 	return 0;
 }
 
@@ -265,7 +240,7 @@ struct prefs_out {
 static int prefs_cb(void *ctx, const db_row *r)
 {
 	struct prefs_out *o = ctx;
-	*o->data = col_str(r, 0, o->a);
+	*o->data = db_row_dup(r, 0, o->a);
 	*o->updated_at = db_row_int(r, 1);
 	return 1;
 }
