@@ -17,6 +17,11 @@ cat <<EOT
     curl http://$HOST:$PORT/api/v1/books/$BOOK/chapters
     curl http://$HOST:$PORT/api/v1/books/$BOOK/chapters/1
     curl http://$HOST:$PORT/api/v1/books/isbn/978-0-306-40615-7
+    curl 'http://$HOST:$PORT/api/v1/search?q=zero+moment+point'
+
+  The chatbot (BOOKD_API_KEY=… for writes and chat; or sign up via /api/v1/auth/register):
+    curl -X POST http://$HOST:$PORT/api/v1/chatbot/query -H "X-API-Key: \$BOOKD_API_KEY" \\
+         -H 'Content-Type: application/json' -d '{"question":"What is the zero moment point?"}'
 
   Data: $DATA (SQLite).  Stop with Ctrl-C.
 
