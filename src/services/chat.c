@@ -128,8 +128,8 @@ char *chat_clean_markers(const char *answer, int np, int *cited, int *ncited)
 					if (!seen && *ncited < MAX_PASSAGES)
 						cited[(*ncited)++] = nums[i];
 				}
-				/* A dropped marker leaves no double space behind. */
-				if (!kept && out.n && out.p[out.n - 1] == ' ' && q[1] == ' ')
+				/* A dropped marker leaves no stray space behind ("B [7]." -> "B."). */
+				if (!kept && out.n && out.p[out.n - 1] == ' ' && (q[1] == '\0' || strchr(" .,;:!?)", q[1])))
 					out.n--, out.p[out.n] = '\0';
 				p = q + 1;
 				continue;
@@ -232,8 +232,8 @@ static json_t *citation_json(int n, const struct search_hit *h, const char *quot
 
 /* ---- the extractive answer ------------------------------------------------------- */
 
-static char *extractive(struct arena *a, const char *question, const struct search_hit *hits, int nh,
-			json_t *citations)
+char *chat_extractive(struct arena *a, const char *question, const struct search_hit *hits, int nh,
+		      json_t *citations)
 {
 	const char **terms;
 	int nt = search_terms(question, a, &terms);
@@ -249,9 +249,13 @@ static char *extractive(struct arena *a, const char *question, const struct sear
 			int sc = overlap(ss[k].p, ss[k].n, terms, nt) * 10 - i; /* ties: the better passage */
 			if (sc <= 0)
 				continue;
-			int at = nb < 3 ? nb++ : 2;
-			if (nb == 3 && at == 2 && best[2].score >= sc)
-				continue;
+			int at;
+			if (nb < 3)
+				at = nb++; /* a free slot */
+			else if (best[2].score >= sc)
+				continue; /* no better than the worst kept */
+			else
+				at = 2; /* replaces the worst kept */
 			best[at] = (struct cand){ i, sc, ss[k] };
 			for (int j = at; j > 0 && best[j - 1].score < best[j].score; j--) {
 				struct cand t = best[j];
@@ -484,7 +488,7 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		}
 		if (llm_chain_size(c->llm))
 			log_warn("chat: every language model failed (%s); answering extractively", le.msg);
-		out->answer = extractive(a, q->question, hits, nh, out->citations);
+		out->answer = chat_extractive(a, q->question, hits, nh, out->citations);
 		snprintf(out->provider, sizeof(out->provider), "extractive");
 		snprintf(out->model, sizeof(out->model), "sentence-overlap");
 		if (out->answer && q->on_delta)

@@ -79,4 +79,10 @@ int chat_messages(struct chat *c, struct arena *a, const char *user_id, const ch
  * and lists the cited n in order of first use. Returns the cleaned text. */
 char *chat_clean_markers(const char *answer, int npassages, int *cited, int *ncited);
 
+/* Exposed for tests: the answer without a model — the passages' (at most
+ * three) sentences that share the most words with the question, in order of
+ * score, each cited; the citations are appended to `citations`. malloc'ed. */
+char *chat_extractive(struct arena *a, const char *question, const struct search_hit *hits, int nh,
+		      json_t *citations);
+
 #endif
