@@ -492,38 +492,11 @@ int search_terms(const char *q, struct arena *a, const char ***terms)
 	return n;
 }
 
-/* English function words: they match nearly every chunk, so in an OR query
- * they make ranking cost grow with the whole index while adding almost
- * nothing to BM25. Dropped when the question has other words. */
-static int stop_word(const char *w)
-{
-	static const char *const words[] = {
-		"a",	"about", "an",	 "and",	 "are",	 "as",	 "at",	 "be",	  "by",	  "can",  "do",
-		"does", "for",	 "from", "how",	 "i",	 "in",	 "is",	 "it",	  "its",  "of",	  "on",
-		"or",	"that",	 "the",	 "this", "to",	 "was",	 "what", "when",  "where", "which", "who",
-		"why",	"will",	 "with", "you",	 "your", "me",	 "my",	 "we",	  "there", "their", "they",
-	};
-	for (size_t i = 0; i < ARRAY_LEN(words); i++)
-		if (!strcmp(w, words[i]))
-			return 1;
-	return 0;
-}
-
 static int keyword(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
 		   int limit, struct chunk_row **rows, int *n, struct err *e)
 {
 	const char **terms;
 	int nt = search_terms(q, a, &terms);
-	int content = 0;
-	for (int i = 0; i < nt; i++)
-		content += !stop_word(terms[i]);
-	if (content > 0 && content < nt) {
-		int k = 0;
-		for (int i = 0; i < nt; i++)
-			if (!stop_word(terms[i]))
-				terms[k++] = terms[i];
-		nt = k;
-	}
 	*rows = NULL;
 	*n = 0;
 	if (!nt)
