@@ -406,13 +406,6 @@ static void progress_bar(void *ctx, int done, int total)
 		fputc('\n', stderr);
 }
 
-static int count_books(void *ctx, const db_row *r)
-{
-	UNUSED(r);
-	*(int *)ctx = 1;
-	return 1;
-}
-
 static int cmd_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -451,11 +444,11 @@ static int cmd_import(int argc, char **argv)
 	int rc = 0;
 	if (if_empty) {
 		int any = 0;
-		db_conn *conn;
-		if (db_acquire(d, &conn, &e) == 0) {
-			if (db_query(conn, "SELECT 1 FROM books LIMIT 1", NULL, 0, count_books, &any, NULL, &e) < 0)
-				any = 0;
-			db_release(conn);
+		if (books_any(d, &any, &e)) {
+			fprintf(stderr, "bookd: database: %s\n", e.msg);
+			db_close(d);
+			config_free(&cfg);
+			return 1;
 		}
 		if (any) {
 			db_close(d);

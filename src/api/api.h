@@ -48,8 +48,12 @@ int api_read_object(http_req *req, json_t **out);
 /* Who is calling; answers 401 and returns -1 on a bad credential. */
 int api_principal(http_req *req, struct app *app, struct principal *p);
 /* Answers 401/403 and returns -1 unless the caller may write this book
- * (book_id NULL: create a book). */
-int api_require_book_write(http_req *req, struct app *app, const char *book_id);
+ * (book_id NULL: create a book); the caller's principal in *p when not NULL. */
+int api_require_book_write(http_req *req, struct app *app, const char *book_id, struct principal *p);
+/* The calling user (the master key is the local admin); answers 401 and
+ * returns -1 when there is none. api_user_of starts from a known principal. */
+int api_user(http_req *req, struct app *app, struct principal *p, struct user *u);
+int api_user_of(http_req *req, struct app *app, const struct principal *p, struct user *u);
 /* Answers 429 with Retry-After. */
 void api_rate_limited(http_req *req, const struct err *e, int retry_after);
 /* ?limit= (default 20, 1..100) and ?cursor=; answers 422 and returns -1 on

@@ -178,13 +178,8 @@ void api_auth_me(http_req *req, void *app_)
 	struct app *app = app_;
 	struct principal p;
 	struct user u;
-	struct err e = { 0 };
-	if (api_principal(req, app, &p))
+	if (api_user(req, app, &p, &u))
 		return;
-	if (users_get(app->users, http_arena(req), &p, &u, &e)) {
-		api_fail(req, &e);
-		return;
-	}
 	json_t *o = user_json(&u);
 	char scopes[32];
 	scopes_format(p.scopes, scopes, sizeof(scopes));

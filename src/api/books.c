@@ -112,7 +112,7 @@ static void respond_book(http_req *req, int status, const struct book *b)
 
 static void write_book(http_req *req, struct app *app, int create)
 {
-	if (api_require_book_write(req, app, create ? NULL : http_param(req, 0)))
+	if (api_require_book_write(req, app, create ? NULL : http_param(req, 0), NULL))
 		return;
 	json_t *o;
 	if (api_read_object(req, &o))
@@ -168,7 +168,7 @@ void api_books_by_isbn(http_req *req, void *app_)
 void api_books_delete(http_req *req, void *app_)
 {
 	struct app *app = app_;
-	if (api_require_book_write(req, app, http_param(req, 0)))
+	if (api_require_book_write(req, app, http_param(req, 0), NULL))
 		return;
 	struct err e = { 0 };
 	if (books_delete(app->db, http_param(req, 0), &e))

@@ -168,7 +168,7 @@ static int parse_chapter(json_t *o, struct chapter_input *in, struct err *e)
 
 static void write_chapter(http_req *req, struct app *app, int create)
 {
-	if (api_require_book_write(req, app, http_param(req, 0)))
+	if (api_require_book_write(req, app, http_param(req, 0), NULL))
 		return;
 	json_t *o;
 	if (api_read_object(req, &o))
@@ -218,7 +218,7 @@ void api_chapters_replace(http_req *req, void *app)
 void api_chapters_delete(http_req *req, void *app_)
 {
 	struct app *app = app_;
-	if (api_require_book_write(req, app, http_param(req, 0)))
+	if (api_require_book_write(req, app, http_param(req, 0), NULL))
 		return;
 	struct err e = { 0 };
 	const char *book_id = http_param(req, 0);

@@ -82,10 +82,8 @@ static int caller(http_req *req, struct app *app, struct ask *a, int need_user)
 		return 0;
 	}
 	struct user u;
-	if (users_get(app->users, http_arena(req), &p, &u, &e)) {
-		api_fail(req, &e);
+	if (api_user_of(req, app, &p, &u))
 		return -1;
-	}
 	snprintf(a->user_id, sizeof(a->user_id), "%s", u.id);
 	snprintf(a->subject, sizeof(a->subject), "user:%s", u.id);
 	a->q.user_id = a->user_id;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../core/hash.h"
 #include "../core/json.h"
 #include "../core/timeutil.h"
 #include "../services/jobs.h"
@@ -37,14 +38,9 @@ json_t *api_job_json(const struct job *j)
 static int caller(http_req *req, struct app *app, char owner[UUID_STR_LEN], int *admin)
 {
 	struct principal p;
-	if (api_principal(req, app, &p))
-		return -1;
-	struct err e = { 0 };
 	struct user u;
-	if (users_get(app->users, http_arena(req), &p, &u, &e)) {
-		api_fail(req, &e);
+	if (api_user(req, app, &p, &u))
 		return -1;
-	}
 	snprintf(owner, UUID_STR_LEN, "%s", u.id);
 	*admin = (p.scopes & SCOPE_ADMIN) != 0;
 	return 0;
@@ -102,13 +98,13 @@ void api_books_import(http_req *req, void *app_)
 {
 	struct app *app = app_;
 	const char *book_id = http_form(req, "book_id") ? http_form(req, "book_id") : http_query(req, "book_id");
-	if (api_require_book_write(req, app, book_id))
-		return;
-	char owner[UUID_STR_LEN];
-	int admin;
+	struct principal p;
+	struct user me;
 	const char *idem;
-	if (caller(req, app, owner, &admin) || api_idempotency_key(req, &idem))
+	if (api_require_book_write(req, app, book_id, &p) || api_user_of(req, app, &p, &me) ||
+	    api_idempotency_key(req, &idem))
 		return;
+	const char *owner = me.id;
 	struct err e = { 0 };
 	const struct http_upload *u = http_upload(req);
 	const char *ext = NULL, *kind = u ? upload_kind(u, &ext) : NULL;
@@ -252,13 +248,6 @@ struct job_stream {
 	int sent, done;
 };
 
-static uint64_t text_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
 
 static int terminal(const char *status)
 {
@@ -284,7 +273,7 @@ static long job_stream_next(void *ctx, char *buf, size_t max)
 		json_t *o = api_job_json(&j);
 		char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
-		uint64_t h = text ? text_hash(text) : 0;
+		uint64_t h = text ? hash_fnv1a(text) : 0;
 		if (text && (!s->sent || h != s->last_hash)) {
 			int end = terminal(j.status);
 			n = snprintf(buf, max, "event: %s\ndata: %s\n\n", end ? "done" : "progress", text);

@@ -7,17 +7,13 @@ static int me(http_req *req, struct app *app, struct user *u, int writing)
 	struct principal p;
 	if (api_principal(req, app, &p))
 		return -1;
-	struct err e = { 0 };
 	if (writing && p.kind == P_KEY && !(p.scopes & SCOPE_WRITE)) {
+		struct err e = { 0 };
 		err_set(&e, ERR_FORBIDDEN, "a read-only API key cannot change preferences");
 		api_fail(req, &e);
 		return -1;
 	}
-	if (users_get(app->users, http_arena(req), &p, u, &e)) {
-		api_fail(req, &e);
-		return -1;
-	}
-	return 0;
+	return api_user_of(req, app, &p, u);
 }
 
 static void respond(http_req *req, json_t *prefs, int64_t updated_at)

@@ -81,16 +81,30 @@ int api_principal(http_req *req, struct app *app, struct principal *p)
 	return -1;
 }
 
-int api_require_book_write(http_req *req, struct app *app, const char *book_id)
+int api_require_book_write(http_req *req, struct app *app, const char *book_id, struct principal *out)
 {
-	struct principal p;
-	if (api_principal(req, app, &p))
+	struct principal local, *p = out ? out : &local;
+	if (api_principal(req, app, p))
 		return -1;
 	struct err e = { 0 };
-	if (users_can_write_book(&p, book_id, &e) == 0)
+	if (users_can_write_book(p, book_id, &e) == 0)
 		return 0;
 	api_fail(req, &e);
 	return -1;
+}
+
+int api_user_of(http_req *req, struct app *app, const struct principal *p, struct user *u)
+{
+	struct err e = { 0 };
+	if (users_get(app->users, http_arena(req), p, u, &e) == 0)
+		return 0;
+	api_fail(req, &e);
+	return -1;
+}
+
+int api_user(http_req *req, struct app *app, struct principal *p, struct user *u)
+{
+	return api_principal(req, app, p) ? -1 : api_user_of(req, app, p, u);
 }
 
 void api_rate_limited(http_req *req, const struct err *e, int retry_after)

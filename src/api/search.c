@@ -129,16 +129,14 @@ void api_books_reindex(http_req *req, void *app_)
 {
 	struct app *app = app_;
 	const char *book_id = http_param(req, 0);
-	if (api_require_book_write(req, app, book_id))
-		return;
 	struct principal p;
 	struct user u;
 	struct err e = { 0 };
 	struct book b;
-	if (api_principal(req, app, &p) || users_get(app->users, http_arena(req), &p, &u, &e) ||
-	    books_get(app->db, http_arena(req), book_id, &b, &e)) {
-		if (e.code)
-			api_fail(req, &e);
+	if (api_require_book_write(req, app, book_id, &p) || api_user_of(req, app, &p, &u))
+		return;
+	if (books_get(app->db, http_arena(req), book_id, &b, &e)) {
+		api_fail(req, &e);
 		return;
 	}
 	const char *idem;

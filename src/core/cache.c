@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "hash.h"
 #include "mem.h"
 
 #define KEY_MAX 64
@@ -24,13 +25,7 @@ struct cache {
 	struct entry *head, *tail;
 };
 
-static uint64_t hash_key(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
+#define hash_key hash_fnv1a
 
 struct cache *cache_new(size_t max_bytes)
 {

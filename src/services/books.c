@@ -177,6 +177,17 @@ int books_delete(db *d, const char *id, struct err *e)
 	return rc;
 }
 
+int books_any(db *d, int *any, struct err *e)
+{
+	db_conn *c;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = store_book_any(c, any, e);
+	db_release(c);
+	return rc;
+}
+
 int books_get(db *d, struct arena *a, const char *id, struct book *out, struct err *e)
 {
 	if (!uuid_valid(id, strlen(id)))

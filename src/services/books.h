@@ -46,6 +46,8 @@ int books_create(db *d, struct arena *a, const struct book_input *in, struct boo
 int books_update(db *d, struct arena *a, const char *id, const struct book_input *in, struct book *out,
 		 struct err *e) WUR;
 int books_delete(db *d, const char *id, struct err *e) WUR;
+/* Whether the database holds any book (`bookd import --if-empty`). */
+int books_any(db *d, int *any, struct err *e) WUR;
 int books_get(db *d, struct arena *a, const char *id, struct book *out, struct err *e) WUR;
 /* `isbn` in any accepted form; ERR_INVALID names the failed check. */
 int books_get_by_isbn(db *d, struct arena *a, const char *isbn, struct book *out, struct err *e) WUR;

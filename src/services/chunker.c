@@ -183,14 +183,7 @@ int chunk_markdown(const char *chapter_title, const char *md, size_t n, int max_
 	k.heading = title;
 	k.path = arena_strdup(a, title);
 
-	cmark_parser *p = cmark_parser_new(CMARK_OPT_DEFAULT);
-	cmark_gfm_core_extensions_ensure_registered();
-	static const char *exts[] = { "table", "strikethrough", "autolink", "tasklist" };
-	for (size_t i = 0; p && i < ARRAY_LEN(exts); i++) {
-		cmark_syntax_extension *x = cmark_find_syntax_extension(exts[i]);
-		if (x)
-			cmark_parser_attach_syntax_extension(p, x);
-	}
+	cmark_parser *p = md_parser_new();
 	cmark_node *doc = NULL;
 	if (!p || (cmark_parser_feed(p, md, n), !(doc = cmark_parser_finish(p)))) {
 		rc = err_set(e, ERR_INTERNAL, "out of memory");

@@ -16,11 +16,6 @@ struct ingest {
 	struct chapter *ch; /* analysed chapters, in order */
 };
 
-static int renumber(db_conn *c, const char *book_id, const char *id, int64_t number, struct err *e)
-{
-	return store_chapter_renumber(c, book_id, id, number, e);
-}
-
 static int ingest_tx(db_conn *c, void *ctx, struct err *e)
 {
 	struct ingest *g = ctx;
@@ -106,7 +101,7 @@ static int ingest_tx(db_conn *c, void *ctx, struct err *e)
 			rc = store_chapter_update(c, ch, e);
 			g->r->updated++;
 		} else {
-			rc = renumber(c, b->id, prev->id, ch->number, e);
+			rc = store_chapter_renumber(c, b->id, prev->id, ch->number, e);
 			g->r->unchanged++;
 		}
 		if (rc)

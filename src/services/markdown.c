@@ -17,7 +17,7 @@ static void register_extensions(void)
 	cmark_gfm_core_extensions_ensure_registered();
 }
 
-static cmark_parser *parser_new(void)
+cmark_parser *md_parser_new(void)
 {
 	pthread_once(&ext_once, register_extensions);
 	cmark_parser *p = cmark_parser_new(CMARK_OPT_DEFAULT | CMARK_OPT_FOOTNOTES);
@@ -163,7 +163,7 @@ int md_analyze(const char *md, size_t n, struct arena *a, struct md_info *out, s
 	cmark_node *doc = NULL;
 	cmark_iter *it = NULL;
 
-	cmark_parser *p = parser_new();
+	cmark_parser *p = md_parser_new();
 	if (!p)
 		goto nomem;
 	cmark_parser_feed(p, md, n);

@@ -33,6 +33,11 @@ struct md_info {
 	size_t plain_len;
 };
 
+/* A cmark-gfm parser with the GFM extensions bookd reads (tables,
+ * strikethrough, autolinks, task lists); NULL when out of memory. */
+struct cmark_parser;
+struct cmark_parser *md_parser_new(void);
+
 /* Parses `md`; everything in `out` is allocated from `a`. */
 int md_analyze(const char *md, size_t n, struct arena *a, struct md_info *out, struct err *e) WUR;
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/hash.h"
 #include "../core/mem.h"
 
 #define KEY_MAX 160
@@ -51,9 +52,7 @@ void ratelimit_free(struct ratelimit *rl)
 
 int ratelimit_hit(struct ratelimit *rl, const char *key, int take, int64_t now, int *retry_after)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	uint64_t h = hash_fnv1a(key);
 	pthread_mutex_lock(&rl->lock);
 	/* Open addressing over a small window; a full window evicts its oldest. */
 	struct bucket *found = NULL, *oldest = NULL, *fresh = NULL;
@@ -96,9 +95,7 @@ int ratelimit_hit(struct ratelimit *rl, const char *key, int take, int64_t now, 
 
 void ratelimit_refund(struct ratelimit *rl, const char *key)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (const char *p = key; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	uint64_t h = hash_fnv1a(key);
 	pthread_mutex_lock(&rl->lock);
 	for (int i = 0; i < 8; i++) {
 		struct bucket *b = &rl->b[(h + (uint64_t)i) % (uint64_t)rl->n];

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/hash.h"
 #include "../core/mem.h"
 
 struct vindex {
@@ -23,13 +24,7 @@ struct vindex {
 	int64_t *slots; /* -1 = empty */
 };
 
-static uint64_t hash_id(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
+#define hash_id hash_fnv1a
 
 struct vindex *vindex_new(int dim)
 {

@@ -129,6 +129,20 @@ static int id_cb(void *ctx, const db_row *r)
 	return 1;
 }
 
+static int any_cb(void *ctx, const db_row *r)
+{
+	UNUSED(r);
+	*(int *)ctx = 1;
+	return 1;
+}
+
+int store_book_any(db_conn *c, int *any, struct err *e)
+{
+	*any = 0;
+	int rc = db_query(c, "SELECT 1 FROM books LIMIT 1", NULL, 0, any_cb, any, NULL, e);
+	return rc < 0 ? rc : 0;
+}
+
 int store_book_find(db_conn *c, const char *title, const char *author, char id[UUID_STR_LEN], struct err *e)
 {
 	struct db_val p[] = { dbv_text(title), dbv_text(author) };

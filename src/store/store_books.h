@@ -48,6 +48,8 @@ int store_book_by_isbn13(db_conn *c, struct arena *a, const char *isbn13, struct
 /* Books with id > after (NULL = from the start), in id (= creation) order. */
 int store_book_list(db_conn *c, struct arena *a, const char *after, int limit, struct book **items,
 		    int *n, struct err *e) WUR;
+/* Whether any book exists at all. */
+int store_book_any(db_conn *c, int *any, struct err *e) WUR;
 /* The newest book with this title and author (author may be NULL); ERR_NOT_FOUND. */
 int store_book_find(db_conn *c, const char *title, const char *author, char id[UUID_STR_LEN], struct err *e) WUR;
 /* Insert or update all fields, and replace the ISBNs. ERR_CONFLICT when an ISBN
