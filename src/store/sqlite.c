@@ -5,6 +5,15 @@
  * address (db.h requires SQL to be long-lived). Placeholders are written $1..$n;
  * the mapping from SQLite's parameter indexes to those numbers is computed once
  * per prepared statement.
+ *
+ * SQLite has one writer at a time. Left to itself, a second writer gets
+ * SQLITE_BUSY and its busy handler sleeps 1, 2, 5, 10... ms before retrying, so
+ * under concurrent writes latency is set by those sleeps, not by the work.
+ * Writers of one process therefore queue on a mutex of their own (struct
+ * sqlite_db) and wake as soon as the previous transaction ends: a connection
+ * takes it at BEGIN IMMEDIATE or before an autocommit statement that writes,
+ * and gives it back when SQLite is in autocommit mode again. The busy timeout
+ * remains for writers in other processes (`bookd import` beside a server).
  */
 #include <sqlite3.h>
 #include <stdint.h>
@@ -14,7 +23,11 @@
 #include "../core/mem.h"
 #include "db_int.h"
 
+#include <errno.h>
+#include <time.h>
+
 #define STMT_CACHE_SLOTS 128 /* power of two */
+#define WRITER_WAIT_S 5      /* as long as the busy timeout */
 #define MAX_PARAMS 32
 
 struct stmt_entry {
@@ -24,9 +37,14 @@ struct stmt_entry {
 	unsigned char map[MAX_PARAMS]; /* sqlite index-1 -> $k (1-based) */
 };
 
+struct sqlite_db {
+	pthread_mutex_t writer; /* held from a write's start to autocommit */
+};
+
 struct sqlite_conn {
 	struct db_conn base;
 	sqlite3 *h;
+	int writing; /* holds the db's writer mutex */
 	struct stmt_entry cache[STMT_CACHE_SLOTS];
 };
 
@@ -87,6 +105,8 @@ static int sq_conn_open(db *d, db_conn **out, struct err *e)
 static void sq_conn_close(db_conn *base)
 {
 	struct sqlite_conn *c = (struct sqlite_conn *)base;
+	if (c->writing) /* a transaction that could not be rolled back */
+		pthread_mutex_unlock(&((struct sqlite_db *)base->owner->impl)->writer);
 	for (int i = 0; i < STMT_CACHE_SLOTS; i++)
 		if (c->cache[i].stmt)
 			sqlite3_finalize(c->cache[i].stmt);
@@ -97,6 +117,11 @@ static void sq_conn_close(db_conn *base)
 static int sq_open(db *d, const char *target, struct err *e)
 {
 	UNUSED(target);
+	struct sqlite_db *sd = xcalloc(1, sizeof(*sd));
+	if (!sd)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	pthread_mutex_init(&sd->writer, NULL);
+	d->impl = sd;
 	/* Open (and so create) the file once now, to fail fast on a bad path. */
 	db_conn *c;
 	int rc = db_acquire(d, &c, e);
@@ -104,6 +129,39 @@ static int sq_open(db *d, const char *target, struct err *e)
 		return rc;
 	db_release(c);
 	return 0;
+}
+
+static void sq_close(db *d)
+{
+	struct sqlite_db *sd = d->impl;
+	if (!sd)
+		return;
+	pthread_mutex_destroy(&sd->writer);
+	xfree(sd);
+	d->impl = NULL;
+}
+
+static int writer_take(struct sqlite_conn *c, struct err *e)
+{
+	struct sqlite_db *sd = c->base.owner->impl;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WRITER_WAIT_S;
+	int rc = pthread_mutex_timedlock(&sd->writer, &until);
+	if (rc == ETIMEDOUT)
+		return err_set(e, ERR_UNAVAILABLE, "database is busy");
+	if (rc)
+		return err_set(e, ERR_INTERNAL, "writer lock: error %d", rc);
+	c->writing = 1;
+	return 0;
+}
+
+static void writer_give(struct sqlite_conn *c)
+{
+	if (c->writing && sqlite3_get_autocommit(c->h)) {
+		c->writing = 0;
+		pthread_mutex_unlock(&((struct sqlite_db *)c->base.owner->impl)->writer);
+	}
 }
 
 static struct stmt_entry *stmt_get(struct sqlite_conn *c, const char *sql, struct err *e)
@@ -164,6 +222,9 @@ static int sq_query(db_conn *base, const char *sql, const struct db_val *params,
 		return e->code;
 	sqlite3_stmt *st = s->stmt;
 	int rc = 0;
+	if (!c->writing && (sql == db_sqlite_ops.begin_sql || !sqlite3_stmt_readonly(st)) &&
+	    (rc = writer_take(c, e)))
+		return rc;
 	for (int k = 0; k < s->nmap; k++) {
 		int want = s->map[k];
 		if (want < 1 || want > nparams) {
@@ -196,6 +257,7 @@ static int sq_query(db_conn *base, const char *sql, const struct db_val *params,
 out:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
+	writer_give(c);
 	return rc;
 }
 
@@ -254,7 +316,7 @@ const struct db_ops db_sqlite_ops = {
 	.name = "sqlite",
 	.dialect = DB_SQLITE,
 	.open = sq_open,
-	.close = NULL,
+	.close = sq_close,
 	.conn_open = sq_conn_open,
 	.conn_close = sq_conn_close,
 	.query = sq_query,

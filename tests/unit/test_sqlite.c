@@ -1,0 +1,183 @@
+/* The SQLite backend's writer queue: writers of one process wait on each
+ * other (not on SQLite's sleeping busy handler), readers never wait. */
+#include "unit.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "store/db.h"
+
+static char path[64];
+static db *d;
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/bookd-test-sqlite-%d.db", (int)getpid());
+	unlink(path);
+	char url[80];
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	struct err e = { 0 };
+	if (db_open(&d, url, 8, &e))
+		return -1;
+	db_conn *c;
+	if (db_acquire(d, &c, &e))
+		return -1;
+	int rc = db_query(c, "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)", NULL, 0, NULL, NULL, NULL, &e);
+	db_release(c);
+	return rc;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	db_close(d);
+	char p[80];
+	unlink(path);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+	return 0;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int count_rows(void *ctx, const db_row *r)
+{
+	*(int64_t *)ctx = db_row_int(r, 0);
+	return 0;
+}
+
+static int64_t rows(void)
+{
+	db_conn *c;
+	struct err e = { 0 };
+	assert_int_equal(db_acquire(d, &c, &e), 0);
+	int64_t n = -1;
+	assert_int_equal(db_query(c, "SELECT count(*) FROM t", NULL, 0, count_rows, &n, NULL, &e), 0);
+	db_release(c);
+	return n;
+}
+
+static atomic_int inserted;
+static atomic_llong done_at_us;
+
+static void *autocommit_writer(void *arg)
+{
+	db_conn *c;
+	struct err e = { 0 };
+	if (db_acquire(d, &c, &e))
+		return NULL;
+	struct db_val v[] = { dbv_int((intptr_t)arg), dbv_text("late") };
+	if (db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e) == 0)
+		atomic_fetch_add(&inserted, 1);
+	done_at_us = (long long)(now_ms() * 1000);
+	db_release(c);
+	return NULL;
+}
+
+/* A write waits for the open write transaction and goes through once it
+ * commits; a read meanwhile does not wait. */
+static void test_writer_waits_for_commit_not_for_a_sleep(void **state)
+{
+	(void)state;
+	db_conn *c;
+	struct err e = { 0 };
+	assert_int_equal(db_acquire(d, &c, &e), 0);
+	assert_int_equal(db_begin(c, &e), 0);
+	struct db_val v[] = { dbv_int(1), dbv_text("first") };
+	assert_int_equal(db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e), 0);
+
+	atomic_store(&inserted, 0);
+	done_at_us = 0;
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, autocommit_writer, (void *)(intptr_t)2), 0);
+	usleep(100 * 1000);
+	assert_int_equal(atomic_load(&inserted), 0); /* still waiting for our transaction */
+	assert_int_equal(rows(), 0);                  /* a reader is not held up, sees nothing yet */
+
+	double committed = now_ms();
+	assert_int_equal(db_commit(c, &e), 0);
+	db_release(c);
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&inserted), 1);
+	assert_int_equal(rows(), 2);
+	assert_true((double)done_at_us / 1000 >= committed); /* not before the commit */
+}
+
+static void *hammer(void *arg)
+{
+	int base = (int)(intptr_t)arg;
+	for (int i = 0; i < 200; i++) {
+		db_conn *c;
+		struct err e = { 0 };
+		if (db_acquire(d, &c, &e))
+			return NULL;
+		int ok = 0;
+		if (i % 2) {
+			struct db_val v[] = { dbv_int(base + i), dbv_text("a") };
+			ok = db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e) == 0;
+		} else if (db_begin(c, &e) == 0) {
+			struct db_val v[] = { dbv_int(base + i), dbv_text("t") };
+			ok = db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e) == 0 &&
+			     db_commit(c, &e) == 0;
+		}
+		if (ok)
+			atomic_fetch_add(&inserted, 1);
+		db_release(c);
+	}
+	return NULL;
+}
+
+/* Many threads writing at once, in transactions and autocommit: every
+ * write lands; none fails busy. */
+static void test_concurrent_writers_all_land(void **state)
+{
+	(void)state;
+	int64_t before = rows();
+	atomic_store(&inserted, 0);
+	pthread_t th[6];
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, hammer, (void *)(intptr_t)(1000 * (i + 1))), 0);
+	for (int i = 0; i < 6; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(atomic_load(&inserted), 6 * 200);
+	assert_int_equal(rows(), before + 6 * 200);
+}
+
+/* A failed write (a constraint) inside a transaction, then rollback: the
+ * writer slot is given back. */
+static void test_rollback_frees_the_writer(void **state)
+{
+	(void)state;
+	db_conn *c;
+	struct err e = { 0 };
+	assert_int_equal(db_acquire(d, &c, &e), 0);
+	assert_int_equal(db_begin(c, &e), 0);
+	struct db_val v[] = { dbv_int(1), dbv_text("dup") };
+	assert_int_not_equal(db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e), 0);
+	db_rollback(c);
+	db_release(c);
+	atomic_store(&inserted, 0);
+	autocommit_writer((void *)(intptr_t)5);
+	assert_int_equal(atomic_load(&inserted), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_writer_waits_for_commit_not_for_a_sleep),
+		cmocka_unit_test(test_concurrent_writers_all_land),
+		cmocka_unit_test(test_rollback_frees_the_writer),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
