@@ -309,7 +309,7 @@ static int cmd_serve(void)
 	if (open_db(&cfg, &d, &version) || open_users(&cfg, d, secret, sizeof(secret), &users) ||
 	    open_search(&cfg, d, &search))
 		goto out;
-	if (search_start_sync(search, &e) || chat_new(&chat, d, search, llm, &ccfg, &e)) {
+	if ((cfg.cache_notified && db_watch_changes(d, &e)) || search_start_sync(search, &e) || chat_new(&chat, d, search, llm, &ccfg, &e)) {
 		fprintf(stderr, "bookd: %s\n", e.msg);
 		goto out;
 	}

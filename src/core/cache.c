@@ -6,7 +6,7 @@
 #include "hash.h"
 #include "mem.h"
 
-#define KEY_MAX 64
+#define KEY_MAX 112
 
 struct entry {
 	char key[KEY_MAX];
@@ -16,6 +16,8 @@ struct entry {
 	struct entry *hnext;	     /* bucket chain */
 	struct entry *prev, *next; /* LRU list, most recent first */
 };
+
+_Static_assert(sizeof(struct entry) <= CACHE_ENTRY_BYTES, "CACHE_ENTRY_BYTES too small");
 
 struct cache {
 	pthread_mutex_t lock;
@@ -80,7 +82,7 @@ static void remove_entry(struct cache *c, struct entry **slot)
 	struct entry *e = *slot;
 	*slot = e->hnext;
 	lru_unlink(c, e);
-	c->bytes -= e->body->n;
+	c->bytes -= e->body->n + CACHE_ENTRY_BYTES;
 	c->count--;
 	rcbuf_unref(e->body);
 	xfree(e);
@@ -128,7 +130,7 @@ void cache_put(struct cache *c, const char *key, int64_t version, struct rcbuf *
 	if (!c->max_bytes || strlen(key) >= KEY_MAX || body->n > c->max_bytes / 4)
 		return;
 	uint64_t h = hash_key(key);
-	struct entry *e = xcalloc(1, sizeof(*e));
+	struct entry *e = xcalloc(1, CACHE_ENTRY_BYTES);
 	if (!e)
 		return;
 	memcpy(e->key, key, strlen(key) + 1);
@@ -139,12 +141,12 @@ void cache_put(struct cache *c, const char *key, int64_t version, struct rcbuf *
 	struct entry **slot = find_slot(c, key, h);
 	if (*slot)
 		remove_entry(c, slot);
-	while (c->tail && c->bytes + body->n > c->max_bytes)
+	while (c->tail && c->bytes + body->n + CACHE_ENTRY_BYTES > c->max_bytes)
 		remove_entry(c, find_slot(c, c->tail->key, c->tail->hash));
 	e->hnext = c->buckets[h & (c->nbuckets - 1)];
 	c->buckets[h & (c->nbuckets - 1)] = e;
 	lru_push(c, e);
-	c->bytes += body->n;
+	c->bytes += body->n + CACHE_ENTRY_BYTES; /* small entries must count too */
 	if (++c->count > c->nbuckets)
 		grow(c);
 	pthread_mutex_unlock(&c->lock);

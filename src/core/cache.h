@@ -15,6 +15,10 @@
 
 struct cache;
 
+/* What an entry costs besides its body (its key, version and links): counted
+ * against max_bytes, so many small entries are bounded too. */
+#define CACHE_ENTRY_BYTES 168
+
 /* max_bytes 0 gives a cache that stores nothing. */
 struct cache *cache_new(size_t max_bytes);
 void cache_free(struct cache *c);

@@ -48,6 +48,9 @@ static const struct cfg_def defs[] = {
 	  "debug, info, warn or error" },
 	{ "BOOKD_CACHE_SIZE", CFG_BYTES, "64M", 0, 1LL << 40, 0, OFF(cache_bytes),
 	  "memory for rendered chapter responses; 0 disables the cache" },
+	{ "BOOKD_CACHE_NOTIFIED", CFG_BOOL, "true", 0, 1, 0, OFF(cache_notified),
+	  "PostgreSQL: trust caches until a change notification (another node's write "
+	  "is seen once its notification arrives); false = ask the database on every read" },
 	{ "BOOKD_DB_POOL", CFG_INT, "16", 1, 1024, 0, OFF(db_pool),
 	  "database connections per process" },
 	{ "BOOKD_AUTH_MODE", CFG_STR, "jwt", 0, 0, 0, OFF(auth_mode),

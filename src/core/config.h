@@ -26,6 +26,7 @@ struct config {
 	int max_connections;
 	char *log_level;
 	size_t cache_bytes;
+	int cache_notified;
 	int db_pool;
 	char *auth_mode; /* "jwt" or "api_key" */
 	char *jwt_secret, *jwt_secret_previous; /* secrets */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../core/timeutil.h"
+#include "../store/changes.h"
 #include "isbn.h"
 #include "markdown.h"
 
@@ -88,10 +89,11 @@ static void apply_input(struct book *b, const struct book_input *in)
 		b->cover_url = (char *)in->cover_url;
 }
 
-/* Runs fn inside a transaction on a pooled connection. */
+/* Runs fn inside a transaction on a pooled connection; once it committed,
+ * caches of book_id's data are stale. */
 typedef int (*tx_fn)(db_conn *c, void *ctx, struct err *e);
 
-static int with_tx(db *d, tx_fn fn, void *ctx, struct err *e)
+static int with_tx(db *d, const char *book_id, tx_fn fn, void *ctx, struct err *e)
 {
 	db_conn *c;
 	int rc = db_acquire(d, &c, e);
@@ -105,6 +107,8 @@ static int with_tx(db *d, tx_fn fn, void *ctx, struct err *e)
 			db_rollback(c);
 	}
 	db_release(c);
+	if (rc == 0)
+		changes_touch2(db_changes(d), "book:", book_id);
 	return rc;
 }
 
@@ -134,7 +138,7 @@ int books_create(db *d, struct arena *a, const struct book_input *in, struct boo
 		return e->code;
 	out->created_at = out->updated_at = time_now_ms();
 	struct book_op op = { a, out->id, in, out };
-	return with_tx(d, create_tx, &op, e);
+	return with_tx(d, out->id, create_tx, &op, e);
 }
 
 static int update_tx(db_conn *c, void *ctx, struct err *e)
@@ -161,7 +165,7 @@ int books_update(db *d, struct arena *a, const char *id, const struct book_input
 	if (!uuid_valid(id, strlen(id)))
 		return err_set(e, ERR_NOT_FOUND, "book not found");
 	struct book_op op = { a, id, in, out };
-	return with_tx(d, update_tx, &op, e);
+	return with_tx(d, id, update_tx, &op, e);
 }
 
 int books_delete(db *d, const char *id, struct err *e)
@@ -174,6 +178,8 @@ int books_delete(db *d, const char *id, struct err *e)
 		return rc;
 	rc = store_book_delete(c, id, e);
 	db_release(c);
+	if (rc == 0)
+		changes_touch2(db_changes(d), "book:", id);
 	return rc;
 }
 
@@ -320,7 +326,7 @@ int chapters_create(db *d, struct arena *a, const char *book_id, const struct ch
 	out->created_at = out->updated_at;
 	out->rev = 1;
 	struct chapter_op op = { a, book_id, NULL, in, out };
-	return with_tx(d, chapter_create_tx, &op, e);
+	return with_tx(d, book_id, chapter_create_tx, &op, e);
 }
 
 static int chapter_replace_tx(db_conn *c, void *ctx, struct err *e)
@@ -359,7 +365,7 @@ int chapters_replace(db *d, struct arena *a, const char *book_id, const char *re
 	if (rc)
 		return rc;
 	struct chapter_op op = { a, book_id, ref, in, out };
-	return with_tx(d, chapter_replace_tx, &op, e);
+	return with_tx(d, book_id, chapter_replace_tx, &op, e);
 }
 
 struct chapter_del {
@@ -384,7 +390,7 @@ static int chapter_delete_tx(db_conn *c, void *ctx, struct err *e)
 int chapters_delete(db *d, const char *book_id, const char *ref, struct err *e)
 {
 	struct chapter_del op = { book_id, ref };
-	return with_tx(d, chapter_delete_tx, &op, e);
+	return with_tx(d, book_id, chapter_delete_tx, &op, e);
 }
 
 int chapters_get(db *d, struct arena *a, const char *book_id, const char *ref, struct chapter *out,

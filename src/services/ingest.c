@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../core/timeutil.h"
+#include "../store/changes.h"
 #include "../providers/importer.h"
 #include "books.h"
 
@@ -188,6 +189,7 @@ int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ing
 	if (rc == ERR_CONFLICT)
 		err_set(e, rc, "%s: %s", path, e->msg);
 	if (!rc) {
+		changes_touch2(db_changes(d), "book:", b->id);
 		memcpy(r->book_id, b->id, sizeof(r->book_id));
 		snprintf(r->title, sizeof(r->title), "%s", b->title);
 		r->chapters = src.nchapters;

@@ -458,9 +458,13 @@ int jobs_new(struct jobs **out, db *d, const struct jobs_config *cfg, struct err
 	return 0;
 }
 
-static void wake_workers(void *arg)
+static void wake_workers(void *arg, enum db_event ev, const char *payload)
 {
 	struct jobs *j = arg;
+	(void)payload;
+	if (ev == DB_LISTEN_DOWN)
+		return;
+	/* up: look for work submitted while we could not hear of it */
 	pthread_mutex_lock(&j->lock);
 	pthread_cond_broadcast(&j->wake);
 	pthread_mutex_unlock(&j->lock);

@@ -6,6 +6,7 @@
 
 #include "../core/arena.h"
 #include "../core/timeutil.h"
+#include "../store/changes.h"
 #include "../store/store_users.h"
 #include "books.h"
 
@@ -122,17 +123,51 @@ static int load(db_conn *c, const char *user_id, json_t **doc, int64_t *updated_
 	return rc;
 }
 
+/* Cached as "<updated_at> <document or null>" under the user's change stamp. */
+static int cached(db *d, const char *key, uint64_t stamp, json_t **doc, int64_t *updated_at)
+{
+	struct rcbuf *b = changes_get(db_changes(d), key, stamp);
+	if (!b)
+		return 0;
+	char *rest;
+	*updated_at = strtoll(b->data, &rest, 10);
+	*doc = *rest == ' ' ? json_loads(rest + 1, JSON_DECODE_ANY, NULL) : NULL;
+	rcbuf_unref(b);
+	if (*doc && json_is_null(*doc)) {
+		json_decref(*doc);
+		*doc = NULL;
+		return 1;
+	}
+	return *doc != NULL;
+}
+
+static void cache(db *d, const char *key, uint64_t stamp, json_t *doc, int64_t updated_at)
+{
+	char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+	char *s = NULL;
+	if ((!doc || text) && asprintf(&s, "%lld %s", (long long)updated_at, text ? text : "null") >= 0)
+		changes_put(db_changes(d), key, stamp, s);
+	free(s);
+	free(text);
+}
+
 int prefs_get(db *d, const char *user_id, json_t **out, int64_t *updated_at, struct err *e)
 {
-	db_conn *c;
-	int rc = db_acquire(d, &c, e);
-	if (rc)
-		return rc;
+	char key[UUID_STR_LEN + 8];
+	snprintf(key, sizeof(key), "prefs/%s", user_id);
+	uint64_t stamp = changes_stamp2(db_changes(d), "user:", user_id);
 	json_t *doc;
-	rc = load(c, user_id, &doc, updated_at, e);
-	db_release(c);
-	if (rc)
-		return rc;
+	if (!cached(d, key, stamp, &doc, updated_at)) {
+		db_conn *c;
+		int rc = db_acquire(d, &c, e);
+		if (rc)
+			return rc;
+		rc = load(c, user_id, &doc, updated_at, e);
+		db_release(c);
+		if (rc)
+			return rc;
+		cache(d, key, stamp, doc, *updated_at);
+	}
 	*out = complete(doc);
 	json_decref(doc);
 	return 0;
@@ -171,6 +206,7 @@ int prefs_write(db *d, const char *user_id, json_t *in, int merge, json_t **out,
 	rc = text ? store_prefs_put(c, user_id, text, now, e) : err_set(e, ERR_INTERNAL, "out of memory");
 	free(text);
 	if (rc == 0 && (rc = db_commit(c, e)) == 0) {
+		changes_touch2(db_changes(d), "user:", user_id);
 		*out = complete(doc);
 		*updated_at = now;
 		goto out;

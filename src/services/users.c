@@ -1,6 +1,7 @@
 #include "users.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "../core/mem.h"
 #include "../core/timeutil.h"
 #include "../providers/jwks_source.h"
+#include "../store/changes.h"
 #include "jwt.h"
 #include "ratelimit.h"
 
@@ -32,6 +34,7 @@ struct users {
 	struct ratelimit *per_ip, *per_account;
 	struct jwks_source *jwks;
 	char local_admin[UUID_STR_LEN]; /* the master key's user, made on first need */
+	atomic_int local_admin_state;	 /* 0 unknown, 1 being written, 2 written (once) */
 };
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -443,6 +446,119 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 	return rc;
 }
 
+/*
+ * Users and API keys behind authentication, cached where the database tells
+ * of changes (changes.h): a user under "user:<id>", a key under "keys". A
+ * request that hits both asks the database nothing.
+ */
+static char *jdup(struct arena *a, json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? arena_strdup(a, s) : NULL;
+}
+
+static int64_t jint(json_t *o, const char *k)
+{
+	return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+static json_t *cached_json(struct users *u, const char *key, uint64_t stamp)
+{
+	struct rcbuf *b = changes_get(db_changes(u->db), key, stamp);
+	json_t *o = b ? json_loads(b->data, 0, NULL) : NULL;
+	rcbuf_unref(b);
+	return o;
+}
+
+static void cache_json(struct users *u, const char *key, uint64_t stamp, json_t *o)
+{
+	char *s = stamp && o ? json_dumps(o, JSON_COMPACT) : NULL;
+	changes_put(db_changes(u->db), key, stamp, s);
+	free(s);
+	json_decref(o);
+}
+
+/* The user `id`, from the cache or the database. */
+static int user_by_id(struct users *u, struct arena *a, const char *id, struct user *out, struct err *e)
+{
+	char key[UUID_STR_LEN + 8];
+	snprintf(key, sizeof(key), "user/%s", id ? id : "");
+	uint64_t stamp = id ? changes_stamp2(db_changes(u->db), "user:", id) : 0;
+	json_t *o = cached_json(u, key, stamp);
+	if (o) {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->id, sizeof(out->id), "%s", id);
+		out->email = jdup(a, o, "email");
+		out->password_hash = jdup(a, o, "password_hash");
+		out->display_name = jdup(a, o, "display_name");
+		out->role = jdup(a, o, "role");
+		out->external_sub = jdup(a, o, "external_sub");
+		out->created_at = jint(o, "created_at");
+		out->updated_at = jint(o, "updated_at");
+		json_decref(o);
+		if (out->email && out->role)
+			return 0;
+	}
+	db_conn *c;
+	int rc = db_acquire(u->db, &c, e);
+	if (rc)
+		return rc;
+	rc = store_user_get(c, a, "id", id, out, e);
+	db_release(c);
+	if (rc == 0)
+		cache_json(u, key, stamp,
+			   json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I}", "email", out->email, "password_hash",
+				     out->password_hash, "display_name", out->display_name, "role", out->role,
+				     "external_sub", out->external_sub, "created_at", (json_int_t)out->created_at,
+				     "updated_at", (json_int_t)out->updated_at));
+	return rc;
+}
+
+static void key_cache(struct users *u, const char *hash, uint64_t stamp, const struct api_key *k)
+{
+	char key[80];
+	snprintf(key, sizeof(key), "key/%s", hash);
+	cache_json(u, key, stamp,
+		   json_pack("{s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I}", "id", k->id, "user_id", k->user_id,
+			     "name", k->name, "prefix", k->prefix, "scopes", k->scopes, "book_ids", k->book_ids,
+			     "created_at", (json_int_t)k->created_at, "last_used_at", (json_int_t)k->last_used_at));
+}
+
+/* The key whose hash is `hash`; *stamp receives what to store it under again. */
+static int key_by_hash(struct users *u, struct arena *a, const char *hash, struct api_key *k, uint64_t *stamp,
+		       struct err *e)
+{
+	char key[80];
+	snprintf(key, sizeof(key), "key/%s", hash);
+	*stamp = changes_stamp(db_changes(u->db), "keys");
+	json_t *o = cached_json(u, key, *stamp);
+	if (o) {
+		memset(k, 0, sizeof(*k));
+		const char *id = json_string_value(json_object_get(o, "id"));
+		const char *uid = json_string_value(json_object_get(o, "user_id"));
+		snprintf(k->id, sizeof(k->id), "%s", id ? id : "");
+		snprintf(k->user_id, sizeof(k->user_id), "%s", uid ? uid : "");
+		k->name = jdup(a, o, "name");
+		k->prefix = jdup(a, o, "prefix");
+		k->scopes = jdup(a, o, "scopes");
+		k->book_ids = jdup(a, o, "book_ids");
+		k->created_at = jint(o, "created_at");
+		k->last_used_at = jint(o, "last_used_at");
+		json_decref(o);
+		if (id && uid && k->scopes)
+			return 0;
+	}
+	db_conn *c;
+	int rc = db_acquire(u->db, &c, e);
+	if (rc)
+		return rc;
+	rc = store_apikey_by_hash(c, a, hash, k, e);
+	db_release(c);
+	if (rc == 0)
+		key_cache(u, hash, *stamp, k);
+	return rc;
+}
+
 static int auth_bearer(struct users *u, struct arena *a, const char *token, struct principal *p, struct err *e)
 {
 	struct jwt_verify_opts o = {
@@ -464,11 +580,10 @@ static int auth_bearer(struct users *u, struct arena *a, const char *token, stru
 		return rc;
 	struct user usr;
 	db_conn *c;
-	if ((rc = db_acquire(u->db, &c, e)) == 0) {
-		if (external)
-			rc = external_user(u, a, c, claims, &usr, e);
-		else
-			rc = store_user_get(c, a, "id", json_string_value(json_object_get(claims, "sub")), &usr, e);
+	if (!external) {
+		rc = user_by_id(u, a, json_string_value(json_object_get(claims, "sub")), &usr, e);
+	} else if ((rc = db_acquire(u->db, &c, e)) == 0) {
+		rc = external_user(u, a, c, claims, &usr, e);
 		db_release(c);
 	}
 	json_decref(claims);
@@ -499,18 +614,21 @@ static int auth_key(struct users *u, struct arena *a, const char *key, struct pr
 	sha256_hex(key, hash);
 	struct api_key k;
 	struct user usr;
-	db_conn *c;
-	int rc = db_acquire(u->db, &c, e);
-	if (rc)
-		return rc;
-	rc = store_apikey_by_hash(c, a, hash, &k, e);
+	uint64_t stamp;
+	int rc = key_by_hash(u, a, hash, &k, &stamp, e);
 	if (rc == 0)
-		rc = store_user_get(c, a, "id", k.user_id, &usr, e);
+		rc = user_by_id(u, a, k.user_id, &usr, e);
 	int64_t now = time_now_ms();
-	if (rc == 0 && now - k.last_used_at > 60000) /* at most one write a minute per key */
-		if (store_apikey_touch(c, k.id, now, e)) /* bookkeeping only: never fail the request */
-			err_clear(e);
-	db_release(c);
+	if (rc == 0 && now - k.last_used_at > 60000) { /* at most one write a minute per key */
+		db_conn *c;
+		if (db_acquire(u->db, &c, e) == 0) {
+			if (store_apikey_touch(c, k.id, now, e) == 0)
+				k.last_used_at = now;
+			db_release(c);
+		}
+		err_clear(e); /* bookkeeping only: never fail the request */
+		key_cache(u, hash, stamp, &k);
+	}
 	if (rc == ERR_NOT_FOUND)
 		return err_set(e, ERR_UNAUTHORIZED, "invalid API key");
 	if (rc)
@@ -547,7 +665,27 @@ int users_authenticate(struct users *u, struct arena *a, const char *authorizati
 	return 0;
 }
 
+static int local_admin_lookup(struct users *u, struct arena *a, struct user *out, struct err *e);
+
 static int local_admin(struct users *u, struct arena *a, struct user *out, struct err *e)
+{
+	int rc;
+	if (atomic_load_explicit(&u->local_admin_state, memory_order_acquire) == 2) {
+		rc = user_by_id(u, a, u->local_admin, out, e);
+		if (rc != ERR_NOT_FOUND)
+			return rc;
+		err_clear(e);
+	}
+	rc = local_admin_lookup(u, a, out, e);
+	int unknown = 0;
+	if (rc == 0 && atomic_compare_exchange_strong(&u->local_admin_state, &unknown, 1)) {
+		memcpy(u->local_admin, out->id, sizeof(u->local_admin));
+		atomic_store_explicit(&u->local_admin_state, 2, memory_order_release);
+	}
+	return rc;
+}
+
+static int local_admin_lookup(struct users *u, struct arena *a, struct user *out, struct err *e)
 {
 	db_conn *c;
 	int rc = db_acquire(u->db, &c, e);
@@ -717,6 +855,8 @@ int users_key_delete(struct users *u, const struct principal *p, const char *id,
 	rc = store_apikey_delete(c, id, admin ? NULL : usr.id, e);
 	db_release(c);
 	if (rc == 0)
+		changes_touch(db_changes(u->db), "keys");
+	if (rc == 0)
 		audit("key_revoked", admin ? NULL : usr.id, NULL, id);
 out:
 	arena_free(&a);
@@ -760,6 +900,8 @@ int users_set_role(struct users *u, const char *email, enum role role, struct er
 			rc = store_user_set_role(c, usr.id, role_name(role), time_now_ms(), e);
 		db_release(c);
 	}
+	if (rc == 0)
+		changes_touch2(db_changes(u->db), "user:", usr.id);
 	if (rc == 0)
 		audit("role_changed", usr.id, NULL, role_name(role));
 	arena_free(&a);

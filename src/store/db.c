@@ -12,6 +12,7 @@
 
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "changes.h"
 
 struct db_val dbv_text(const char *s)
 {
@@ -61,6 +62,7 @@ void db_close(db *d)
 			d->ops->conn_close(d->all[i]);
 	if (d->ops->close)
 		d->ops->close(d);
+	changes_free(d->changes);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	xfree(d->all);
@@ -242,7 +244,17 @@ const char *db_row_name(const db_row *r, int col)
 	return r->ops->col_name(r, col);
 }
 
-int db_listen(db *d, const char *channel, void (*cb)(void *), void *ctx, struct err *e)
+int db_watch_changes(db *d, struct err *e)
+{
+	return d->changes ? 0 : changes_open(d, &d->changes, e);
+}
+
+struct changes *db_changes(db *d)
+{
+	return d ? d->changes : NULL;
+}
+
+int db_listen(db *d, const char *channel, db_listen_fn cb, void *ctx, struct err *e)
 {
 	return d->ops->listen ? d->ops->listen(d, channel, cb, ctx, e) : 0;
 }

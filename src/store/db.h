@@ -27,6 +27,8 @@ enum db_dialect { DB_SQLITE, DB_POSTGRES };
 
 enum db_type { DBV_NULL, DBV_INT, DBV_TEXT, DBV_REAL };
 
+struct changes;
+
 struct db_val {
 	enum db_type type;
 	int64_t i;
@@ -87,9 +89,19 @@ int64_t db_row_int_or0(const db_row *r, int col);
 int db_row_ncols(const db_row *r);
 const char *db_row_name(const db_row *r, int col);
 
-/* Wakes cb(ctx) on a notification of `channel` (PostgreSQL LISTEN/NOTIFY);
- * on SQLite a no-op that returns 0. */
-int db_listen(db *d, const char *channel, void (*cb)(void *), void *ctx, struct err *e) WUR;
+/* What a listener hears: its connection came up (notifications sent while it
+ * was down are lost, so anything may have changed), went down (from now on
+ * nothing is heard until it is up again), or a notification and its payload. */
+enum db_event { DB_LISTEN_UP, DB_LISTEN_DOWN, DB_LISTEN_NOTIFY };
+typedef void (*db_listen_fn)(void *ctx, enum db_event ev, const char *payload);
+
+/* Calls cb on a thread of its own for the events of `channel` (PostgreSQL
+ * LISTEN/NOTIFY, reconnecting with backoff); on SQLite a no-op that returns 0. */
+int db_listen(db *d, const char *channel, db_listen_fn cb, void *ctx, struct err *e) WUR;
+/* Starts hearing other processes' changes (changes.h), for caches. */
+int db_watch_changes(db *d, struct err *e) WUR;
+/* The tracker started by db_watch_changes, or NULL (changes.h takes NULL). */
+struct changes *db_changes(db *d);
 /* NOTIFY channel (PostgreSQL; a no-op on SQLite). */
 int db_notify(db_conn *c, const char *channel, struct err *e) WUR;
 

@@ -27,8 +27,8 @@ struct db_ops {
 	const char *(*col_text)(const db_row *r, int col, size_t *len);
 	int (*ncols)(const db_row *r);
 	const char *(*col_name)(const db_row *r, int col);
-	/* Calls cb(ctx) whenever `channel` is notified (NULL: not supported). */
-	int (*listen)(db *d, const char *channel, void (*cb)(void *), void *ctx, struct err *e);
+	/* Reports `channel`'s events to cb (NULL: not supported). */
+	int (*listen)(db *d, const char *channel, db_listen_fn cb, void *ctx, struct err *e);
 	int (*notify)(db_conn *c, const char *channel, struct err *e);
 };
 
@@ -56,6 +56,7 @@ struct db {
 	struct db_conn **all; /* every open connection, for db_close */
 	int nopen, max;
 	int64_t down_until_us; /* after a failed connect: fail fast until then */
+	struct changes *changes; /* db_watch_changes; NULL until then */
 	int backoff_ms;
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "changes.h"
 #include "db_int.h"
 
 struct migration {
@@ -389,6 +390,34 @@ static const struct migration migrations[] = {
 	  "  tokens BIGINT NOT NULL,\n"
 	  "  PRIMARY KEY (subject, day)\n"
 	  ");\n" },
+	/* What caches in front of the database must hear of (changes.h): on
+	 * SQLite no other process could tell them, so there is nothing to do. */
+	{ 6, "change notifications",
+	  "SELECT 1;\n",
+	  /* PostgreSQL */
+	  "CREATE FUNCTION bookd_changed() RETURNS trigger LANGUAGE plpgsql AS $$\n"
+	  "DECLARE r record;\n"
+	  "BEGIN\n"
+	  "  IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;\n"
+	  "  CASE TG_TABLE_NAME\n"
+	  "    WHEN 'books' THEN PERFORM pg_notify('" CHANGES_CHANNEL "', 'book:' || r.id);\n"
+	  "    WHEN 'chapters' THEN PERFORM pg_notify('" CHANGES_CHANNEL "', 'book:' || r.book_id);\n"
+	  "    WHEN 'users' THEN PERFORM pg_notify('" CHANGES_CHANNEL "', 'user:' || r.id);\n"
+	  "    WHEN 'preferences' THEN PERFORM pg_notify('" CHANGES_CHANNEL "', 'user:' || r.user_id);\n"
+	  "    ELSE PERFORM pg_notify('" CHANGES_CHANNEL "', 'keys');\n"
+	  "  END CASE;\n"
+	  "  RETURN NULL;\n"
+	  "END $$;\n"
+	  "CREATE TRIGGER books_changed AFTER UPDATE OR DELETE ON books\n"
+	  "  FOR EACH ROW EXECUTE FUNCTION bookd_changed();\n"
+	  "CREATE TRIGGER chapters_changed AFTER INSERT OR UPDATE OR DELETE ON chapters\n"
+	  "  FOR EACH ROW EXECUTE FUNCTION bookd_changed();\n"
+	  "CREATE TRIGGER users_changed AFTER UPDATE OR DELETE ON users\n"
+	  "  FOR EACH ROW EXECUTE FUNCTION bookd_changed();\n"
+	  "CREATE TRIGGER preferences_changed AFTER INSERT OR UPDATE OR DELETE ON preferences\n"
+	  "  FOR EACH ROW EXECUTE FUNCTION bookd_changed();\n"
+	  "CREATE TRIGGER api_keys_changed AFTER UPDATE OF user_id, key_hash, scopes, book_ids OR DELETE\n"
+	  "  ON api_keys FOR EACH ROW EXECUTE FUNCTION bookd_changed();\n" },
 };
 
 #define MIGRATION_LOCK 0x626f6f6b64 /* "bookd" */

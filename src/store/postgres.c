@@ -271,7 +271,7 @@ static const char *pg_col_name(const db_row *r, int col) { return PQfname(r->imp
 
 struct listener {
 	char *url, *channel;
-	void (*cb)(void *);
+	db_listen_fn cb;
 	void *ctx;
 };
 
@@ -288,23 +288,22 @@ static void *listen_loop(void *arg)
 			PGresult *res = PQexec(pg, sql);
 			int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 			PQclear(res);
-			backoff = 200;
-			l->cb(l->ctx); /* (re)connected: look for work missed meanwhile */
+			if (ok) {
+				backoff = 200;
+				l->cb(l->ctx, DB_LISTEN_UP, NULL);
+			}
 			while (ok && PQstatus(pg) == CONNECTION_OK) {
 				struct pollfd p = { .fd = PQsocket(pg), .events = POLLIN };
-				if (poll(&p, 1, 5000) < 0)
-					break;
-				if (!PQconsumeInput(pg))
+				if (poll(&p, 1, 5000) < 0 || !PQconsumeInput(pg))
 					break;
 				PGnotify *n;
-				int woke = 0;
 				while ((n = PQnotifies(pg))) {
-					woke = 1;
+					l->cb(l->ctx, DB_LISTEN_NOTIFY, n->extra);
 					PQfreemem(n);
 				}
-				if (woke)
-					l->cb(l->ctx);
 			}
+			if (ok)
+				l->cb(l->ctx, DB_LISTEN_DOWN, NULL);
 			PQfinish(pg);
 		}
 		struct timespec ts = { backoff / 1000, (backoff % 1000) * 1000000L };
@@ -314,7 +313,7 @@ static void *listen_loop(void *arg)
 	return NULL;
 }
 
-static int pg_listen(db *d, const char *channel, void (*cb)(void *), void *ctx, struct err *e)
+static int pg_listen(db *d, const char *channel, db_listen_fn cb, void *ctx, struct err *e)
 {
 	struct listener *l = xcalloc(1, sizeof(*l));
 	if (!l || !(l->url = xstrdup(d->target)) || !(l->channel = xstrdup(channel))) {

@@ -703,7 +703,7 @@ static void test_cache_put_get(void **state)
 	assert_non_null(c);
 	put(c, "book:1", 7, "{\"id\":1}");
 	assert_true(has(c, "book:1", 7, "{\"id\":1}"));
-	assert_int_equal(cache_bytes(c), 8);
+	assert_int_equal(cache_bytes(c), 8 + CACHE_ENTRY_BYTES);
 	cache_free(c);
 }
 
@@ -734,7 +734,7 @@ static void test_cache_put_replaces_version(void **state)
 	put(c, "k", 2, "new");
 	assert_null(cache_get(c, "k", 1));
 	assert_true(has(c, "k", 2, "new"));
-	assert_int_equal(cache_bytes(c), 3);
+	assert_int_equal(cache_bytes(c), 3 + CACHE_ENTRY_BYTES);
 	cache_free(c);
 }
 
@@ -756,15 +756,15 @@ static void test_cache_get_returns_new_reference(void **state)
 
 static void test_cache_eviction_by_bytes(void **state)
 {
-	struct cache *c = cache_new(100);
+	struct cache *c = cache_new(100 + 5 * CACHE_ENTRY_BYTES);
 	put(c, "a", 1, "aaaaaaaaaaaaaaaaaaaa"); /* 20 bytes each */
 	put(c, "b", 1, "bbbbbbbbbbbbbbbbbbbb");
 	put(c, "c", 1, "cccccccccccccccccccc");
 	put(c, "d", 1, "dddddddddddddddddddd");
 	put(c, "e", 1, "eeeeeeeeeeeeeeeeeeee");
-	assert_int_equal(cache_bytes(c), 100);
+	assert_int_equal(cache_bytes(c), 100 + 5 * CACHE_ENTRY_BYTES);
 	put(c, "f", 1, "ffffffffffffffffffff");
-	assert_true(cache_bytes(c) <= 100);
+	assert_true(cache_bytes(c) <= 100 + 5 * CACHE_ENTRY_BYTES);
 	assert_null(cache_get(c, "a", 1)); /* least recently used goes first */
 	assert_true(has(c, "b", 1, "bbbbbbbbbbbbbbbbbbbb"));
 	assert_true(has(c, "f", 1, "ffffffffffffffffffff"));
@@ -773,7 +773,7 @@ static void test_cache_eviction_by_bytes(void **state)
 
 static void test_cache_get_refreshes_lru(void **state)
 {
-	struct cache *c = cache_new(100);
+	struct cache *c = cache_new(100 + 5 * CACHE_ENTRY_BYTES);
 	put(c, "a", 1, "aaaaaaaaaaaaaaaaaaaa");
 	put(c, "b", 1, "bbbbbbbbbbbbbbbbbbbb");
 	put(c, "c", 1, "cccccccccccccccccccc");
@@ -788,26 +788,30 @@ static void test_cache_get_refreshes_lru(void **state)
 
 static void test_cache_eviction_of_several(void **state)
 {
-	struct cache *c = cache_new(100);
+	struct cache *c = cache_new(10 * (10 + CACHE_ENTRY_BYTES));
 	for (int i = 0; i < 10; i++) {
 		char k[16];
 		snprintf(k, sizeof(k), "k%d", i);
 		put(c, k, 1, "0123456789"); /* 10 bytes each, all fit */
 	}
-	assert_int_equal(cache_bytes(c), 100);
-	put(c, "big", 1, "0123456789012345678901234"); /* 25 bytes: evicts three */
-	assert_true(cache_bytes(c) <= 100);
+	assert_int_equal(cache_bytes(c), 10 * (10 + CACHE_ENTRY_BYTES));
+	/* a body of 25 + CACHE_ENTRY_BYTES bytes needs the room of three entries */
+	char big[25 + CACHE_ENTRY_BYTES + 1];
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	put(c, "big", 1, big);
+	assert_true(cache_bytes(c) <= 10 * (10 + CACHE_ENTRY_BYTES));
 	assert_null(cache_get(c, "k0", 1));
 	assert_null(cache_get(c, "k1", 1));
 	assert_null(cache_get(c, "k2", 1));
 	assert_true(has(c, "k3", 1, "0123456789"));
-	assert_true(has(c, "big", 1, "0123456789012345678901234"));
+	assert_true(has(c, "big", 1, big));
 	cache_free(c);
 }
 
 static void test_cache_evicted_body_stays_alive(void **state)
 {
-	struct cache *c = cache_new(100);
+	struct cache *c = cache_new(100 + 5 * CACHE_ENTRY_BYTES);
 	put(c, "a", 1, "aaaaaaaaaaaaaaaaaaaa");
 	struct rcbuf *held = cache_get(c, "a", 1);
 	assert_non_null(held);
@@ -830,10 +834,10 @@ static void test_cache_drop(void **state)
 	cache_drop(c, "a");
 	assert_null(cache_get(c, "a", 1));
 	assert_true(has(c, "b", 1, "678"));
-	assert_int_equal(cache_bytes(c), 3);
+	assert_int_equal(cache_bytes(c), 3 + CACHE_ENTRY_BYTES);
 	cache_drop(c, "a");	    /* dropping twice is harmless */
 	cache_drop(c, "missing");
-	assert_int_equal(cache_bytes(c), 3);
+	assert_int_equal(cache_bytes(c), 3 + CACHE_ENTRY_BYTES);
 	cache_free(c);
 }
 
