@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/chat.sh: what the chatbot adds on top of its language model.
 #
-# How to run (POSIX sh; needs build/bookd, curl, od and Python 3):
+# How to run (POSIX sh; needs build/bookd, a C compiler, curl and od):
 #   make build/bookd && sh bench/chat.sh
 #   BENCH_DURATION=30s sh bench/chat.sh      # longer, steadier figures
 #
@@ -11,23 +11,29 @@
 # < 2 ms p99"):
 #   bookd serve (SQLite, the sample book imported and `bookd reindex`ed,
 #   keyword retrieval, BOOKD_CHAT_THREADS=64, BOOKD_LOG_LEVEL=warn) answers
-#   POST /api/v1/chatbot/query with a fake OpenAI-compatible model
-#   (bench/chat_fake.py: one Python thread on epoll, a fixed answer, no model)
-#   on another loopback port. bench/chat_client.py runs BENCH_CHAT_CLIENTS
-#   (50) threads, each with its own keep-alive connection, asking back to back
-#   (a new chat session per question, as the master key) for BENCH_WARMUP
-#   (2 s, thrown away) + BENCH_DURATION (10 s). Every question carries an id
-#   that the fake finds in the prompt, so each answer is matched to the fake's
-#   record of its model call. Per answer:
-#     added latency = the client's total time (request sent -> last byte)
-#                     minus the fake's own time (request arrived -> last chunk
-#                     sent): auth, session, retrieval, prompt, the model call's
-#                     connection, citations, storing the exchange, the response
+#   POST /api/v1/chatbot/query with a fake OpenAI-compatible model on another
+#   loopback port. Both the fake and the client are bench/chat_load.c (built
+#   here with $CC; libc, pthreads and libm only): one process, two threads,
+#   each on its own epoll loop, so that the load's own delays stay out of the
+#   figures (its CPU per answer, printed per phase, is about a tenth of
+#   bookd's, mostly the kernel's loopback TCP). The fake answers a fixed text
+#   in CHUNKS deltas (SSE, chunked, keep-alive; or one JSON body), each in its
+#   own write, paced by timers when asked; bookd's libcurl opens a connection
+#   per model call. The client keeps BENCH_CHAT_CLIENTS (50)
+#   keep-alive connections asking back to back (a new chat session per
+#   question, as the master key) for BENCH_WARMUP (2 s, thrown away) +
+#   BENCH_DURATION (10 s). Every question carries an id that the fake finds in
+#   the prompt, so each answer is matched to the fake's record of its model
+#   call. Per answer, on one CLOCK_MONOTONIC:
+#     added latency = the client's total time (request written -> last byte
+#                     read) minus the fake's own time (the call reached its
+#                     socket -> last chunk written): auth, session, retrieval,
+#                     prompt, the model call's connection, citations, storing
+#                     the exchange, the response
 #     first token   = the client read the first `delta` event minus the fake
-#                     sent its first chunk (time.monotonic_ns, same machine)
+#                     wrote its first chunk
 #   Both also "kernel-stamped": the client's times taken from the kernel's
-#   receive timestamps (SO_TIMESTAMPNS) instead of the Python reader's, so the
-#   client's own scheduling (50 threads, one GIL) is left out.
+#   receive timestamps (SO_TIMESTAMPNS) instead of its read's.
 #   Four phases, one after the other on the same bookd:
 #     stream        Accept: text/event-stream, an instant fake (4 chunks sent
 #                   at once): as the issue says. Closed loop, no pause: this
@@ -40,40 +46,36 @@
 #                   at every moment without saturating the machine: bookd's
 #                   own overhead at 50 concurrent streaming chats.
 #     whole_paced   the same, not streamed (the whole answer after 10 x 50 ms).
-#   BENCH_CHAT_PACED_MS=0 skips the paced phases.
+#   BENCH_CHAT_PACED_MS=0 skips the paced phases. All chats ask their first
+#   question at once (BENCH_CHAT_STAGGER_MS spreads them out).
 #
-# Figures (2-core VM shared with other work, load average 2.3-3.0 during the
-# run; BENCH_DURATION=5s BENCH_WARMUP=2s; commit 32150a3; noisy: with the
-# box busier (load 4-7, an earlier build) the instant phases gave ~475/s
-# and p99s ~1.4x higher, the paced p99s 27 and 8.8 ms):
-#   50 concurrent chats        answers/s  added p50  added p99  1st tok p50  1st tok p99
-#   streamed, instant fake         608       65.2      168.3       19.2         69.2
-#   not streamed, instant fake     731       60.5      141.5          -            -
-#   streamed, paced fake           100        5.2       17.3        0.28         5.6
-#   not streamed, paced fake       100        4.4       17.5          -            -
-#   (ms; kernel-stamped, paced: added p99 17.1, first token p99 3.4.) With one
-#   chat (BENCH_CHAT_CLIENTS=1) the paced phase gives added p50 2.4 / p99 2.6
-#   and first token p50 0.33 / p99 0.50: the targets hold for one chat, not
-#   for 50 on these 2 shared cores (bookd spends ~2.6 ms of CPU per answer:
-#   SQLite, kernel, malloc; its chat threads 90% of it).
+# Figures: bench/out/chat.json after a run, and the bench table in README.md.
+# They are noisy on a shared 2-core machine: note the load average (printed,
+# and in chat.json) beside any figure you quote.
 #
-# Output: a table on stdout, bench/out/chat.json (every phase's p50/p90/p99/
-# max of added latency, first token, total, the fake's own time, before and
-# after the model call, answers/s, errors; the verdicts), bookd's log as
+# Output: each phase's figures as it ends, then a table and the verdicts on
+# stdout; bench/out/chat.json (every phase's p50/p90/p99/max/mean of added
+# latency, first token, total, the fake's own time, before and after the model
+# call; answers/s, errors; the verdicts), bookd's log as
 # bench/out/chat-bookd.log. The run is invalid (exit 1) if any answer failed
 # (not 200, an `error` event, no `done`, an extractive fallback instead of the
-# fake's answer, a socket error), or bookd died or did not exit cleanly on
-# SIGTERM. A trap stops the client, bookd and the fake and removes the temp
-# dir on any exit (Ctrl-C, SIGTERM too). Everything listens on 127.0.0.1.
+# fake's answer, a socket error, no answer 60 s after the phase's end, an
+# answer the fake has no record of), or bookd died or did not exit cleanly on
+# SIGTERM. A trap stops bookd and chat_load and removes the temp dir on any
+# exit (Ctrl-C, SIGTERM too). Everything listens on 127.0.0.1.
 #
 # Environment:
 #   BENCH_DURATION          measured seconds of each phase (default 10s; N, Ns or Nm)
 #   BENCH_WARMUP            warm-up seconds before each phase (default 2s)
-#   BENCH_CHAT_CLIENTS      concurrent chats (default 50)
+#   BENCH_CHAT_CLIENTS      concurrent chats (default 50, at most 4096)
 #   BENCH_CHAT_CHUNKS       deltas of the instant fake's answer (default 4)
 #   BENCH_CHAT_PACED_CHUNKS deltas of the paced fake's answer (default 10)
 #   BENCH_CHAT_PACED_MS     ms before each paced delta (default 50; 0 = no paced phases)
-#   BENCH_PYTHON            Python 3 (default python3)
+#   BENCH_CHAT_STAGGER_MS   spread the chats' first questions over this many ms
+#                           (default 0: all at once; at most the warm-up). With
+#                           a paced fake every answer takes as long, so chats
+#                           that start together keep asking in bursts of CLIENTS
+#   CC                      C compiler for bench/chat_load.c (default cc)
 #   BOOKD_THREADS           bookd HTTP threads (default 0 = cores)
 #   BOOKD_CHAT_THREADS      bookd chat threads (default 64)
 #   BOOKD_BIN               bookd binary (default build/bookd)
@@ -82,7 +84,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-PYTHON=${BENCH_PYTHON:-python3}
+CC=${CC:-cc}
 BIN=${BOOKD_BIN:-build/bookd}
 case $BIN in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 OUT=$ROOT/bench/out
@@ -90,6 +92,7 @@ CLIENTS=${BENCH_CHAT_CLIENTS:-50}
 CHUNKS=${BENCH_CHAT_CHUNKS:-4}
 PACED_CHUNKS=${BENCH_CHAT_PACED_CHUNKS:-10}
 PACED_MS=${BENCH_CHAT_PACED_MS:-50}
+STAGGER_MS=${BENCH_CHAT_STAGGER_MS:-0}
 HTTP_THREADS=${BOOKD_THREADS:-0}
 CHAT_THREADS=${BOOKD_CHAT_THREADS:-64}
 
@@ -110,12 +113,15 @@ seconds() { # 10 | 10s | 2m -> whole seconds
 DURATION=$(seconds "${BENCH_DURATION:-10s}") || die "BENCH_DURATION must be whole seconds (10, 10s or 1m)"
 WARMUP=$(seconds "${BENCH_WARMUP:-2s}") || die "BENCH_WARMUP must be whole seconds (2, 2s)"
 [ "$DURATION" -ge 1 ] || die "BENCH_DURATION must be at least 1 s"
-for v in "$CLIENTS" "$CHUNKS" "$PACED_CHUNKS" "$PACED_MS" "$HTTP_THREADS" "$CHAT_THREADS"; do
-	case $v in '' | *[!0-9]*) die "BENCH_CHAT_CLIENTS, BENCH_CHAT_CHUNKS, BENCH_CHAT_PACED_CHUNKS, BENCH_CHAT_PACED_MS, BOOKD_THREADS and BOOKD_CHAT_THREADS must be whole numbers" ;; esac
+for v in "$CLIENTS" "$CHUNKS" "$PACED_CHUNKS" "$PACED_MS" "$STAGGER_MS" "$HTTP_THREADS" "$CHAT_THREADS"; do
+	case $v in '' | *[!0-9]*) die "BENCH_CHAT_CLIENTS, BENCH_CHAT_CHUNKS, BENCH_CHAT_PACED_CHUNKS, BENCH_CHAT_PACED_MS, BENCH_CHAT_STAGGER_MS, BOOKD_THREADS and BOOKD_CHAT_THREADS must be whole numbers" ;; esac
 done
-[ "$CLIENTS" -ge 1 ] || die "BENCH_CHAT_CLIENTS must be at least 1"
-{ [ "$CHUNKS" -ge 1 ] && [ "$PACED_CHUNKS" -ge 1 ]; } || die "the chunk counts must be at least 1"
-for tool in curl od "$PYTHON"; do
+{ [ "$CLIENTS" -ge 1 ] && [ "$CLIENTS" -le 4096 ]; } || die "BENCH_CHAT_CLIENTS must be 1 to 4096"
+{ [ "$CHUNKS" -ge 1 ] && [ "$PACED_CHUNKS" -ge 1 ] && [ "$CHUNKS" -le 100 ] && [ "$PACED_CHUNKS" -le 100 ]; } ||
+	die "the chunk counts must be 1 to 100"
+[ "$PACED_MS" -le 10000 ] || die "BENCH_CHAT_PACED_MS must be at most 10000"
+[ "$STAGGER_MS" -le $((WARMUP * 1000)) ] || die "BENCH_CHAT_STAGGER_MS must be at most the warm-up"
+for tool in curl od "$CC"; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run \`make deps\`)"
 done
 [ -x "$BIN" ] || die "$BIN not found (run \`make build/bookd\`)"
@@ -124,8 +130,8 @@ done
 
 tmp=""
 BOOKD_PID=""
-FAKE_PID=""
-CLIENT_PID=""
+LOAD_PID=""
+CURL_PID=""
 
 stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
 	p=$1
@@ -150,9 +156,9 @@ stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
 cleanup() {
 	rc=$?
 	trap - EXIT INT TERM HUP
-	stop_pid "$CLIENT_PID" TERM 2
+	stop_pid "$CURL_PID" TERM 2
 	stop_pid "$BOOKD_PID" TERM 10
-	stop_pid "$FAKE_PID" TERM 5
+	stop_pid "$LOAD_PID" TERM 5
 	[ -n "$tmp" ] && rm -rf "$tmp"
 	exit "$rc"
 }
@@ -165,6 +171,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/bookd-bench-chat.XXXXXX")
 mkdir -p "$tmp/data" "$OUT"
 chmod 700 "$tmp/data"
 rm -f "$OUT/chat.json" "$OUT/chat-bookd.log" # no stale figures after a failed run
+
+LOAD=$tmp/chat_load
+"$CC" -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o "$LOAD" bench/chat_load.c -lpthread -lm ||
+	die "cannot build bench/chat_load.c"
 
 # A master key and a JWT secret for this run only, in the environment.
 BENCH_API_KEY=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
@@ -218,21 +228,24 @@ wait_http() { # url pid seconds
 	return 1
 }
 
-# ---- the fake model ---------------------------------------------------------------
+# ---- the fake model and the client: bench/chat_load.c ------------------------------
+#
+# Its stdout is ours (each phase's figures as it ends, then the report); its
+# stderr (why it stopped, if it did) goes to a log shown when something fails.
 
 tries=0
 while :; do
 	next_port 1
 	FPORT=$PORT
-	"$PYTHON" bench/chat_fake.py "$FPORT" "$CHUNKS" 0 >"$tmp/fake.log" 2>&1 &
-	FAKE_PID=$!
-	wait_http "http://127.0.0.1:$FPORT/health" "$FAKE_PID" 10 && break
-	stop_pid "$FAKE_PID" TERM 5
-	FAKE_PID=""
+	"$LOAD" "$FPORT" "$CHUNKS" 2>"$tmp/load.log" &
+	LOAD_PID=$!
+	wait_http "http://127.0.0.1:$FPORT/health" "$LOAD_PID" 10 && break
+	stop_pid "$LOAD_PID" TERM 5
+	LOAD_PID=""
 	tries=$((tries + 1))
 	if [ "$tries" -ge 3 ]; then
-		cat "$tmp/fake.log" >&2
-		die "the fake model did not start on 127.0.0.1 (3 tries)"
+		cat "$tmp/load.log" >&2
+		die "chat_load did not start on 127.0.0.1 (3 tries)"
 	fi
 done
 FAKE=http://127.0.0.1:$FPORT
@@ -274,10 +287,9 @@ esac
 # ---- the phases ---------------------------------------------------------------------
 
 problems=""
-parts=""
-echo "bookd chat bench: $CLIENTS concurrent chats (bench/chat_client.py), ${WARMUP} s warm-up + ${DURATION} s per phase, $(nproc 2>/dev/null || echo ?) cores shared by bookd, the fake model, the client (and any other work: load average $load_before at the start)"
+echo "bookd chat bench: $CLIENTS concurrent chats (bench/chat_load.c), ${WARMUP} s warm-up + ${DURATION} s per phase, $(nproc 2>/dev/null || echo ?) cores shared by bookd, the fake model, the client (and any other work: load average $load_before at the start)"
 echo "  bookd serve: SQLite, sample book ($chunks chunks, keyword retrieval), BOOKD_CHAT_THREADS=$CHAT_THREADS, BOOKD_THREADS=$HTTP_THREADS (0 = cores), BOOKD_LOG_LEVEL=warn, port $BPORT"
-echo "  fake model: bench/chat_fake.py on port $FPORT, instant = $CHUNKS chunks at once; paced = $PACED_CHUNKS chunks ${PACED_MS} ms apart"
+echo "  fake model: bench/chat_load.c on port $FPORT, instant = $CHUNKS chunks at once; paced = $PACED_CHUNKS chunks ${PACED_MS} ms apart; first questions spread over ${STAGGER_MS} ms"
 echo
 
 bookd_check() { # during
@@ -292,20 +304,37 @@ bookd_check() { # during
 	return 1
 }
 
+load_check() { # during: chat_load must still be running
+	kill -0 "$LOAD_PID" 2>/dev/null && return 0
+	st=0
+	wait "$LOAD_PID" || st=$?
+	LOAD_PID=""
+	cat "$tmp/load.log" >&2
+	problems="$problems; chat_load died during $1 (exit status $st)"
+	return 1
+}
+
+# GET /run answers when the phase is over: 200 and its figures (JSON), or 422
+# if any answer failed. curl runs in the background so that a signal stops it.
 phase() { # key mode chunks delay_ms
-	[ -n "$BOOKD_PID" ] || return 0
-	curl -fs -o /dev/null --max-time 5 "$FAKE/config?chunks=$3&delay_ms=$4" || {
-		problems="$problems; cannot configure the fake model for $1"
-		return 0
-	}
-	"$PYTHON" bench/chat_client.py "$2" "$BOOKD" "$FAKE" "$CLIENTS" "$WARMUP" "$DURATION" "$tmp/$1.json" &
-	CLIENT_PID=$!
+	{ [ -n "$BOOKD_PID" ] && [ -n "$LOAD_PID" ]; } || return 0
+	curl -s --max-time $((WARMUP + DURATION + 120)) -o "$tmp/$1.json" -w '%{http_code}' \
+		"$FAKE/run?key=$1&mode=$2&chunks=$3&delay_ms=$4&clients=$CLIENTS&warmup=$WARMUP&duration=$DURATION&bookd=$BPORT&stagger_ms=$STAGGER_MS" \
+		>"$tmp/$1.code" &
+	CURL_PID=$!
 	crc=0
-	wait "$CLIENT_PID" || crc=$?
-	CLIENT_PID=""
-	parts="$parts $1"
-	[ "$crc" -eq 0 ] || problems="$problems; $1: bench/chat_client.py reported errors (exit $crc)"
-	[ -s "$tmp/$1.json" ] || problems="$problems; $1: bench/chat_client.py wrote no result"
+	wait "$CURL_PID" || crc=$?
+	CURL_PID=""
+	code=$(cat "$tmp/$1.code" 2>/dev/null || true)
+	case $crc/$code in
+	0/200) ;;
+	0/422) problems="$problems; $1: some answers failed (see above)" ;;
+	*)
+		problems="$problems; $1: chat_load gave no figures (curl exit $crc, HTTP ${code:-none})"
+		rm -f "$tmp/$1.json"
+		;;
+	esac
+	load_check "the $1 phase" || true
 	bookd_check "the $1 phase" || true
 	echo
 }
@@ -337,24 +366,45 @@ warn_lines=$((all_log_lines - startup_log_lines))
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 esc() { printf '%s' "$1" | sed 's/["\\]/\\&/g'; }
-cat >"$tmp/meta.json" <<EOF
+
+# chat_load prints the table and the verdicts and answers
+# {"phases": {...}, "target": {...}} with "{" and "}" alone on its first and
+# last lines: its members are spliced in after the run's own.
+report_ok=0
+if [ -n "$LOAD_PID" ] && curl -fs --max-time 30 -o "$tmp/report.json" "$FAKE/report"; then
+	report_ok=1
+else
+	problems="$problems; the report failed"
+	[ -n "$LOAD_PID" ] || cat "$tmp/load.log" >&2
+fi
+valid=true
+[ -z "$problems" ] || valid=false
+{
+	cat <<EOF
 {
   "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)",
   "commit": "$commit",
   "cores": $(nproc 2>/dev/null || echo 0),
   "loadavg_1m_before": $load_before,
   "loadavg_1m_after": $load_after,
-  "shared_machine_note": "bookd, the fake model and the client share the cores with each other and with any other work on the machine",
+  "shared_machine_note": "bookd and bench/chat_load (the fake model and the client) share the cores with each other and with any other work on the machine",
+  "tool": "bench/chat_load.c",
   "clients": $CLIENTS,
   "warmup_s": $WARMUP,
   "duration_s": $DURATION,
   "bookd": {"database": "sqlite", "retrieval": "keyword", "chat_threads": $CHAT_THREADS, "threads": $HTTP_THREADS, "log_level": "warn", "warn_lines_startup": $startup_log_lines, "warn_lines_under_load": $warn_lines},
+  "stagger_ms": $STAGGER_MS,
   "fake": {"instant": {"chunks": $CHUNKS, "delay_ms": 0}, "paced": {"chunks": $PACED_CHUNKS, "delay_ms": $PACED_MS}},
-  "problems": "$(esc "${problems#; }")"
-}
+  "problems": "$(esc "${problems#; }")",
+  "valid": $valid,
 EOF
-# shellcheck disable=SC2086 # $parts: the phases' keys, one word each
-"$PYTHON" bench/chat_client.py report "$OUT/chat.json" "$tmp/meta.json" "$tmp" $parts || problems="$problems; the report failed"
+	if [ "$report_ok" -eq 1 ]; then
+		sed '1d;$d' "$tmp/report.json"
+	else
+		printf '  "phases": null,\n  "target": null\n'
+	fi
+	echo "}"
+} >"$OUT/chat.json"
 echo "written: bench/out/chat.json"
 
 if [ -n "$problems" ]; then
