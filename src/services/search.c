@@ -20,6 +20,7 @@
 #define MAX_TERMS 32
 #define RRF_K 60.0
 #define EMBED_ROUND 256 /* chunks fetched and embedded per round */
+#define REINDEX_BATCH 8	/* chapters per transaction of a reindex */
 
 struct search {
 	db *db;
@@ -149,22 +150,28 @@ static int index_chapter_tx(struct search *s, db_conn *c, struct arena *a, const
 	return rc;
 }
 
-/* One chapter, in one transaction that holds its book (store_book_lock) and
- * reads the chapter inside it, so two index jobs for the same chapter run one
- * after the other and the last one indexes the newest text. */
-static int index_one(struct search *s, db_conn *c, const char *book_id, const char *chapter_id,
-		     struct index_stats *st, struct err *e)
+/* Chapters of one book, in one transaction that holds the book
+ * (store_book_lock) and reads each chapter inside it, so two index jobs for
+ * the same chapter run one after the other and the last one indexes the
+ * newest text. A chapter deleted meanwhile is skipped. */
+static int index_some(struct search *s, db_conn *c, const char *book_id, const char *const *chapter_ids,
+		      int n, struct index_stats *st, struct err *e)
 {
 	struct arena a;
 	arena_init(&a, 64 * 1024);
 	int rc = db_begin(c, e);
 	if (rc == 0) {
-		struct chapter ch;
 		rc = store_book_lock(c, book_id, e);
-		if (rc == 0)
-			rc = store_chapter_get(c, &a, book_id, chapter_id, &ch, e);
-		if (rc == 0)
-			rc = index_chapter_tx(s, c, &a, &ch, st, e);
+		for (int i = 0; rc == 0 && i < n; i++) {
+			struct chapter ch;
+			rc = store_chapter_get(c, &a, book_id, chapter_ids[i], &ch, e);
+			if (rc == 0)
+				rc = index_chapter_tx(s, c, &a, &ch, st, e);
+			else if (rc == ERR_NOT_FOUND && n > 1)
+				err_clear(e), rc = 0;
+			arena_free(&a); /* each chapter's text, chunks and rows go */
+			arena_init(&a, 64 * 1024);
+		}
 		if (rc == 0)
 			rc = db_commit(c, e);
 		if (rc)
@@ -172,6 +179,12 @@ static int index_one(struct search *s, db_conn *c, const char *book_id, const ch
 	}
 	arena_free(&a);
 	return rc;
+}
+
+static int index_one(struct search *s, db_conn *c, const char *book_id, const char *chapter_id,
+		     struct index_stats *st, struct err *e)
+{
+	return index_some(s, c, book_id, &chapter_id, 1, st, e);
 }
 
 int search_index_chapter(struct search *s, const char *book_id, const char *chapter_id, struct index_stats *st,
@@ -245,13 +258,22 @@ int search_index_book(struct search *s, const char *book_id, search_progress_fn 
 		rc = store_chapter_all(c, &a, books.ids[b], &per_book[b], &counts[b], e);
 		total += counts[b];
 	}
+	/* A transaction per REINDEX_BATCH chapters: each commit turns FTS5's
+	 * pending terms into a segment that later merges rewrite, so batching
+	 * halves the keyword index's cost, while the write lock is still given
+	 * up often enough for the server's writes. */
+	const char *ids[REINDEX_BATCH];
 	for (int b = 0; rc == 0 && b < books.n; b++)
-		for (int i = 0; rc == 0 && i < counts[b]; i++) {
-			rc = index_one(s, c, books.ids[b], per_book[b][i].id, st, e);
-			if (rc == ERR_NOT_FOUND) /* deleted meanwhile */
+		for (int i = 0; rc == 0 && i < counts[b]; i += REINDEX_BATCH) {
+			int n = MIN(REINDEX_BATCH, counts[b] - i);
+			for (int k = 0; k < n; k++)
+				ids[k] = per_book[b][i + k].id;
+			rc = index_some(s, c, books.ids[b], ids, n, st, e);
+			if (rc == ERR_NOT_FOUND) /* the book was deleted meanwhile */
 				err_clear(e), rc = 0;
+			done += n;
 			if (progress)
-				progress(ctx, ++done, total);
+				progress(ctx, done, total);
 		}
 	db_release(c);
 	arena_free(&a);

@@ -186,3 +186,42 @@ def test_rapid_concurrent_edits_leave_a_consistent_index(isrv):
         out = reindex_cli(srv, "--book", b["id"])
         assert (out["added"], out["removed"]) == (0, 0), \
             f"round {round_}: the index did not match the final text: {out}"
+
+
+def test_sqlite_keyword_index_stays_whole(tmp_path):
+    """On SQLite, chunks are added to the FTS5 index by bookd itself (no
+    insert trigger) and removed by triggers, cascades included: after
+    imports, edits, chapter and book deletes and a reindex, FTS5's own
+    integrity check passes and it holds exactly the chunks there are."""
+    import sqlite3
+    data = tmp_path / "fts"
+    srv = start_server(data, env={"BOOKD_JOB_BACKOFF_MS": "50"}, unset=("DATABASE_URL",))
+    try:
+        books = []
+        for i in range(3):
+            b = srv.create_book(title=uniq("fts book"))
+            chs = [srv.add_chapter(b["id"], title=f"C{k}", content_markdown=CH1 if k % 2 else CH2)
+                   for k in range(3)]
+            books.append((b, chs))
+        wait_jobs_idle(srv)
+        b0, chs0 = books[0]
+        put_chapter(srv, chs0[0], CH1.replace("Apples", "Quinces"))
+        put_chapter(srv, chs0[1], CH2 + "\n## Extra\n\nOne more section about kiwis.\n")
+        r = srv.delete(f"/api/v1/books/{b0['id']}/chapters/{chs0[2]['id']}", headers=ADMIN)
+        assert r.status_code == 204, r.text
+        r = srv.delete(f"/api/v1/books/{books[1][0]['id']}", headers=ADMIN)
+        assert r.status_code == 204, r.text
+        wait_jobs_idle(srv)
+        reindex_cli(srv)
+        assert hits(srv, q="Quinces", book_id=b0["id"]), "an edited chapter's new words are found"
+        assert not hits(srv, q="Eels", book_id=books[1][0]["id"]), "a deleted book's chunks are gone"
+        db = sqlite3.connect(str(data / "bookd.db"), timeout=10)
+        try:
+            db.execute("INSERT INTO chunks_fts(chunks_fts, rank) VALUES('integrity-check', 1)")
+            n_chunks = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            n_fts = db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()[0]
+        finally:
+            db.close()
+        assert n_chunks == n_fts and n_chunks > 0, (n_chunks, n_fts)
+    finally:
+        assert srv.stop() == 0, srv.log_tail()
