@@ -46,8 +46,12 @@
 #                   at every moment without saturating the machine: bookd's
 #                   own overhead at 50 concurrent streaming chats.
 #     whole_paced   the same, not streamed (the whole answer after 10 x 50 ms).
-#   BENCH_CHAT_PACED_MS=0 skips the paced phases. All chats ask their first
-#   question at once (BENCH_CHAT_STAGGER_MS spreads them out).
+#   BENCH_CHAT_PACED_MS=0 skips the paced phases. The chats' first questions
+#   are spread over one paced answer's time (PACED_CHUNKS x PACED_MS), as
+#   readers who do not all press Enter in the same millisecond are: started
+#   together, paced chats would stay in lock-step and ask in bursts of 50 every
+#   500 ms, and the figures would measure that burst's queue on 2 cores
+#   (BENCH_CHAT_STAGGER_MS=0 shows it).
 #
 # Figures: bench/out/chat.json after a run, and the bench table in README.md.
 # They are noisy on a shared 2-core machine: note the load average (printed,
@@ -72,7 +76,8 @@
 #   BENCH_CHAT_PACED_CHUNKS deltas of the paced fake's answer (default 10)
 #   BENCH_CHAT_PACED_MS     ms before each paced delta (default 50; 0 = no paced phases)
 #   BENCH_CHAT_STAGGER_MS   spread the chats' first questions over this many ms
-#                           (default 0: all at once; at most the warm-up). With
+#                           (default PACED_CHUNKS x PACED_MS, at most the
+#                           warm-up; 0: all at once). With
 #                           a paced fake every answer takes as long, so chats
 #                           that start together keep asking in bursts of CLIENTS
 #   CC                      C compiler for bench/chat_load.c (default cc)
@@ -92,7 +97,7 @@ CLIENTS=${BENCH_CHAT_CLIENTS:-50}
 CHUNKS=${BENCH_CHAT_CHUNKS:-4}
 PACED_CHUNKS=${BENCH_CHAT_PACED_CHUNKS:-10}
 PACED_MS=${BENCH_CHAT_PACED_MS:-50}
-STAGGER_MS=${BENCH_CHAT_STAGGER_MS:-0}
+STAGGER_MS=${BENCH_CHAT_STAGGER_MS:-default}
 HTTP_THREADS=${BOOKD_THREADS:-0}
 CHAT_THREADS=${BOOKD_CHAT_THREADS:-64}
 
@@ -113,6 +118,12 @@ seconds() { # 10 | 10s | 2m -> whole seconds
 DURATION=$(seconds "${BENCH_DURATION:-10s}") || die "BENCH_DURATION must be whole seconds (10, 10s or 1m)"
 WARMUP=$(seconds "${BENCH_WARMUP:-2s}") || die "BENCH_WARMUP must be whole seconds (2, 2s)"
 [ "$DURATION" -ge 1 ] || die "BENCH_DURATION must be at least 1 s"
+if [ "$STAGGER_MS" = default ]; then # one paced answer's time, within the warm-up
+	case $PACED_CHUNKS$PACED_MS$WARMUP in *[!0-9]*) STAGGER_MS=0 ;; *)
+		STAGGER_MS=$((PACED_CHUNKS * PACED_MS))
+		[ "$STAGGER_MS" -le $((WARMUP * 1000)) ] || STAGGER_MS=$((WARMUP * 1000)) ;;
+	esac
+fi
 for v in "$CLIENTS" "$CHUNKS" "$PACED_CHUNKS" "$PACED_MS" "$STAGGER_MS" "$HTTP_THREADS" "$CHAT_THREADS"; do
 	case $v in '' | *[!0-9]*) die "BENCH_CHAT_CLIENTS, BENCH_CHAT_CHUNKS, BENCH_CHAT_PACED_CHUNKS, BENCH_CHAT_PACED_MS, BENCH_CHAT_STAGGER_MS, BOOKD_THREADS and BOOKD_CHAT_THREADS must be whole numbers" ;; esac
 done

@@ -138,6 +138,7 @@ static struct ask *ask_new(struct app *app)
 	pthread_mutex_init(&a->lock, NULL);
 	a->refs = 1;
 	a->q.subject = a->subject;
+	a->last_write_us = time_mono_us(); /* the first ": waiting" a second from now */
 	return a;
 }
 

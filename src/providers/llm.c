@@ -306,6 +306,32 @@ static int on_progress(void *ud, curl_off_t a, curl_off_t b, curl_off_t c2, curl
 
 enum outcome { OK, RETRY, FAIL, CANCEL };
 
+/*
+ * One easy handle per calling thread, reset between calls: its connection
+ * cache survives the reset, so consecutive answers on a thread reuse the
+ * provider's connection (and TLS session) instead of a handshake each.
+ */
+static pthread_key_t curl_key;
+static pthread_once_t curl_key_once = PTHREAD_ONCE_INIT;
+
+static void curl_key_free(void *h) { curl_easy_cleanup(h); }
+static void curl_key_make(void) { pthread_key_create(&curl_key, curl_key_free); }
+
+static CURL *thread_curl(void)
+{
+	pthread_once(&curl_key_once, curl_key_make);
+	CURL *h = pthread_getspecific(curl_key);
+	if (h) {
+		curl_easy_reset(h);
+		return h;
+	}
+	if ((h = curl_easy_init()) != NULL && pthread_setspecific(curl_key, h) != 0) {
+		curl_easy_cleanup(h);
+		h = NULL;
+	}
+	return h;
+}
+
 static enum outcome call_once(struct provider *p, const struct llm_request *req, struct llm_result *res,
 			      long *retry_after, struct err *e)
 {
@@ -328,7 +354,7 @@ static enum outcome call_once(struct provider *p, const struct llm_request *req,
 	if (req->stream)
 		h = curl_slist_append(h, "Accept: text/event-stream");
 	ops->headers(p, &h);
-	CURL *curl = curl_easy_init();
+	CURL *curl = thread_curl();
 	long status = 0;
 	CURLcode cc = CURLE_FAILED_INIT;
 	long timeout_ms = (long)MIN((int64_t)p->timeout_s * 1000, left);
@@ -351,7 +377,6 @@ static enum outcome call_once(struct provider *p, const struct llm_request *req,
 		cc = curl_easy_perform(curl);
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	}
-	curl_easy_cleanup(curl);
 	curl_slist_free_all(h);
 	free(payload);
 	enum outcome out;

@@ -71,8 +71,9 @@ static int session_for(struct chat *c, db_conn *conn, struct arena *a, const cha
 	return rc;
 }
 
-static int new_session(db_conn *conn, const char *user_id, const char *book_id, struct chat_session *out,
-		       struct err *e)
+/* A session is stored with its first exchange (or not at all, when the
+ * answer fails): nothing is written before the model is asked. */
+static int new_session(const char *user_id, const char *book_id, struct chat_session *out, struct err *e)
 {
 	memset(out, 0, sizeof(*out));
 	if (uuid_v7(out->id))
@@ -80,7 +81,7 @@ static int new_session(db_conn *conn, const char *user_id, const char *book_id, 
 	out->user_id = (char *)user_id;
 	out->book_id = (char *)book_id;
 	out->created_at = out->updated_at = time_now_ms();
-	return store_chat_session_insert(conn, out, e);
+	return 0;
 }
 
 /* ---- citations ------------------------------------------------------------------ */
@@ -375,8 +376,10 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	int nctx = 0;
 	char day[16];
 	today(day);
-	db_conn *conn;
-	if ((rc = db_acquire(c->db, &conn, e)) != 0)
+	db_conn *conn = NULL;
+	/* A new conversation with no budget to check asks the database nothing. */
+	int fresh = !q->session_id;
+	if ((!fresh || c->cfg.daily_tokens > 0) && (rc = db_acquire(c->db, &conn, e)) != 0)
 		return rc;
 	if (c->cfg.daily_tokens > 0) {
 		int64_t used = 0;
@@ -387,19 +390,18 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 			goto out;
 		}
 	}
-	if (q->session_id) {
+	if (!fresh) {
 		rc = session_for(c, conn, a, q->user_id, q->session_id, &session, e);
 		if (rc == ERR_NOT_FOUND && q->unknown_session_starts_new) {
 			err_clear(e);
-			rc = new_session(conn, q->user_id, q->book_id, &session, e);
+			fresh = 1;
 		}
-	} else {
-		rc = new_session(conn, q->user_id, q->book_id, &session, e);
 	}
+	if (fresh)
+		rc = new_session(q->user_id, q->book_id, &session, e);
+	else if (rc == 0 && (rc = store_chat_recent(conn, a, session.id, c->cfg.history_messages, &hist, &nhist, e)) == 0)
+		rc = store_chat_contexts(conn, a, session.id, 1, &ctx_texts, &ctx_chapters, &nctx, e);
 	if (rc)
-		goto out;
-	if ((rc = store_chat_recent(conn, a, session.id, c->cfg.history_messages, &hist, &nhist, e)) != 0 ||
-	    (rc = store_chat_contexts(conn, a, session.id, 1, &ctx_texts, &ctx_chapters, &nctx, e)) != 0)
 		goto out;
 	db_release(conn);
 	conn = NULL;
@@ -531,13 +533,17 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	size_t tl = utf8_prefix(q->question, strlen(q->question), 80);
 	memcpy(title, q->question, tl);
 	title[tl] = '\0';
-	if (out->broken) {
-		/* Nothing worth remembering: the reader was told it broke off. */
-		free(cit);
-		goto out;
-	}
 	if ((rc = db_acquire(c->db, &conn, e)) == 0 && (rc = db_begin(conn, e)) == 0) {
-		rc = store_chat_message_insert(conn, &um, e);
+		if (fresh) /* the reader has its id, even of an answer that broke off */
+			rc = store_chat_session_insert(conn, &session, e);
+		if (out->broken) { /* nothing else worth remembering: the reader was told */
+			rc = rc ? rc : db_commit(conn, e);
+			if (rc)
+				db_rollback(conn);
+			free(cit);
+			goto out;
+		}
+		rc = rc ? rc : store_chat_message_insert(conn, &um, e);
 		rc = rc ? rc : store_chat_message_insert(conn, &am, e);
 		rc = rc ? rc : store_chat_session_touch(conn, session.id, title, out->timestamp, e);
 		if (!rc && c->cfg.daily_tokens > 0)
@@ -583,13 +589,22 @@ int chat_add_context(struct chat *c, struct arena *a, const char *user_id, const
 	if (rc)
 		return rc;
 	struct chat_session s;
-	rc = session_id ? session_for(c, conn, a, user_id, session_id, &s, e) : new_session(conn, user_id, book_id, &s, e);
+	if ((rc = db_begin(conn, e)) != 0)
+		goto out;
+	if (session_id)
+		rc = session_for(c, conn, a, user_id, session_id, &s, e);
+	else if ((rc = new_session(user_id, book_id, &s, e)) == 0)
+		rc = store_chat_session_insert(conn, &s, e);
 	if (rc == 0 && uuid_v7(context_id))
 		rc = err_set(e, ERR_INTERNAL, "no randomness");
 	if (rc == 0)
 		rc = store_chat_context_insert(conn, context_id, s.id, text, book_id, chapter_id, time_now_ms(), e);
-	if (rc == 0)
+	rc = rc ? rc : db_commit(conn, e);
+	if (rc)
+		db_rollback(conn);
+	else
 		snprintf(session_out, UUID_STR_LEN, "%s", s.id);
+out:
 	db_release(conn);
 	return rc;
 }
