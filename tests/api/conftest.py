@@ -329,7 +329,18 @@ def start_server(data_dir, env=None, unset=(), cwd=None, port=None,
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     cwd = Path(cwd) if cwd else data_dir
-    port = port or free_port()
+    # A port from free_port() is free only when it is picked: another process
+    # (a bookd of another pytest worker, an outgoing connection) may take it
+    # before this bookd binds it.  Then bookd exits saying so: pick another.
+    own_port = port is None and set_port
+    for attempt in range(5):
+        srv = _start_server_once(data_dir, env, unset, cwd, port or free_port(),
+                                 set_port, log_name)
+        if not wait or _wait_listening(srv, retry_if_taken=own_port and attempt < 4):
+            return srv
+
+
+def _start_server_once(data_dir, env, unset, cwd, port, set_port, log_name):
     e = clean_env()
     e.update({
         "BOOKD_HOST": "127.0.0.1",
@@ -352,25 +363,37 @@ def start_server(data_dir, env=None, unset=(), cwd=None, port=None,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=logf)
     logf.close()
-    srv = Server(proc, port, data_dir, log_path, e, cwd)
-    if wait:
-        deadline = time.monotonic() + 10 * SLOW
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"bookd serve exited early with {proc.returncode}:\n{srv.log_tail()}")
-            try:
-                r = requests.get(srv.url("/health/live"), timeout=1)
-                if r.status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"bookd did not answer /health/live within 10s:\n{srv.log_tail()}")
-            time.sleep(0.05)
-    return srv
+    return Server(proc, port, data_dir, log_path, e, cwd)
+
+
+def _wait_listening(srv, retry_if_taken):
+    """Wait until this bookd answers /health/live.  An answer alone does not
+    prove it is this process's: when another process holds the port, this
+    bookd exits while that one answers.  So also wait for this process's own
+    "listening" line (logged once its socket is bound).  Returns False when
+    the port was taken and retry_if_taken is set."""
+    proc = srv.proc
+    logs_info = srv.env.get("BOOKD_LOG_LEVEL", "info") in ("debug", "info")
+    deadline = time.monotonic() + 10 * SLOW
+    while True:
+        if proc.poll() is not None:
+            if retry_if_taken and "cannot listen on" in srv.log_text():
+                return False
+            raise AssertionError(
+                f"bookd serve exited early with {proc.returncode}:\n{srv.log_tail()}")
+        try:
+            r = requests.get(srv.url("/health/live"), timeout=1)
+            if r.status_code == 200 and (not logs_info or any(
+                    x.get("msg") == "listening" and str(x.get("url", "")).endswith(f":{srv.port}")
+                    for x in srv.log_records())):
+                return True
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"bookd did not answer /health/live within 10s:\n{srv.log_tail()}")
+        time.sleep(0.05)
 
 
 def run_bookd(args, data_dir=None, env=None, unset=(), cwd=None, timeout=30):

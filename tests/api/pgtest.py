@@ -42,10 +42,18 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.dir, "postgres", "postgres")
         self.data = os.path.join(self.dir, "data")
-        self.port = _free_port()
         _as_postgres([f"{PG_BIN}/initdb", "-D", self.data, "-A", "trust", "-U", "postgres",
                       "-E", "UTF8", "--locale=C.UTF-8"])
-        self.start()
+        # a free port is free only when picked: another process may bind it
+        # before PostgreSQL does, which then fails to start; pick another
+        for attempt in range(3):
+            self.port = _free_port()
+            try:
+                self.start()
+                break
+            except subprocess.CalledProcessError:
+                if attempt == 2:
+                    raise
         self.databases = set()
 
     def start(self):

@@ -175,12 +175,14 @@ def test_exactly_once_with_server_and_worker(server_factory, worker_factory, tmp
     ids, rec_ids, errors = [], [], []
     lock = threading.Lock()
 
+    # the recorded jobs take 300 ms: one process alone needs about 2 s for
+    # them, so the one that starts later still finds work
     def submitter(n_noop, n_rec):
         s = requests.Session()
         try:
             for i in range(n_noop + n_rec):
                 body = ({"type": "test.noop", "payload": {}} if i < n_noop else
-                        {"type": "test.steps", "payload": {"steps": 1, "sleep_ms": 100, "record": str(rec)}})
+                        {"type": "test.steps", "payload": {"steps": 1, "sleep_ms": 300, "record": str(rec)}})
                 r = s.post(queue.url("/api/v1/jobs"), json=body, headers=ADMIN, timeout=10)
                 assert r.status_code == 202, r.text
                 with lock:
@@ -208,9 +210,17 @@ def test_exactly_once_with_server_and_worker(server_factory, worker_factory, tmp
     assert set(counts) == set(rec_ids), "record file names other jobs or misses some"
     dup = {j: n for j, n in counts.items() if n != 1}
     assert not dup, f"jobs recorded more than once: {dup}"
-    # each job finished once, by one of the two processes (their logs)
-    srv_done = [r["job_id"] for r in log_json(srv.log_path) if r.get("msg") == "job" and r.get("status") == "completed"]
-    w_done = [r["job_id"] for r in log_json(w.log_path) if r.get("msg") == "job" and r.get("status") == "completed"]
+    # each job finished once, by one of the two processes (their logs); a
+    # job's line is logged just after it is recorded as completed: wait for it
+    deadline = time.monotonic() + 5 * SLOW
+    while True:
+        srv_done = [r["job_id"] for r in log_json(srv.log_path)
+                    if r.get("msg") == "job" and r.get("status") == "completed"]
+        w_done = [r["job_id"] for r in log_json(w.log_path)
+                  if r.get("msg") == "job" and r.get("status") == "completed"]
+        if set(srv_done + w_done) >= set(ids + rec_ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     both = Counter(srv_done + w_done)
     assert set(both) == set(ids + rec_ids) and set(both.values()) == {1}, (
         f"completions logged: {len(srv_done)} by the server, {len(w_done)} by the worker, "

@@ -105,6 +105,21 @@ def start_pg_worker(data_dir, url, log_path, **extra):
     return w
 
 
+def wait_listening(pg, url, channel="bookd_jobs", timeout=15):
+    """Wait until a session on the database `url` of the PostgreSQL `pg` has
+    run LISTEN `channel` and sits idle: for the default channel, a job
+    worker's listener, which connects in the background (at start, and again
+    after losing its connection, with a growing back-off), is ready for
+    NOTIFY."""
+    sql = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+           f"AND state = 'idle' AND query ILIKE 'LISTEN {channel}%'")
+    deadline = time.monotonic() + timeout * SLOW
+    while int(pg.psql(sql, db=db_name(url)).strip()) < 1:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no LISTEN {channel} session on {db_name(url)} within {timeout}s")
+        time.sleep(0.05)
+
+
 def sqlite_tables(path):
     """Tables of the SQLite schema that hold bookd's data: all but
     schema_migrations, sqlite_* and the virtual tables (FTS) with their

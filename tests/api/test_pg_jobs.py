@@ -12,7 +12,7 @@ import requests
 
 from conftest import ADMIN, HTTP_TIMEOUT
 from test_jobs_common import TERMINAL, accepted_id, log_json, read_record, ts
-from test_pg_common import fresh_db, node_env, start_pg_worker
+from test_pg_common import fresh_db, node_env, shared_pg, start_pg_worker, wait_listening
 
 
 def list_all_jobs(srv):
@@ -129,7 +129,8 @@ def test_idle_worker_process_is_woken_by_notify(server_factory, tmp_path):
     w = start_pg_worker(tmp_path / "node-w", url, tmp_path / "worker.stderr",
                         BOOKD_TEST_JOBS=1, BOOKD_WORKER_MAX_JOBS=1)
     try:
-        time.sleep(0.3)  # let the worker's listener connect and its first poll pass
+        wait_listening(shared_pg(), url)  # the worker's listener connects in the background
+        time.sleep(0.3)  # let its first poll pass
         delays = []
         rnd = random.Random(7)
         for _ in range(10):

@@ -10,6 +10,21 @@ import pytest
 from conftest import API_KEY, SLOW, uniq
 
 
+def send_head_in_flight(s, head):
+    """Send a request head with Expect: 100-continue and wait for bookd's
+    "100 Continue": it has read the head and holds the request in flight.
+    (A fixed sleep would assume a busy machine got that far in time; a
+    SIGTERM before it would rightly refuse the request.)"""
+    assert head.endswith(b"\r\n\r\n")
+    s.sendall(head[:-2] + b"Expect: 100-continue\r\n\r\n")
+    interim = b""
+    while b"\r\n\r\n" not in interim:
+        chunk = s.recv(1)
+        assert chunk, f"connection closed before 100 Continue: {interim!r}"
+        interim += chunk
+    assert interim.startswith(b"HTTP/1.1 100"), interim
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_exits_zero_and_data_persists(server_factory, tmp_path, sig):
     data = tmp_path / "persist"
@@ -54,7 +69,8 @@ def test_in_flight_request_completes(server_factory):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     try:
         # headers and half the body are on the wire before the signal
-        s.sendall(head + body[:5])
+        send_head_in_flight(s, head)
+        s.sendall(body[:5])
         time.sleep(0.3)
         srv.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
@@ -84,8 +100,7 @@ def test_in_flight_write_persists(server_factory, tmp_path):
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     try:
-        s.sendall(head)
-        time.sleep(0.2)
+        send_head_in_flight(s, head)
         srv.proc.send_signal(signal.SIGTERM)
         time.sleep(0.2)
         s.sendall(body)

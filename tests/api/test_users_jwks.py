@@ -405,9 +405,12 @@ def test_unknown_kid_refetch_is_rate_limited(ext, idp, keys):
     assert idp.hit_count() - before <= 1, idp.hits
 
 
-def test_zz_key_added_later_is_picked_up(ext, idp):
+def test_zz_key_added_later_is_picked_up(ext, idp, keys):
     """Last in the module: a key the provider adds later is used once the
     server refetches the JWKS for an unknown kid (at most every 10 s)."""
+    # the first fetch: under pytest-xdist this server need not have seen
+    # the module's other tests
+    assert me(ext, token(keys["ed"], claims())).status_code == 200
     assert idp.hit_count() >= 1
     late = gen("ed", "ed-late")
     idp.add(late)
