@@ -14,6 +14,12 @@
  * takes it at BEGIN IMMEDIATE or before an autocommit statement that writes,
  * and gives it back when SQLite is in autocommit mode again. The busy timeout
  * remains for writers in other processes (`bookd import` beside a server).
+ *
+ * Checkpoints, too, are kept off the requests' path: by default the commit
+ * that takes the WAL past 1,000 pages copies them into the database file
+ * itself, some milliseconds that land on whichever request committed. Here
+ * connections never checkpoint; a thread of the backend's own runs a passive
+ * checkpoint (which waits for no one) every CHECKPOINT_MS.
  */
 #include <sqlite3.h>
 #include <stdint.h>
@@ -28,6 +34,7 @@
 
 #define STMT_CACHE_SLOTS 128 /* power of two */
 #define WRITER_WAIT_S 5      /* as long as the busy timeout */
+#define CHECKPOINT_MS 200
 #define MAX_PARAMS 32
 
 struct stmt_entry {
@@ -39,6 +46,12 @@ struct stmt_entry {
 
 struct sqlite_db {
 	pthread_mutex_t writer; /* held from a write's start to autocommit */
+	char *path;
+	pthread_t checkpointer;
+	int checkpointing;
+	pthread_mutex_t lock; /* with wake: the checkpointer's sleep, and stop */
+	pthread_cond_t wake;
+	int stop;
 };
 
 struct sqlite_conn {
@@ -91,7 +104,8 @@ static int sq_conn_open(db *d, db_conn **out, struct err *e)
 	rc = exec_simple(c->h,
 			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
 			 "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY; "
-			 "PRAGMA cache_size=-16384;", /* 16 MiB at most, per connection */
+			 "PRAGMA cache_size=-16384; " /* 16 MiB at most, per connection */
+			 "PRAGMA wal_autocheckpoint=0;",
 			 e);
 	if (rc) {
 		sqlite3_close(c->h);
@@ -114,13 +128,44 @@ static void sq_conn_close(db_conn *base)
 	xfree(c);
 }
 
+static void *checkpointer(void *arg)
+{
+	struct sqlite_db *sd = arg;
+	sqlite3 *h = NULL;
+	if (sqlite3_open_v2(sd->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		sqlite3_close(h);
+		h = NULL; /* nothing to do but wait for the stop */
+	}
+	pthread_mutex_lock(&sd->lock);
+	while (!sd->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += CHECKPOINT_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&sd->wake, &sd->lock, &until);
+		if (sd->stop || !h)
+			continue;
+		pthread_mutex_unlock(&sd->lock);
+		sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&sd->lock);
+	}
+	pthread_mutex_unlock(&sd->lock);
+	sqlite3_close(h); /* the last connection to close checkpoints what is left */
+	return NULL;
+}
+
 static int sq_open(db *d, const char *target, struct err *e)
 {
 	UNUSED(target);
 	struct sqlite_db *sd = xcalloc(1, sizeof(*sd));
-	if (!sd)
+	if (!sd || !(sd->path = xstrdup(d->target))) {
+		xfree(sd);
 		return err_set(e, ERR_INTERNAL, "out of memory");
+	}
 	pthread_mutex_init(&sd->writer, NULL);
+	pthread_mutex_init(&sd->lock, NULL);
+	pthread_cond_init(&sd->wake, NULL);
 	d->impl = sd;
 	/* Open (and so create) the file once now, to fail fast on a bad path. */
 	db_conn *c;
@@ -128,6 +173,10 @@ static int sq_open(db *d, const char *target, struct err *e)
 	if (rc)
 		return rc;
 	db_release(c);
+	if (pthread_create(&sd->checkpointer, NULL, checkpointer, sd) != 0)
+		return err_set(e, ERR_INTERNAL, "cannot start the checkpoint thread");
+	sd->checkpointing = 1;
+	pthread_setname_np(sd->checkpointer, "bookd-ckpt");
 	return 0;
 }
 
@@ -136,7 +185,17 @@ static void sq_close(db *d)
 	struct sqlite_db *sd = d->impl;
 	if (!sd)
 		return;
+	if (sd->checkpointing) {
+		pthread_mutex_lock(&sd->lock);
+		sd->stop = 1;
+		pthread_cond_signal(&sd->wake);
+		pthread_mutex_unlock(&sd->lock);
+		pthread_join(sd->checkpointer, NULL);
+	}
+	pthread_cond_destroy(&sd->wake);
+	pthread_mutex_destroy(&sd->lock);
 	pthread_mutex_destroy(&sd->writer);
+	xfree(sd->path);
 	xfree(sd);
 	d->impl = NULL;
 }
