@@ -424,6 +424,29 @@ static const struct migration migrations[] = {
 	  "DROP TRIGGER chunks_ai;\n",
 	  /* PostgreSQL: the tsvector column is generated */
 	  "SELECT 1;\n" },
+	/* Book and chapter filters as terms of the keyword index (a `scope`
+	 * column of two tokens, "b<book id>" and "c<chapter id>" without dashes,
+	 * weighted 0): FTS5 intersects them with the query's terms, where a
+	 * `rowid IN (the book's chunks)` filter listed the whole book per query. */
+	{ 8, "book and chapter filters in the keyword index",
+	  "ALTER TABLE chunks ADD COLUMN scope TEXT GENERATED ALWAYS AS\n"
+	  "  ('b' || replace(book_id, '-', '') || ' c' || replace(chapter_id, '-', '')) VIRTUAL;\n"
+	  "DROP TRIGGER chunks_ad;\n"
+	  "DROP TRIGGER chunks_au;\n"
+	  "DROP TABLE chunks_fts;\n"
+	  "CREATE VIRTUAL TABLE chunks_fts USING fts5(heading_path, text, scope, content='chunks',\n"
+	  "  content_rowid='rowid', tokenize='porter unicode61 remove_diacritics 2');\n"
+	  "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');\n"
+	  "CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN\n"
+	  "  INSERT INTO chunks_fts(chunks_fts, rowid, heading_path, text, scope)\n"
+	  "    VALUES ('delete', old.rowid, old.heading_path, old.text, old.scope);\n"
+	  "END;\n"
+	  "CREATE TRIGGER chunks_au AFTER UPDATE OF heading_path, text ON chunks BEGIN\n"
+	  "  INSERT INTO chunks_fts(chunks_fts, rowid, heading_path, text, scope)\n"
+	  "    VALUES ('delete', old.rowid, old.heading_path, old.text, old.scope);\n"
+	  "  INSERT INTO chunks_fts(rowid, heading_path, text, scope) VALUES (new.rowid, new.heading_path, new.text, new.scope);\n"
+	  "END;\n",
+	  "SELECT 1;\n" },
 };
 
 #define MIGRATION_LOCK 0x626f6f6b64 /* "bookd" */

@@ -89,6 +89,15 @@ int store_chunk_get(db_conn *c, struct arena *a, const char *id, struct chunk_ro
 	return 0;
 }
 
+/* An id without its dashes, as chunks.scope has it (migration 8); returns the end. */
+static char *undashed(char *out, const char *id)
+{
+	for (; *id; id++)
+		if (*id != '-')
+			*out++ = *id;
+	return out;
+}
+
 int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e)
 {
 	struct db_val p[] = { dbv_text(r->id),	       dbv_text(r->book_id),	  dbv_text(r->chapter_id),
@@ -106,9 +115,16 @@ int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e)
 	/* The FTS5 row, here rather than by a trigger: a trigger runs in a
 	 * statement savepoint, at which FTS5 writes out its pending terms, so a
 	 * trigger made a segment per chunk and indexing twice as slow. */
-	struct db_val f[] = { dbv_text(r->heading_path), dbv_text(r->text) };
-	return db_query(c, "INSERT INTO chunks_fts (rowid, heading_path, text) VALUES (last_insert_rowid(), $1, $2)",
-			f, 2, NULL, NULL, NULL, e);
+	char scope[2 * UUID_STR_LEN + 4], *s = scope;
+	*s++ = 'b';
+	s = undashed(s, r->book_id);
+	*s++ = ' ';
+	*s++ = 'c';
+	*undashed(s, r->chapter_id) = '\0';
+	struct db_val f[] = { dbv_text(r->heading_path), dbv_text(r->text), dbv_text(scope) };
+	return db_query(c, "INSERT INTO chunks_fts (rowid, heading_path, text, scope) "
+			   "VALUES (last_insert_rowid(), $1, $2, $3)",
+			f, 3, NULL, NULL, NULL, e);
 }
 
 int store_chunk_move(db_conn *c, const struct chunk_row *r, struct err *e)
@@ -132,6 +148,11 @@ int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, 
 			 const char *chapter_id, int limit, struct chunk_row **rows, int *n, struct err *e)
 {
 	int pg = db_dialect(db_conn_db(c)) == DB_POSTGRES;
+	if (nterms <= 0) {
+		*rows = NULL;
+		*n = 0;
+		return 0;
+	}
 	struct buf q;
 	buf_init(&q, 16384);
 	int brc = 0;
@@ -141,7 +162,20 @@ int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, 
 		if (pg)
 			brc = buf_printf(&q, "%s%s", i ? " | " : "", terms[i]);
 		else
-			brc = buf_printf(&q, "%s\"%s\"", i ? " OR " : "", terms[i]);
+			brc = buf_printf(&q, "%s\"%s\"", i ? " OR " : "{heading_path text} : (", terms[i]);
+	}
+	/* The filters are terms of the scope column: FTS5 intersects them. */
+	if (!pg && !brc) {
+		char id[UUID_STR_LEN];
+		brc = buf_printf(&q, ")");
+		if (!brc && book_id && strlen(book_id) < UUID_STR_LEN) {
+			*undashed(id, book_id) = '\0';
+			brc = buf_printf(&q, " AND scope : \"b%s\"", id);
+		}
+		if (!brc && chapter_id && strlen(chapter_id) < UUID_STR_LEN) {
+			*undashed(id, chapter_id) = '\0';
+			brc = buf_printf(&q, " AND scope : \"c%s\"", id);
+		}
 	}
 	if (brc) {
 		buf_free(&q);
@@ -158,12 +192,11 @@ int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, 
 		     "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
 		     "ORDER BY score DESC, c.id LIMIT $4"
 		   /* Rank inside FTS5 and keep the top rows before joining: joining
-		    * every match first costs O(matches) row lookups. */
-		   : "SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, -bm25(chunks_fts, 2.0, 1.0) AS score "
+		    * every match first costs O(matches) row lookups. The scope
+		    * column (the filters) weighs nothing. */
+		   : "SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, -bm25(chunks_fts, 2.0, 1.0, 0.0) AS score "
 		     "FROM chunks_fts WHERE chunks_fts MATCH $1 "
-		     "AND (CAST($2 AS TEXT) IS NULL OR rowid IN (SELECT rowid FROM chunks WHERE book_id = $2)) "
-		     "AND (CAST($3 AS TEXT) IS NULL OR rowid IN (SELECT rowid FROM chunks WHERE chapter_id = $3)) "
-		     "ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT $4) f "
+		     "ORDER BY bm25(chunks_fts, 2.0, 1.0, 0.0) LIMIT $4) f "
 		     "JOIN chunks c ON c.rowid = f.rowid JOIN chapters ch ON ch.id = c.chapter_id "
 		     "ORDER BY f.score DESC, c.id";
 	int rc = many(c, a, sql, p, 4, 1, rows, n, e);
