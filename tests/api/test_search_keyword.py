@@ -255,3 +255,25 @@ def test_reindex_api(kw, tmp_path):
     assert wait_job(srv, jid)["status"] == "completed"
     # searchable by anyone, also anonymous (no credentials above)
     assert hits(srv, q="zmp")
+
+
+def test_filters_on_a_server_with_one_book(tmp_path):
+    """With a single book, filtering on it is skipped inside the index (it
+    filters nothing): results are those of no filter; another book id still
+    finds nothing, and so does a chapter filter on another chapter."""
+    srv = start_server(tmp_path / "one-book", env={"BOOKD_JOB_BACKOFF_MS": "50"})
+    try:
+        book_id = import_sample(srv)
+        wait_jobs_idle(srv)
+        wait_search(srv, lambda r: len(r) > 0, q="zero moment point", book_id=book_id)
+        plain = [h["chunk_id"] for h in hits(srv, q="zero moment point", limit=20)]
+        scoped = [h["chunk_id"] for h in hits(srv, q="zero moment point", book_id=book_id, limit=20)]
+        assert plain and scoped == plain
+        assert hits(srv, q="zero moment point", book_id="00000000-0000-7000-8000-000000000000") == []
+        chapters = chapters_of(srv, book_id)
+        first = hits(srv, q="zero moment point", book_id=book_id, limit=1)[0]
+        others = [c["id"] for c in chapters if c["id"] != first["chapter_id"]]
+        for h in hits(srv, q="zero moment point", book_id=book_id, chapter_id=others[0], limit=20):
+            assert h["chapter_id"] == others[0], h
+    finally:
+        assert srv.stop() == 0, srv.log_tail()
