@@ -74,6 +74,34 @@ static int row_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
+static int text_cb(void *ctx, const db_row *r)
+{
+	size_t n;
+	const char *t = db_row_text(r, 0, &n);
+	if (t)
+		snprintf(ctx, 1024, "%.*s", (int)n, t);
+	return 1;
+}
+
+/* "SELECT <stored columns> FROM table": on SQLite, table_info leaves out
+ * generated columns (chunks.scope), which the target computes itself. */
+static char *select_of(db_conn *src, const char *table, struct err *e)
+{
+	char cols[1024] = "*";
+	if (db_dialect(db_conn_db(src)) == DB_SQLITE) {
+		struct db_val p[] = { dbv_text(table) };
+		if (db_query(src, "SELECT group_concat(name, ', ') FROM pragma_table_info($1)", p, 1, text_cb, cols,
+			     NULL, e) < 0)
+			return NULL;
+	}
+	char *sql = xmalloc(strlen(cols) + 64);
+	if (!sql)
+		err_set(e, ERR_INTERNAL, "out of memory");
+	else
+		snprintf(sql, strlen(cols) + 64, "SELECT %s FROM %s", cols, table);
+	return sql;
+}
+
 int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], int *ntables, struct err *e)
 {
 	db_conn *src = NULL, *dst = NULL;
@@ -96,12 +124,10 @@ int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], i
 	*ntables = 0;
 	for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
 		struct copier cp = { dst, tables[i], NULL, 0, e };
-		select_sql[i] = xmalloc(64);
-		if (!select_sql[i]) {
-			rc = err_set(e, ERR_INTERNAL, "out of memory");
+		if (!(select_sql[i] = select_of(src, tables[i], e))) {
+			rc = e->code ? e->code : ERR_INTERNAL;
 			break;
 		}
-		snprintf(select_sql[i], 64, "SELECT * FROM %s", tables[i]);
 		rc = db_query(src, select_sql[i], NULL, 0, row_cb, &cp, NULL, e);
 		sql[i] = cp.insert_sql;
 		if (rc)
