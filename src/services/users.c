@@ -433,13 +433,24 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 	out->role = (char *)role_name(ROLE_READER);
 	out->external_sub = arena_strdup(a, sub);
 	out->created_at = out->updated_at = time_now_ms();
-	rc = store_user_insert(c, out, e);
-	if (rc == ERR_CONFLICT) /* email taken: link by a synthetic address */ {
+	for (int attempt = 0;; attempt++) {
+		rc = store_user_insert(c, out, e);
+		if (rc != ERR_CONFLICT)
+			break;
+		/* Another request saw this subject first (its token's first use
+		 * came in twice at once): theirs is the user. */
 		err_clear(e);
+		struct user mine = *out;
+		if ((rc = store_user_get(c, a, "sub", sub, out, e)) != ERR_NOT_FOUND)
+			return rc;
+		err_clear(e);
+		*out = mine;
+		if (attempt == 1)
+			return err_set(e, ERR_CONFLICT, "cannot create the user of this token");
+		/* The email is a local user's: link by a synthetic address. */
 		char h[65];
 		sha256_hex(sub, h);
 		out->email = arena_printf(a, "%.32s@external.invalid", h);
-		rc = store_user_insert(c, out, e);
 	}
 	if (rc == 0)
 		audit("external_user_created", out->id, NULL, NULL);
