@@ -32,18 +32,15 @@
 #   checked both ways: PostgreSQL's req/s >= half SQLite's, and its p99 <=
 #   twice SQLite's.
 #
-# Figures (2-core VM shared with other work, load average 1.7-2.7 during the
-# run; BENCH_DURATION=5s; commit 32150a3; noisy, compare runs made close
-# together: an earlier run under more load gave PG/SQLite 0.42 for the chapter):
-#   target               SQLite req/s  p99 ms   PG req/s  p99 ms   PG/SQLite req/s  p99
-#   GET chapter (61 KB)         14960    12.8       8297    19.0             0.55   1.49
-#   GET preferences              9946    16.9       3561    79.8             0.36   4.73
-#   PATCH preferences            6707    23.2       1674    64.4             0.25   2.78
-#   Reads within 2x: the chapter just (req/s and p99), preferences not.
-#   Round trips to PostgreSQL per request (log_statement=all): GET chapter 1
-#   (the (id, rev) check of the cache), GET preferences 3 (the users row
-#   twice, then the preferences), PATCH 6 (users twice, BEGIN, SELECT,
-#   upsert, COMMIT); PostgreSQL's backends share the 2 cores with bookd and wrk.
+# Figures: bench/out/backends.json after a run, and the bench table in
+# README.md; noisy on a shared 2-core machine, so compare runs made close
+# together. Round trips to PostgreSQL per request (log_statement=all): a GET
+# of a cached chapter or of preferences makes none once the node has cached
+# them (src/store/changes.c: the caches hold until PostgreSQL notifies a
+# change; BOOKD_CACHE_NOTIFIED=false makes it one per read, and preferences
+# two); a PATCH makes four or five (BEGIN, SELECT, upsert, COMMIT, and the
+# user row again, as the write made its cached copy stale). PostgreSQL's backends share the
+# 2 cores with bookd and wrk.
 #
 # Output: the table on stdout; bench/out/backends.json; the raw wrk output as
 # bench/out/backends-wrk-<backend>-<target>.txt; the bookd logs as
