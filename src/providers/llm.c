@@ -313,22 +313,22 @@ enum outcome { OK, RETRY, FAIL, CANCEL };
  */
 static pthread_key_t curl_key;
 static pthread_once_t curl_key_once = PTHREAD_ONCE_INIT;
+static int curl_key_ok;
 
 static void curl_key_free(void *h) { curl_easy_cleanup(h); }
-static void curl_key_make(void) { pthread_key_create(&curl_key, curl_key_free); }
+static void curl_key_make(void) { curl_key_ok = pthread_key_create(&curl_key, curl_key_free) == 0; }
 
-static CURL *thread_curl(void)
+/* The thread's handle (*own = 0), or, when it cannot keep one, a handle of
+ * this call's own (*own = 1: clean it up). */
+static CURL *thread_curl(int *own)
 {
-	pthread_once(&curl_key_once, curl_key_make);
+	*own = 1;
+	if (pthread_once(&curl_key_once, curl_key_make) != 0 || !curl_key_ok)
+		return curl_easy_init();
 	CURL *h = pthread_getspecific(curl_key);
-	if (h) {
-		curl_easy_reset(h);
-		return h;
-	}
-	if ((h = curl_easy_init()) != NULL && pthread_setspecific(curl_key, h) != 0) {
-		curl_easy_cleanup(h);
-		h = NULL;
-	}
+	if (!h && (h = curl_easy_init()) != NULL && pthread_setspecific(curl_key, h) != 0)
+		return h; /* kept by no one: this call's */
+	*own = 0;
 	return h;
 }
 
@@ -354,7 +354,8 @@ static enum outcome call_once(struct provider *p, const struct llm_request *req,
 	if (req->stream)
 		h = curl_slist_append(h, "Accept: text/event-stream");
 	ops->headers(p, &h);
-	CURL *curl = thread_curl();
+	int own_curl;
+	CURL *curl = thread_curl(&own_curl);
 	long status = 0;
 	CURLcode cc = CURLE_FAILED_INIT;
 	long timeout_ms = (long)MIN((int64_t)p->timeout_s * 1000, left);
@@ -377,6 +378,10 @@ static enum outcome call_once(struct provider *p, const struct llm_request *req,
 		cc = curl_easy_perform(curl);
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	}
+	if (own_curl)
+		curl_easy_cleanup(curl);
+	else if (curl) /* keeps its connections; forgets this call's headers, body and callbacks */
+		curl_easy_reset(curl);
 	curl_slist_free_all(h);
 	free(payload);
 	enum outcome out;

@@ -533,16 +533,18 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	size_t tl = utf8_prefix(q->question, strlen(q->question), 80);
 	memcpy(title, q->question, tl);
 	title[tl] = '\0';
+	if (out->broken) {
+		/* Nothing worth remembering but the session, whose id the reader
+		 * has: its failure to be stored is no reason to fail the answer. */
+		free(cit);
+		if (fresh && db_acquire(c->db, &conn, e) == 0 && store_chat_session_insert(conn, &session, e))
+			log_warn("chat: storing the session of a broken answer: %s", e->msg);
+		err_clear(e);
+		goto out;
+	}
 	if ((rc = db_acquire(c->db, &conn, e)) == 0 && (rc = db_begin(conn, e)) == 0) {
-		if (fresh) /* the reader has its id, even of an answer that broke off */
+		if (fresh)
 			rc = store_chat_session_insert(conn, &session, e);
-		if (out->broken) { /* nothing else worth remembering: the reader was told */
-			rc = rc ? rc : db_commit(conn, e);
-			if (rc)
-				db_rollback(conn);
-			free(cit);
-			goto out;
-		}
 		rc = rc ? rc : store_chat_message_insert(conn, &um, e);
 		rc = rc ? rc : store_chat_message_insert(conn, &am, e);
 		rc = rc ? rc : store_chat_session_touch(conn, session.id, title, out->timestamp, e);

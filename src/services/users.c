@@ -489,18 +489,19 @@ static void cache_json(struct users *u, const char *key, uint64_t stamp, json_t 
 	json_decref(o);
 }
 
-/* The user `id`, from the cache or the database. */
+/* The user `id`, from the cache (without its password hash: authentication
+ * never needs it) or the database. */
 static int user_by_id(struct users *u, struct arena *a, const char *id, struct user *out, struct err *e)
 {
 	char key[UUID_STR_LEN + 8];
 	snprintf(key, sizeof(key), "user/%s", id ? id : "");
-	uint64_t stamp = id ? changes_stamp2(db_changes(u->db), "user:", id) : 0;
+	/* only ids of our own shape: a longer `sub` would be cut and could share a key */
+	uint64_t stamp = id && uuid_valid(id, strlen(id)) ? changes_stamp2(db_changes(u->db), "user:", id) : 0;
 	json_t *o = cached_json(u, key, stamp);
 	if (o) {
 		memset(out, 0, sizeof(*out));
 		snprintf(out->id, sizeof(out->id), "%s", id);
 		out->email = jdup(a, o, "email");
-		out->password_hash = jdup(a, o, "password_hash");
 		out->display_name = jdup(a, o, "display_name");
 		out->role = jdup(a, o, "role");
 		out->external_sub = jdup(a, o, "external_sub");
@@ -518,8 +519,8 @@ static int user_by_id(struct users *u, struct arena *a, const char *id, struct u
 	db_release(c);
 	if (rc == 0)
 		cache_json(u, key, stamp,
-			   json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:I, s:I}", "email", out->email, "password_hash",
-				     out->password_hash, "display_name", out->display_name, "role", out->role,
+			   json_pack("{s:s, s:s?, s:s?, s:s?, s:I, s:I}", "email", out->email,
+				     "display_name", out->display_name, "role", out->role,
 				     "external_sub", out->external_sub, "created_at", (json_int_t)out->created_at,
 				     "updated_at", (json_int_t)out->updated_at));
 	return rc;

@@ -2,9 +2,9 @@
  * An in-memory exact vector index: every vector is scanned, so results are
  * exact, and the scan is made cheap: vectors are L2-normalised (cosine =
  * dot product), kept as int8 (one scale per vector) for a first pass that
- * reads a quarter of the memory float32 would (an AVX2 kernel where the CPU
- * has it), and the best 4k candidates
- * are rescored with the float32 vectors. Filters (book, chapter) are applied
+ * reads a quarter of the memory float32 would (an AVX2 kernel when the
+ * build targets AVX2: the Makefile compiles this file with -march=native),
+ * and the best 4k candidates are rescored with the float32 vectors. Filters (book, chapter) are applied
  * during the scan. Readers share a rwlock; writers (sync from the database)
  * take it briefly.
  *

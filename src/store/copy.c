@@ -93,6 +93,10 @@ static char *select_of(db_conn *src, const char *table, struct err *e)
 		if (db_query(src, "SELECT group_concat(name, ', ') FROM pragma_table_info($1)", p, 1, text_cb, cols,
 			     NULL, e) < 0)
 			return NULL;
+		if (strlen(cols) >= sizeof(cols) - 1) {
+			err_set(e, ERR_INTERNAL, "%s: too many columns", table);
+			return NULL;
+		}
 	}
 	char *sql = xmalloc(strlen(cols) + 64);
 	if (!sql)
@@ -143,6 +147,10 @@ int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], i
 		counts[*ntables].table = tables[i];
 		counts[(*ntables)++].rows = cp.rows;
 	}
+	/* SQLite's keyword index is written by bookd (store_chunk_insert), not
+	 * by a trigger: build it from the copied chunks. */
+	if (rc == 0 && db_dialect(to) == DB_SQLITE)
+		rc = db_query(dst, "INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild')", NULL, 0, NULL, NULL, NULL, e);
 	if (rc == 0)
 		rc = db_commit(dst, e);
 	if (rc)

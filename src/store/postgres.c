@@ -51,8 +51,14 @@ static void on_notice(void *arg, const char *msg)
 static PGconn *pg_connect(const char *url, struct err *e)
 {
 	/* Our settings go after the URL's, and the URL wins where both speak. */
-	const char *keys[] = { "dbname", "connect_timeout", "application_name", "options", NULL };
-	const char *vals[] = { url, "3", "bookd", "-c statement_timeout=10000 -c idle_in_transaction_session_timeout=60000", NULL };
+	/* TCP keepalives: a server that vanished without closing (a failover, a
+	 * NAT timeout) is noticed within ~25 s even by an idle connection, such
+	 * as the change listener, whose silence would otherwise look like
+	 * "nothing changed" for the kernel's default two hours. */
+	const char *keys[] = { "dbname", "connect_timeout", "application_name", "options", "keepalives_idle",
+			       "keepalives_interval", "keepalives_count", "tcp_user_timeout", NULL };
+	const char *vals[] = { url, "3", "bookd", "-c statement_timeout=10000 -c idle_in_transaction_session_timeout=60000",
+			       "10", "5", "3", "15000", NULL };
 	PGconn *pg = PQconnectdbParams(keys, vals, 1);
 	if (!pg || PQstatus(pg) != CONNECTION_OK) {
 		const char *msg = pg ? PQerrorMessage(pg) : "out of memory";

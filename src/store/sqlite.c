@@ -9,7 +9,7 @@
  * SQLite has one writer at a time. Left to itself, a second writer gets
  * SQLITE_BUSY and its busy handler sleeps 1, 2, 5, 10... ms before retrying, so
  * under concurrent writes latency is set by those sleeps, not by the work.
- * Writers of one process therefore queue on a mutex of their own (struct
+ * Writers of one process therefore queue for a writer slot of their own (struct
  * sqlite_db) and wake as soon as the previous transaction ends: a connection
  * takes it at BEGIN IMMEDIATE or before an autocommit statement that writes,
  * and gives it back when SQLite is in autocommit mode again. The busy timeout
@@ -45,11 +45,16 @@ struct stmt_entry {
 };
 
 struct sqlite_db {
-	pthread_mutex_t writer; /* held from a write's start to autocommit */
+	/* The writer slot: held from a write's start to autocommit, by a
+	 * connection rather than a thread (a mutex must be unlocked by its
+	 * locker; a connection may be closed by another thread). Guarded by
+	 * lock; writer_free signals its release. */
+	int writer_held;
+	pthread_cond_t writer_free;
 	char *path;
 	pthread_t checkpointer;
 	int checkpointing;
-	pthread_mutex_t lock; /* with wake: the checkpointer's sleep, and stop */
+	pthread_mutex_t lock; /* guards the writer slot, and with wake the checkpointer's sleep and stop */
 	pthread_cond_t wake;
 	int stop;
 };
@@ -57,9 +62,17 @@ struct sqlite_db {
 struct sqlite_conn {
 	struct db_conn base;
 	sqlite3 *h;
-	int writing; /* holds the db's writer mutex */
+	int writing; /* holds the db's writer slot */
 	struct stmt_entry cache[STMT_CACHE_SLOTS];
 };
+
+static void writer_release(struct sqlite_db *sd)
+{
+	pthread_mutex_lock(&sd->lock);
+	sd->writer_held = 0;
+	pthread_cond_signal(&sd->writer_free);
+	pthread_mutex_unlock(&sd->lock);
+}
 
 static int map_rc(sqlite3 *h, int rc, const char *what, struct err *e)
 {
@@ -120,7 +133,7 @@ static void sq_conn_close(db_conn *base)
 {
 	struct sqlite_conn *c = (struct sqlite_conn *)base;
 	if (c->writing) /* a transaction that could not be rolled back */
-		pthread_mutex_unlock(&((struct sqlite_db *)base->owner->impl)->writer);
+		writer_release(base->owner->impl);
 	for (int i = 0; i < STMT_CACHE_SLOTS; i++)
 		if (c->cache[i].stmt)
 			sqlite3_finalize(c->cache[i].stmt);
@@ -139,7 +152,7 @@ static void *checkpointer(void *arg)
 	pthread_mutex_lock(&sd->lock);
 	while (!sd->stop) {
 		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += CHECKPOINT_MS * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
 		until.tv_nsec %= 1000000000L;
@@ -163,9 +176,13 @@ static int sq_open(db *d, const char *target, struct err *e)
 		xfree(sd);
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	}
-	pthread_mutex_init(&sd->writer, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits immune to clock changes */
 	pthread_mutex_init(&sd->lock, NULL);
-	pthread_cond_init(&sd->wake, NULL);
+	pthread_cond_init(&sd->wake, &ca);
+	pthread_cond_init(&sd->writer_free, &ca);
+	pthread_condattr_destroy(&ca);
 	d->impl = sd;
 	/* Open (and so create) the file once now, to fail fast on a bad path. */
 	db_conn *c;
@@ -194,7 +211,7 @@ static void sq_close(db *d)
 	}
 	pthread_cond_destroy(&sd->wake);
 	pthread_mutex_destroy(&sd->lock);
-	pthread_mutex_destroy(&sd->writer);
+	pthread_cond_destroy(&sd->writer_free);
 	xfree(sd->path);
 	xfree(sd);
 	d->impl = NULL;
@@ -204,13 +221,18 @@ static int writer_take(struct sqlite_conn *c, struct err *e)
 {
 	struct sqlite_db *sd = c->base.owner->impl;
 	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += WRITER_WAIT_S;
-	int rc = pthread_mutex_timedlock(&sd->writer, &until);
-	if (rc == ETIMEDOUT)
+	int rc = 0;
+	pthread_mutex_lock(&sd->lock);
+	while (sd->writer_held && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&sd->writer_free, &sd->lock, &until);
+	int got = !sd->writer_held;
+	if (got)
+		sd->writer_held = 1;
+	pthread_mutex_unlock(&sd->lock);
+	if (!got)
 		return err_set(e, ERR_UNAVAILABLE, "database is busy");
-	if (rc)
-		return err_set(e, ERR_INTERNAL, "writer lock: error %d", rc);
 	c->writing = 1;
 	return 0;
 }
@@ -219,7 +241,7 @@ static void writer_give(struct sqlite_conn *c)
 {
 	if (c->writing && sqlite3_get_autocommit(c->h)) {
 		c->writing = 0;
-		pthread_mutex_unlock(&((struct sqlite_db *)c->base.owner->impl)->writer);
+		writer_release(c->base.owner->impl);
 	}
 }
 

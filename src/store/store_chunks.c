@@ -166,7 +166,8 @@ int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, 
 			 const char *chapter_id, int limit, struct chunk_row **rows, int *n, struct err *e)
 {
 	int pg = db_dialect(db_conn_db(c)) == DB_POSTGRES;
-	if (nterms <= 0) {
+	if (nterms <= 0 || (book_id && !uuid_valid(book_id, strlen(book_id))) ||
+	    (chapter_id && !uuid_valid(chapter_id, strlen(chapter_id)))) { /* no such book or chapter */
 		*rows = NULL;
 		*n = 0;
 		return 0;
@@ -189,13 +190,13 @@ int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, 
 	if (!pg && !brc) {
 		char id[UUID_STR_LEN];
 		brc = buf_printf(&q, ")");
-		if (!brc && book_id && strlen(book_id) < UUID_STR_LEN && !chapter_id && only_book(c, book_id))
+		if (!brc && book_id && !chapter_id && only_book(c, book_id))
 			book_id = NULL;
-		if (!brc && book_id && strlen(book_id) < UUID_STR_LEN) {
+		if (!brc && book_id) {
 			*undashed(id, book_id) = '\0';
 			brc = buf_printf(&q, " AND scope : \"b%s\"", id);
 		}
-		if (!brc && chapter_id && strlen(chapter_id) < UUID_STR_LEN) {
+		if (!brc && chapter_id) {
 			*undashed(id, chapter_id) = '\0';
 			brc = buf_printf(&q, " AND scope : \"c%s\"", id);
 		}
