@@ -3,11 +3,9 @@
  * JSON is cached by chapter id and revision, so a hit costs one indexed
  * lookup of (id, rev) and no rendering; the ETag is derived from the same
  * pair, so If-None-Match is answered without touching the content. Where the
- * database tells of other processes' changes (PostgreSQL, changes.h), that
- * lookup is cached too, under the book's change stamp, and a hit costs no
- * round trip at all.
+ * database tells of other processes' changes (PostgreSQL), chapters_rev
+ * caches that lookup too, and a hit costs no round trip at all.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,7 +13,6 @@
 #include "../services/books.h"
 #include "../services/jobs.h"
 #include "../core/log.h"
-#include "../store/changes.h"
 #include "api.h"
 
 #define TITLE_MAX 500
@@ -67,38 +64,6 @@ static int etag_matches(const char *inm, const char *etag)
 	return 0;
 }
 
-#define REF_MAX 64 /* longer refs are not chapter ids or numbers: not cached */
-
-/* (book, ref) -> (chapter id, revision), from the cache while the book's
- * change stamp holds, else from the database. */
-static int chapter_ref(struct app *app, const char *book_id, const char *ref, char id[UUID_STR_LEN],
-		       int64_t *rev, struct err *e)
-{
-	char key[UUID_STR_LEN + REF_MAX + 2];
-	uint64_t stamp = strlen(ref) <= REF_MAX ? changes_stamp2(db_changes(app->db), "book:", book_id) : 0;
-	if (stamp) {
-		snprintf(key, sizeof(key), "%s/%s", book_id, ref);
-		struct rcbuf *b = cache_get(app->chapters, key, (int64_t)stamp);
-		if (b) {
-			int ok = sscanf(b->data, "%36s %" SCNd64, id, rev) == 2;
-			rcbuf_unref(b);
-			if (ok)
-				return 0;
-		}
-	}
-	int rc = chapters_rev(app->db, book_id, ref, id, rev, e);
-	if (rc == 0 && stamp) {
-		char v[UUID_STR_LEN + 24];
-		int n = snprintf(v, sizeof(v), "%s %" PRId64, id, *rev);
-		struct rcbuf *b = rcbuf_new(v, (size_t)n + 1);
-		if (b) {
-			cache_put(app->chapters, key, (int64_t)stamp, b);
-			rcbuf_unref(b);
-		}
-	}
-	return rc;
-}
-
 static void send_chapter(http_req *req, struct rcbuf *body, const char *etag)
 {
 	http_set_header(req, "ETag", etag);
@@ -118,7 +83,7 @@ void api_chapters_get(http_req *req, void *app_)
 		api_fail(req, &e);
 		return;
 	}
-	if (chapter_ref(app, book_id, ref, id, &rev, &e)) {
+	if (chapters_rev(app->db, book_id, ref, id, &rev, &e)) {
 		api_fail(req, &e);
 		return;
 	}

@@ -1,6 +1,7 @@
 #include "books.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,15 +406,36 @@ int chapters_get(db *d, struct arena *a, const char *book_id, const char *ref, s
 	return rc;
 }
 
+#define REF_MAX 64 /* longer refs are not chapter ids or numbers: not cached */
+
+/* (book, ref) -> (chapter id, revision): from the cache while the book's
+ * change stamp holds (changes.h; PostgreSQL only), else from the database. */
 int chapters_rev(db *d, const char *book_id, const char *ref, char id[UUID_STR_LEN], int64_t *rev,
 		 struct err *e)
 {
+	char key[UUID_STR_LEN + REF_MAX + 8];
+	uint64_t stamp = strlen(ref) <= REF_MAX ? changes_stamp2(db_changes(d), "book:", book_id) : 0;
+	if (stamp) {
+		snprintf(key, sizeof(key), "rev/%s/%s", book_id, ref);
+		struct rcbuf *b = changes_get(db_changes(d), key, stamp);
+		if (b) {
+			int ok = sscanf(b->data, "%36s %" SCNd64, id, rev) == 2;
+			rcbuf_unref(b);
+			if (ok)
+				return 0;
+		}
+	}
 	db_conn *c;
 	int rc = db_acquire(d, &c, e);
 	if (rc)
 		return rc;
 	rc = store_chapter_rev(c, book_id, ref, id, rev, e);
 	db_release(c);
+	if (rc == 0 && stamp) {
+		char v[UUID_STR_LEN + 24];
+		snprintf(v, sizeof(v), "%s %" PRId64, id, *rev);
+		changes_put(db_changes(d), key, stamp, v);
+	}
 	return rc;
 }
 
