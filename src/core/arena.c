@@ -100,6 +100,20 @@ char *arena_printf(struct arena *a, const char *fmt, ...)
 	return d;
 }
 
+void *arena_grow(struct arena *a, void *items, int n, int *cap, size_t size)
+{
+	if (n < *cap)
+		return items;
+	int ncap = *cap ? *cap * 2 : 16;
+	void *ni = arena_alloc(a, size * (size_t)ncap);
+	if (!ni)
+		return NULL;
+	if (n)
+		memcpy(ni, items, size * (size_t)n);
+	*cap = ncap;
+	return ni;
+}
+
 void arena_free(struct arena *a)
 {
 	struct arena_block *b = a->head;

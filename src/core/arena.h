@@ -22,6 +22,10 @@ void *arena_alloc(struct arena *a, size_t n);
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_strdup(struct arena *a, const char *s);
 char *arena_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Room for one more element in an arena-backed array of n `size`-byte
+ * elements: `items` itself while n < *cap, else a copy twice as large (16 to
+ * begin with) and *cap updated. NULL on allocation failure. */
+void *arena_grow(struct arena *a, void *items, int n, int *cap, size_t size);
 void arena_free(struct arena *a);
 
 #endif

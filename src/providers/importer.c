@@ -95,16 +95,8 @@ static int add_chapter(struct import_book *b, const char *title, const char *md,
 {
 	if (b->nchapters >= IMPORT_MAX_CHAPTERS)
 		return err_set(e, ERR_TOO_LARGE, "more than %d chapters", IMPORT_MAX_CHAPTERS);
-	if (b->nchapters == b->cap) {
-		int ncap = b->cap ? b->cap * 2 : 32;
-		struct import_chapter *n = arena_alloc(&b->arena, sizeof(*n) * (size_t)ncap);
-		if (!n)
-			return err_set(e, ERR_INTERNAL, "out of memory");
-		if (b->nchapters)
-			memcpy(n, b->chapters, sizeof(*n) * (size_t)b->nchapters);
-		b->chapters = n;
-		b->cap = ncap;
-	}
+	if (!(b->chapters = arena_grow(&b->arena, b->chapters, b->nchapters, &b->cap, sizeof(*b->chapters))))
+		return err_set(e, ERR_INTERNAL, "out of memory");
 	struct import_chapter *c = &b->chapters[b->nchapters];
 	c->title = arena_strdup(&b->arena, title);
 	c->markdown = arena_strndup(&b->arena, md, len);

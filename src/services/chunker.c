@@ -38,16 +38,8 @@ static int emit(struct chunker *k, size_t start, size_t end)
 		end--;
 	if (start >= end)
 		return 0;
-	if (k->nout == k->cap) {
-		int ncap = k->cap ? k->cap * 2 : 32;
-		struct chunk *nc = arena_alloc(k->a, sizeof(*nc) * (size_t)ncap);
-		if (!nc)
-			return err_set(k->e, ERR_INTERNAL, "out of memory");
-		if (k->nout)
-			memcpy(nc, k->out, sizeof(*nc) * (size_t)k->nout);
-		k->out = nc;
-		k->cap = ncap;
-	}
+	if (!(k->out = arena_grow(k->a, k->out, k->nout, &k->cap, sizeof(*k->out))))
+		return err_set(k->e, ERR_INTERNAL, "out of memory");
 	struct chunk *c = &k->out[k->nout];
 	c->ordinal = k->nout;
 	c->heading = (char *)k->heading;

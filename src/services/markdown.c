@@ -234,16 +234,8 @@ int md_analyze(const char *md, size_t n, struct arena *a, struct md_info *out, s
 			seen.cap = ncap;
 		}
 		seen.slugs[seen.n++] = anchor;
-		if (out->nsections == cap) {
-			int ncap = cap ? cap * 2 : 16;
-			struct md_section *ns = arena_alloc(a, (size_t)ncap * sizeof(*ns));
-			if (!ns)
-				goto nomem;
-			if (out->nsections)
-				memcpy(ns, out->sections, (size_t)out->nsections * sizeof(*ns));
-			out->sections = ns;
-			cap = ncap;
-		}
+		if (!(out->sections = arena_grow(a, out->sections, out->nsections, &cap, sizeof(*out->sections))))
+			goto nomem;
 		int level = cmark_node_get_heading_level(cur);
 		out->sections[out->nsections++] = (struct md_section){ anchor, heading, level };
 		if (level == 1 && !out->first_h1)

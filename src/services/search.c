@@ -206,16 +206,8 @@ static int book_ids_cb(void *ctx, const db_row *r)
 		char **ids;
 		int n, cap;
 	} *m = ctx;
-	if (m->n == m->cap) {
-		int ncap = m->cap ? m->cap * 2 : 64;
-		char **ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
-		if (!ni)
-			return ERR_INTERNAL;
-		if (m->n)
-			memcpy(ni, m->ids, sizeof(*ni) * (size_t)m->n);
-		m->ids = ni;
-		m->cap = ncap;
-	}
+	if (!(m->ids = arena_grow(m->a, m->ids, m->n, &m->cap, sizeof(*m->ids))))
+		return ERR_INTERNAL;
 	size_t n;
 	const char *t = db_row_text(r, 0, &n);
 	m->ids[m->n++] = arena_strndup(m->a, t ? t : "", n);

@@ -276,18 +276,10 @@ struct chapter_many {
 static int chapter_many_cb(void *ctx, const db_row *r)
 {
 	struct chapter_many *m = ctx;
-	if (m->n >= m->cap) {
-		if (!m->grow)
-			return 1;
-		int ncap = m->cap ? m->cap * 2 : 32;
-		struct chapter *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
-		if (!ni)
-			return ERR_INTERNAL;
-		if (m->n)
-			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
-		m->items = ni;
-		m->cap = ncap;
-	}
+	if (m->n >= m->cap && !m->grow)
+		return 1;
+	if (!(m->items = arena_grow(m->a, m->items, m->n, &m->cap, sizeof(*m->items))))
+		return ERR_INTERNAL;
 	read_chapter(r, m->a, &m->items[m->n++]);
 	return 0;
 }

@@ -13,16 +13,8 @@ struct grow {
 
 static void *grow_next(struct grow *g)
 {
-	if (g->n == g->cap) {
-		int ncap = g->cap ? g->cap * 2 : 16;
-		void *ni = arena_alloc(g->a, g->size * (size_t)ncap);
-		if (!ni)
-			return NULL;
-		if (g->n)
-			memcpy(ni, g->items, g->size * (size_t)g->n);
-		g->items = ni;
-		g->cap = ncap;
-	}
+	if (!(g->items = arena_grow(g->a, g->items, g->n, &g->cap, g->size)))
+		return NULL;
 	return (char *)g->items + g->size * (size_t)g->n++;
 }
 

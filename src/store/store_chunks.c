@@ -19,16 +19,8 @@ struct rows {
 static int row_cb(void *ctx, const db_row *r)
 {
 	struct rows *m = ctx;
-	if (m->n == m->cap) {
-		int ncap = m->cap ? m->cap * 2 : 32;
-		struct chunk_row *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
-		if (!ni)
-			return ERR_INTERNAL;
-		if (m->n)
-			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
-		m->items = ni;
-		m->cap = ncap;
-	}
+	if (!(m->items = arena_grow(m->a, m->items, m->n, &m->cap, sizeof(*m->items))))
+		return ERR_INTERNAL;
 	struct chunk_row *c = &m->items[m->n++];
 	memset(c, 0, sizeof(*c));
 	db_row_copy(r, 0, c->id, UUID_STR_LEN);
@@ -154,12 +146,12 @@ static int exists_cb(void *ctx, const db_row *r)
 static int only_book(db_conn *c, const char *book_id)
 {
 	struct db_val p[] = { dbv_text(book_id) };
-	int other = 1, self = 0;
+	int only = 0;
 	struct err e = { 0 };
-	if (db_query(c, "SELECT EXISTS (SELECT 1 FROM books WHERE id <> $1)", p, 1, exists_cb, &other, NULL, &e) ||
-	    db_query(c, "SELECT EXISTS (SELECT 1 FROM books WHERE id = $1)", p, 1, exists_cb, &self, NULL, &e))
+	if (db_query(c, "SELECT EXISTS (SELECT 1 FROM books WHERE id = $1) AND NOT EXISTS (SELECT 1 FROM books WHERE id <> $1)",
+		     p, 1, exists_cb, &only, NULL, &e))
 		return 0;
-	return self && !other;
+	return only;
 }
 
 int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, int nterms, const char *book_id,

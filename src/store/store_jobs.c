@@ -18,16 +18,8 @@ struct job_rows {
 static int job_cb(void *ctx, const db_row *r)
 {
 	struct job_rows *m = ctx;
-	if (m->n == m->cap) {
-		int ncap = m->cap ? m->cap * 2 : 16;
-		struct job *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
-		if (!ni)
-			return ERR_INTERNAL;
-		if (m->n)
-			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
-		m->items = ni;
-		m->cap = ncap;
-	}
+	if (!(m->items = arena_grow(m->a, m->items, m->n, &m->cap, sizeof(*m->items))))
+		return ERR_INTERNAL;
 	struct job *j = &m->items[m->n++];
 	memset(j, 0, sizeof(*j));
 	size_t n;

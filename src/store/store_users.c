@@ -16,16 +16,8 @@ struct user_rows {
 static int user_cb(void *ctx, const db_row *r)
 {
 	struct user_rows *m = ctx;
-	if (m->n == m->cap) {
-		int ncap = m->cap ? m->cap * 2 : 16;
-		struct user *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
-		if (!ni)
-			return ERR_INTERNAL;
-		if (m->n)
-			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
-		m->items = ni;
-		m->cap = ncap;
-	}
+	if (!(m->items = arena_grow(m->a, m->items, m->n, &m->cap, sizeof(*m->items))))
+		return ERR_INTERNAL;
 	struct user *u = &m->items[m->n++];
 	db_row_copy(r, 0, u->id, sizeof(u->id));
 	u->email = db_row_dup(r, 1, m->a);
@@ -147,16 +139,8 @@ struct key_rows {
 static int key_cb(void *ctx, const db_row *r)
 {
 	struct key_rows *m = ctx;
-	if (m->n == m->cap) {
-		int ncap = m->cap ? m->cap * 2 : 16;
-		struct api_key *ni = arena_alloc(m->a, sizeof(*ni) * (size_t)ncap);
-		if (!ni)
-			return ERR_INTERNAL;
-		if (m->n)
-			memcpy(ni, m->items, sizeof(*ni) * (size_t)m->n);
-		m->items = ni;
-		m->cap = ncap;
-	}
+	if (!(m->items = arena_grow(m->a, m->items, m->n, &m->cap, sizeof(*m->items))))
+		return ERR_INTERNAL;
 	struct api_key *k = &m->items[m->n++];
 	db_row_copy(r, 0, k->id, sizeof(k->id));
 	db_row_copy(r, 1, k->user_id, sizeof(k->user_id));

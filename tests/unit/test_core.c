@@ -250,6 +250,29 @@ static void test_arena_zero_size(void **state)
 	arena_free(&a);
 }
 
+/* An array grown one element at a time keeps its elements, doubles its
+ * capacity only when full, and hands back the same array while there is room. */
+static void test_arena_grow(void **state)
+{
+	struct arena a;
+	arena_init(&a, 0);
+	int *items = NULL, n = 0, cap = 0;
+	for (int i = 0; i < 100; i++) {
+		int *before = items, cap_before = cap;
+		items = arena_grow(&a, items, n, &cap, sizeof(*items));
+		assert_non_null(items);
+		if (n < cap_before)
+			assert_ptr_equal(items, before);
+		else
+			assert_int_equal(cap, cap_before ? 2 * cap_before : 16);
+		items[n++] = i * 7;
+	}
+	assert_int_equal(cap, 128);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(items[i], i * 7);
+	arena_free(&a);
+}
+
 static void test_arena_large_allocation(void **state)
 {
 	struct arena a;
@@ -1220,6 +1243,7 @@ int main(void)
 		T(test_arena_alignment),
 		T(test_arena_allocations_distinct_and_writable),
 		T(test_arena_zero_size),
+		T(test_arena_grow),
 		T(test_arena_large_allocation),
 		T(test_arena_large_first_allocation),
 		T(test_arena_total),
