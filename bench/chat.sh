@@ -88,6 +88,8 @@ set -eu
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+BENCH_NAME="bench: chat"
+. "$ROOT/bench/lib.sh"
 
 CC=${CC:-cc}
 BIN=${BOOKD_BIN:-build/bookd}
@@ -144,25 +146,6 @@ BOOKD_PID=""
 LOAD_PID=""
 CURL_PID=""
 
-stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
-	p=$1
-	[ -n "$p" ] || return 0
-	kill -0 "$p" 2>/dev/null || {
-		wait "$p" 2>/dev/null || true
-		return 0
-	}
-	kill "-$2" "$p" 2>/dev/null || true
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ "$i" -lt $(($3 * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 "$p" 2>/dev/null; then
-		echo "bench: chat: pid $p did not stop on SIG$2 within $3 s: killing it" >&2
-		kill -KILL "$p" 2>/dev/null || true
-	fi
-	wait "$p" 2>/dev/null || true
-}
 
 cleanup() {
 	rc=$?
@@ -218,26 +201,7 @@ chunks=$(printf '%s\n' "$indexed" | sed -n 's/.*"chunks" *: *\([0-9]*\).*/\1/p')
 # a server that does not start, and is retried with the next port.
 
 seed=$((($$ + 1250) % 5000))
-next_port() { # parity (0 or 1): sets PORT
-	while :; do
-		seed=$(((seed + 1) % 5000))
-		PORT=$((20000 + seed * 2 + $1))
-		prc=0
-		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/" || prc=$?
-		[ "$prc" -ne 7 ] || return 0
-	done
-}
 
-wait_http() { # url pid seconds
-	i=0
-	while [ "$i" -lt $(($3 * 10)) ]; do
-		kill -0 "$2" 2>/dev/null || return 1
-		curl -fs -o /dev/null --max-time 1 "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 
 # ---- the fake model and the client: bench/chat_load.c ------------------------------
 #

@@ -16,6 +16,8 @@ set -eu
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+BENCH_NAME="bench: jobs"
+. "$ROOT/bench/lib.sh"
 
 NJOBS=${BENCH_JOBS:-2000}
 CONC=${BENCH_JOBS_CONCURRENCY:-8}
@@ -47,25 +49,6 @@ tmp=""
 BOOKD_PID=""
 CLIENT_PID=""
 
-stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
-	p=$1
-	[ -n "$p" ] || return 0
-	kill -0 "$p" 2>/dev/null || {
-		wait "$p" 2>/dev/null || true
-		return 0
-	}
-	kill "-$2" "$p" 2>/dev/null || true
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ "$i" -lt $(($3 * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 "$p" 2>/dev/null; then
-		echo "bench: jobs: pid $p did not stop on SIG$2 within $3 s: killing it" >&2
-		kill -KILL "$p" 2>/dev/null || true
-	fi
-	wait "$p" 2>/dev/null || true
-}
 
 cleanup() {
 	rc=$?
@@ -99,26 +82,7 @@ export BENCH_API_KEY
 # server that does not start, and is retried with the next port.
 
 seed=$((($$ + 2500) % 5000))
-next_port() {
-	while :; do
-		seed=$(((seed + 1) % 5000))
-		PORT=$((20000 + seed * 2))
-		prc=0
-		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/" || prc=$?
-		[ "$prc" -ne 7 ] || return 0
-	done
-}
 
-wait_http() { # url pid seconds
-	i=0
-	while [ "$i" -lt $(($3 * 10)) ]; do
-		kill -0 "$2" 2>/dev/null || return 1
-		curl -fs -o /dev/null --max-time 1 "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 
 # ---- bookd ---------------------------------------------------------------------
 #

@@ -18,6 +18,8 @@ set -eu
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+BENCH_NAME="bench/search"
+. "$ROOT/bench/lib.sh"
 
 CORPUS_MB=${BENCH_CORPUS_MB:-50}
 DURATION=${BENCH_SEARCH_DURATION:-10s}
@@ -53,25 +55,6 @@ BOOKD_PID=""
 WRK_PID=""
 VB_PID=""
 
-stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
-	p=$1
-	[ -n "$p" ] || return 0
-	kill -0 "$p" 2>/dev/null || {
-		wait "$p" 2>/dev/null || true
-		return 0
-	}
-	kill "-$2" "$p" 2>/dev/null || true
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ "$i" -lt $(($3 * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 "$p" 2>/dev/null; then
-		echo "bench/search: pid $p did not stop on SIG$2 within $3 s: killing it" >&2
-		kill -KILL "$p" 2>/dev/null || true
-	fi
-	wait "$p" 2>/dev/null || true
-}
 
 cleanup() {
 	rc=$?
@@ -282,26 +265,7 @@ sample_chunks=$(sed -n 's/.*"chunks" *: *\([0-9]*\).*/\1/p' "$tmp/sample-reindex
 # ---- (b) keyword search under wrk ---------------------------------------------------
 
 seed=$(($$ % 5000))
-next_port() { # sets PORT: below the ephemeral range, nothing answering on it
-	while :; do
-		seed=$(((seed + 1) % 5000))
-		PORT=$((30000 + seed))
-		prc=0
-		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/" || prc=$?
-		[ "$prc" -ne 7 ] || return 0
-	done
-}
 
-wait_http() { # url pid seconds
-	i=0
-	while [ "$i" -lt $(($3 * 10)) ]; do
-		kill -0 "$2" 2>/dev/null || return 1
-		curl -fs -o /dev/null --max-time 1 "$1" && return 0
-		sleep 0.1
-		i=$((i + 1))
-	done
-	return 1
-}
 
 # BOOKD_WORKERS=0: the book.index jobs queued by `bookd import` stay queued
 # (the reindex above did their work), so nothing runs next to the load.

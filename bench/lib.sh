@@ -1,0 +1,45 @@
+# bench/lib.sh: process and port helpers shared by the bench scripts.
+# POSIX sh, sourced after `cd` to the project root; BENCH_NAME names the
+# script in messages, and `seed` (set by the script, different in each) is
+# where next_port starts looking.
+
+stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
+	p=$1
+	[ -n "$p" ] || return 0
+	kill -0 "$p" 2>/dev/null || {
+		wait "$p" 2>/dev/null || true
+		return 0
+	}
+	kill "-$2" "$p" 2>/dev/null || true
+	i=0
+	while kill -0 "$p" 2>/dev/null && [ "$i" -lt $(($3 * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$p" 2>/dev/null; then
+		echo "$BENCH_NAME: pid $p did not stop on SIG$2 within $3 s: killing it" >&2
+		kill -KILL "$p" 2>/dev/null || true
+	fi
+	wait "$p" 2>/dev/null || true
+}
+
+wait_http() { # url pid seconds: until url answers 2xx, the pid dies, or time is up
+	i=0
+	while [ "$i" -lt $(($3 * 10)) ]; do
+		kill -0 "$2" 2>/dev/null || return 1
+		curl -fs -o /dev/null --max-time 1 "$1" && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	return 1
+}
+
+next_port() { # [parity 0|1]: sets PORT to a loopback port where nothing answers
+	while :; do
+		seed=$(((seed + 1) % 5000))
+		PORT=$((20000 + seed * 2 + ${1:-0}))
+		prc=0
+		curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/" || prc=$?
+		[ "$prc" -ne 7 ] || return 0
+	done
+}
