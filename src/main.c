@@ -299,7 +299,7 @@ static int cmd_serve(void)
 	struct jobs *jobs = NULL;
 	struct chat *chat = NULL;
 	struct http_server *srv = NULL;
-	struct app app = { .cfg = &cfg, .started_ms = time_now_ms(), .llm = llm };
+	struct app app = { .cfg = &cfg, .started_ms = time_now_ms() };
 	struct chat_config ccfg = { .history_messages = 10,
 				    .history_tokens = 2000,
 				    .top_k = cfg.chat_top_k,

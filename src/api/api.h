@@ -27,7 +27,6 @@ struct app {
 	struct search *search;
 	struct executor *io; /* calls to providers (embeddings, LLMs), off the HTTP threads */
 	struct chat *chat;
-	struct llm_chain *llm;
 	struct executor *chat_exec; /* answers wait on language models: a pool of their own */
 	struct ratelimit *chat_limit; /* anonymous questions per IP */
 	int64_t started_ms;

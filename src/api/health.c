@@ -1,4 +1,4 @@
-#include "../providers/llm.h"
+#include "../services/chat.h"
 #include "api.h"
 
 void api_health(http_req *req, void *app)
@@ -21,7 +21,7 @@ void api_health_ready(http_req *req, void *app_)
 		json_object_set_new(checks, "database_error", json_string("database is not usable"));
 	/* Language models are optional: without them answers are extractive. */
 	char llm[512];
-	llm_chain_describe(app->llm, llm, sizeof(llm));
+	chat_describe_models(app->chat, llm, sizeof(llm));
 	json_object_set_new(checks, "llm", json_string(llm[0] ? llm : "none (extractive answers)"));
 	api_json(req, db_ok ? 200 : 503,
 		 json_pack("{s:s, s:o}", "status", db_ok ? "ready" : "unavailable", "checks", checks));

@@ -39,6 +39,11 @@ int chat_new(struct chat **out, db *d, struct search *s, struct llm_chain *llm, 
 	return 0;
 }
 
+void chat_describe_models(const struct chat *c, char *out, size_t cap)
+{
+	llm_chain_describe(c->llm, out, cap);
+}
+
 void chat_free(struct chat *c)
 {
 	xfree(c);

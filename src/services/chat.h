@@ -57,6 +57,8 @@ struct chat_answer {
 int chat_new(struct chat **out, db *d, struct search *s, struct llm_chain *llm, const struct chat_config *cfg,
 	     struct err *e) WUR;
 void chat_free(struct chat *c);
+/* The language models answers come from, e.g. "openai:gpt-4o-mini"; "" for none. */
+void chat_describe_models(const struct chat *c, char *out, size_t cap);
 int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct chat_answer *out, struct err *e) WUR;
 void chat_answer_free(struct chat_answer *a);
 json_t *chat_answer_json(const struct chat_answer *a);
