@@ -590,3 +590,12 @@ def users_server(tmp_path_factory):
     yield srv
     rc = srv.stop()
     assert rc == 0, f"users server exited with {rc} on SIGTERM; log tail:\n{srv.log_tail()}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """BOOKD_TEST_SHUFFLE=<seed> runs the suite in a seeded random order, to find a
+    test that passes only because another ran before it in the same worker.  Every
+    xdist worker shuffles with the same seed, so their collections still agree."""
+    seed = os.environ.get("BOOKD_TEST_SHUFFLE")
+    if seed:
+        random.Random(seed).shuffle(items)
