@@ -75,6 +75,7 @@
 #   BENCH_CHAT_CHUNKS       deltas of the instant fake's answer (default 4)
 #   BENCH_CHAT_PACED_CHUNKS deltas of the paced fake's answer (default 10)
 #   BENCH_CHAT_PACED_MS     ms before each paced delta (default 50; 0 = no paced phases)
+#   BENCH_CHAT_PHASES       the phases to run (default "stream whole stream_paced whole_paced")
 #   BENCH_CHAT_STAGGER_MS   spread the chats' first questions over this many ms
 #                           (default PACED_CHUNKS x PACED_MS, at most the
 #                           warm-up; 0: all at once). With
@@ -102,6 +103,7 @@ PACED_MS=${BENCH_CHAT_PACED_MS:-50}
 STAGGER_MS=${BENCH_CHAT_STAGGER_MS:-default}
 HTTP_THREADS=${BOOKD_THREADS:-0}
 CHAT_THREADS=${BOOKD_CHAT_THREADS:-64}
+PHASES=${BENCH_CHAT_PHASES:-stream whole stream_paced whole_paced}
 
 die() {
 	echo "bench: chat: $*" >&2
@@ -177,6 +179,12 @@ JWT_SECRET=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 export BENCH_API_KEY
 
 loadavg() { cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo null; }
+# The machine's CPU time so far, in ticks: "busy steal total" (steal: time the
+# hypervisor gave our virtual CPUs to someone else).
+machine_ticks() { awk '/^cpu /{t=0; for (i=2; i<=9; i++) t+=$i; print t-$5-$6, $9, t}' /proc/stat; }
+# bookd's own CPU time so far (user + system), in ticks.
+bookd_ticks() { awk '{print $14 + $15}' "/proc/$BOOKD_PID/stat" 2>/dev/null || echo 0; }
+TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
 load_before=$(loadavg)
 
 # ---- the sample book, imported and indexed ----------------------------------
@@ -262,6 +270,7 @@ esac
 # ---- the phases ---------------------------------------------------------------------
 
 problems=""
+machine_json=""
 echo "bookd chat bench: $CLIENTS concurrent chats (bench/chat_load.c), ${WARMUP} s warm-up + ${DURATION} s per phase, $(nproc 2>/dev/null || echo ?) cores shared by bookd, the fake model, the client (and any other work: load average $load_before at the start)"
 echo "  bookd serve: SQLite, sample book ($chunks chunks, keyword retrieval), BOOKD_CHAT_THREADS=$CHAT_THREADS, BOOKD_THREADS=$HTTP_THREADS (0 = cores), BOOKD_LOG_LEVEL=warn, port $BPORT"
 echo "  fake model: bench/chat_load.c on port $FPORT, instant = $CHUNKS chunks at once; paced = $PACED_CHUNKS chunks ${PACED_MS} ms apart; first questions spread over ${STAGGER_MS} ms"
@@ -293,6 +302,8 @@ load_check() { # during: chat_load must still be running
 # if any answer failed. curl runs in the background so that a signal stops it.
 phase() { # key mode chunks delay_ms
 	{ [ -n "$BOOKD_PID" ] && [ -n "$LOAD_PID" ]; } || return 0
+	m0=$(machine_ticks)
+	b0=$(bookd_ticks)
 	curl -s --max-time $((WARMUP + DURATION + 120)) -o "$tmp/$1.json" -w '%{http_code}' \
 		"$FAKE/run?key=$1&mode=$2&chunks=$3&delay_ms=$4&clients=$CLIENTS&warmup=$WARMUP&duration=$DURATION&bookd=$BPORT&stagger_ms=$STAGGER_MS" \
 		>"$tmp/$1.code" &
@@ -309,16 +320,29 @@ phase() { # key mode chunks delay_ms
 		rm -f "$tmp/$1.json"
 		;;
 	esac
+	m1=$(machine_ticks)
+	b1=$(bookd_ticks)
+	# Questions asked in warm-up and measurement, as the CPU times span both.
+	asked=$(sed -n 's/.*"questions_asked": *\([0-9]*\).*/\1/p' "$tmp/$1.json" 2>/dev/null | head -n 1)
+	line=$(echo "$m0 $m1 $b0 $b1 ${asked:-0} $TICKS" | awk '{
+		steal = $6 > $3 ? 100 * ($5 - $2) / ($6 - $3) : 0
+		busy = $6 > $3 ? 100 * ($4 - $1) / ($6 - $3) : 0
+		cpu = $9 > 0 ? 1e6 * ($8 - $7) / $10 / $9 : 0
+		printf "%.1f %.1f %.0f", steal, busy, cpu }')
+	set -- "$1" $line
+	echo "  machine: steal ${2}% of CPU time, busy ${3}%; bookd CPU ${4} us per question asked"
+	machine_json="$machine_json${machine_json:+, }\"$1\": {\"steal_pct\": $2, \"busy_pct\": $3, \"bookd_cpu_us_per_question\": $4}"
 	load_check "the $1 phase" || true
 	bookd_check "the $1 phase" || true
 	echo
 }
 
-phase stream stream "$CHUNKS" 0
-phase whole whole "$CHUNKS" 0
+wanted() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
+wanted stream && phase stream stream "$CHUNKS" 0
+wanted whole && phase whole whole "$CHUNKS" 0
 if [ "$PACED_MS" -gt 0 ]; then
-	phase stream_paced stream "$PACED_CHUNKS" "$PACED_MS"
-	phase whole_paced whole "$PACED_CHUNKS" "$PACED_MS"
+	wanted stream_paced && phase stream_paced stream "$PACED_CHUNKS" "$PACED_MS"
+	wanted whole_paced && phase whole_paced whole "$PACED_CHUNKS" "$PACED_MS"
 fi
 load_after=$(loadavg)
 
@@ -370,6 +394,7 @@ valid=true
   "bookd": {"database": "sqlite", "retrieval": "keyword", "chat_threads": $CHAT_THREADS, "threads": $HTTP_THREADS, "log_level": "warn", "warn_lines_startup": $startup_log_lines, "warn_lines_under_load": $warn_lines},
   "stagger_ms": $STAGGER_MS,
   "fake": {"instant": {"chunks": $CHUNKS, "delay_ms": 0}, "paced": {"chunks": $PACED_CHUNKS, "delay_ms": $PACED_MS}},
+  "machine_per_phase": {$machine_json},
   "problems": "$(esc "${problems#; }")",
   "valid": $valid,
 EOF

@@ -23,6 +23,8 @@
 
 #define QUESTION_MAX 2000
 #define SELECTION_MAX 5000
+/* A silent stream sends a comment line this often while the model thinks. */
+#define KEEPALIVE_MS 1000
 
 struct ask {
 	struct app *app;
@@ -170,12 +172,16 @@ static void ask_done(http_req *req, void *app)
 
 /* ---- streamed -------------------------------------------------------------------- */
 
-static int push(struct ask *a, const char *event, json_t *data)
+/* Queues an event for the reader; `last` ends the stream after it. */
+static int push(struct ask *a, const char *event, json_t *data, int last)
 {
 	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
 	pthread_mutex_lock(&a->lock);
 	int gone = a->gone;
-	if (!gone && text && buf_printf(&a->out, "event: %s\ndata: %s\n\n", event, text) == 0 && a->hs)
+	int queued = !gone && text && buf_printf(&a->out, "event: %s\ndata: %s\n\n", event, text) == 0;
+	if (last)
+		a->finished = 1;
+	if ((queued || last) && a->hs)
 		http_stream_wake(a->hs);
 	pthread_mutex_unlock(&a->lock);
 	free(text);
@@ -185,7 +191,7 @@ static int push(struct ask *a, const char *event, json_t *data)
 static int on_passages(void *ctx, json_t *passages)
 {
 	json_t *d = json_pack("{s:O}", "passages", passages);
-	int gone = push(ctx, "citations", d);
+	int gone = push(ctx, "citations", d, 0);
 	json_decref(d);
 	return gone;
 }
@@ -193,7 +199,7 @@ static int on_passages(void *ctx, json_t *passages)
 static int on_delta(void *ctx, const char *text, size_t n)
 {
 	json_t *d = json_pack("{s:s%}", "text", text, n);
-	int gone = push(ctx, "delta", d);
+	int gone = push(ctx, "delta", d, 0);
 	json_decref(d);
 	return gone;
 }
@@ -212,22 +218,20 @@ static void stream_run(void *ctx)
 	struct ask *a = ctx;
 	a->rc = chat_ask(a->app->chat, &a->arena, &a->q, &a->ans, &a->e);
 	json_t *d;
+	const char *event;
 	if (a->rc == 0 && !a->ans.broken) {
+		event = "done";
 		d = chat_answer_json(&a->ans);
-		push(a, "done", d);
 	} else {
 		int code = a->rc ? a->rc : ERR_UNAVAILABLE;
 		const char *msg = a->rc ? (code == ERR_INTERNAL ? "internal error" : a->e.msg)
 					: "the answer broke off; please ask again";
+		event = "error";
 		d = json_pack("{s:{s:s, s:s}}", "error", "code", err_code_name(code), "message", msg);
-		push(a, "error", d);
 	}
+	/* The last event and the end of the stream go out on one wake. */
+	push(a, event, d, 1);
 	json_decref(d);
-	pthread_mutex_lock(&a->lock);
-	a->finished = 1;
-	if (a->hs)
-		http_stream_wake(a->hs);
-	pthread_mutex_unlock(&a->lock);
 	ask_unref(a);
 }
 
@@ -247,7 +251,7 @@ static long stream_next(void *ctx, char *buf, size_t max)
 		}
 	} else if (a->finished) {
 		n = -1;
-	} else if (time_mono_us() - a->last_write_us > 1000000 && max > 16) {
+	} else if (time_mono_us() - a->last_write_us >= KEEPALIVE_MS * 1000 && max > 16) {
 		/* Waiting on the model: a comment line each second makes a closed
 		 * connection show up (only a write can tell), so the model call is
 		 * cancelled soon after the reader leaves, even before a token. */
@@ -311,7 +315,7 @@ static void ask(http_req *req, struct app *app, int compat)
 		return;
 	}
 	pthread_mutex_lock(&a->lock);
-	a->hs = http_respond_stream(req, "text/event-stream", stream_next, stream_gone, a);
+	a->hs = http_respond_stream(req, "text/event-stream", KEEPALIVE_MS, stream_next, stream_gone, a);
 	pthread_mutex_unlock(&a->lock);
 }
 

@@ -17,6 +17,8 @@
 #include "api.h"
 
 #define IDEMPOTENCY_MAX 128
+/* A job's event stream looks at the job this often. */
+#define JOB_POLL_MS 100
 
 json_t *api_job_json(const struct job *j)
 {
@@ -314,5 +316,5 @@ void api_jobs_events(http_req *req, void *app_)
 	}
 	s->app = app;
 	snprintf(s->id, sizeof(s->id), "%s", j.id);
-	http_respond_stream(req, "text/event-stream", job_stream_next, free, s);
+	http_respond_stream(req, "text/event-stream", JOB_POLL_MS, job_stream_next, free, s);
 }

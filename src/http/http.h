@@ -66,13 +66,13 @@ const char *http_form(http_req *req, const char *name);
 int http_upload_keep(http_req *req, const char *path) WUR;
 
 /* A streamed response (Server-Sent Events): `fn` fills buf and returns the
- * bytes written, 0 when it has nothing yet (the connection then sleeps and
- * `fn` is asked again a little later), or -1 to end the stream. `free_fn`
- * (may be NULL) releases ctx when the response is gone. */
+ * bytes written, 0 when it has nothing yet (the connection then sleeps until
+ * http_stream_wake, or for `poll_ms` at most, 100 ms at least), or -1 to end
+ * the stream. `free_fn` (may be NULL) releases ctx when the response is gone. */
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 struct http_stream;
 /* Returns a handle for http_stream_wake, valid until free_fn(ctx) is called. */
-struct http_stream *http_respond_stream(http_req *req, const char *content_type, http_stream_fn fn,
+struct http_stream *http_respond_stream(http_req *req, const char *content_type, int poll_ms, http_stream_fn fn,
 					void (*free_fn)(void *), void *ctx);
 /* From any thread: there is something to send, ask `fn` now rather than at
  * the next tick. The caller must serialise this against its free_fn. */

@@ -24,6 +24,7 @@
 #define MAX_CORS_ORIGINS 16
 #define MAX_RESP_HEADERS 12
 #define REQUEST_ID_MAX 128
+#define STREAM_TICK_MS 100 /* how often parked streams are checked for being due */
 
 struct http_server {
 	struct MHD_Daemon *d;
@@ -50,7 +51,9 @@ struct http_stream {
 	http_stream_fn fn;
 	void (*free_fn)(void *);
 	void *ctx;
-	struct http_stream *next;
+	struct http_stream *next, **pprev; /* in srv->parked (under park_lock) */
+	int64_t poll_us;  /* a parked stream's fn is asked again after this long */
+	int64_t due_us;	  /* ... that is, at this time (monotonic; under park_lock) */
 	int parked;	  /* in srv->parked, connection suspended (under park_lock) */
 	int wake_pending; /* woken while not parked: ask fn again before parking */
 };
@@ -196,20 +199,22 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		}
 		MHD_suspend_connection(st->conn);
 		st->parked = 1;
+		st->due_us = time_mono_us() + st->poll_us;
 		st->next = st->srv->parked;
+		st->pprev = &st->srv->parked;
+		if (st->next)
+			st->next->pprev = &st->next;
 		st->srv->parked = st;
 		pthread_mutex_unlock(&st->srv->park_lock);
 		return 0;
 	}
 }
 
-static void unpark(struct http_server *s, struct http_stream *st)
+static void unpark(struct http_stream *st)
 {
-	for (struct http_stream **p = &s->parked; *p; p = &(*p)->next)
-		if (*p == st) {
-			*p = st->next;
-			break;
-		}
+	*st->pprev = st->next;
+	if (st->next)
+		st->next->pprev = st->pprev;
 	st->parked = 0;
 }
 
@@ -217,7 +222,7 @@ void http_stream_wake(struct http_stream *st)
 {
 	pthread_mutex_lock(&st->srv->park_lock);
 	if (st->parked) {
-		unpark(st->srv, st);
+		unpark(st);
 		MHD_resume_connection(st->conn);
 	} else {
 		st->wake_pending = 1;
@@ -231,21 +236,26 @@ static void stream_free(void *cls)
 	/* It may still be parked if the connection died: unlink it. */
 	pthread_mutex_lock(&st->srv->park_lock);
 	if (st->parked)
-		unpark(st->srv, st);
+		unpark(st);
 	pthread_mutex_unlock(&st->srv->park_lock);
 	if (st->free_fn)
 		st->free_fn(st->ctx);
 	xfree(st);
 }
 
-static void wake_parked(struct http_server *s)
+/* Resumes the parked streams that are due (all of them when `all`): a stream
+ * woken by its producer never waits for this, so a busy stream costs the
+ * ticker nothing, and an idle one is asked once per poll interval. */
+static void wake_parked(struct http_server *s, int all)
 {
+	int64_t now = time_mono_us();
 	pthread_mutex_lock(&s->park_lock);
-	struct http_stream *st = s->parked;
-	s->parked = NULL;
-	for (; st; st = st->next) {
-		st->parked = 0;
-		MHD_resume_connection(st->conn);
+	for (struct http_stream *st = s->parked, *next; st; st = next) {
+		next = st->next;
+		if (all || st->due_us <= now) {
+			unpark(st);
+			MHD_resume_connection(st->conn);
+		}
 	}
 	pthread_mutex_unlock(&s->park_lock);
 }
@@ -254,15 +264,15 @@ static void *ticker(void *arg)
 {
 	struct http_server *s = arg;
 	while (!atomic_load(&s->stopping)) {
-		struct timespec ts = { 0, 100 * 1000 * 1000 };
+		struct timespec ts = { 0, STREAM_TICK_MS * 1000 * 1000 };
 		nanosleep(&ts, NULL);
-		wake_parked(s);
+		wake_parked(s, 0);
 	}
 	return NULL;
 }
 
-struct http_stream *http_respond_stream(http_req *r, const char *ctype, http_stream_fn fn, void (*free_fn)(void *),
-					void *ctx)
+struct http_stream *http_respond_stream(http_req *r, const char *ctype, int poll_ms, http_stream_fn fn,
+					void (*free_fn)(void *), void *ctx)
 {
 	struct http_stream *st = xcalloc(1, sizeof(*st));
 	if (!st) {
@@ -271,7 +281,12 @@ struct http_stream *http_respond_stream(http_req *r, const char *ctype, http_str
 		http_respond_error(r, 500, "internal", "out of memory", NULL);
 		return NULL;
 	}
-	*st = (struct http_stream){ r->srv, r->conn, fn, free_fn, ctx, NULL, 0, 0 };
+	*st = (struct http_stream){ .srv = r->srv,
+				    .conn = r->conn,
+				    .fn = fn,
+				    .free_fn = free_fn,
+				    .ctx = ctx,
+				    .poll_us = (int64_t)(poll_ms > STREAM_TICK_MS ? poll_ms : STREAM_TICK_MS) * 1000 };
 	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
 								       stream_free);
 	if (!resp) {
@@ -869,7 +884,7 @@ int http_server_port(const struct http_server *s)
 void http_server_quiesce(struct http_server *s)
 {
 	atomic_store(&s->stopping, 1); /* streams end at their next read */
-	wake_parked(s);
+	wake_parked(s, 1);
 	MHD_socket fd = MHD_quiesce_daemon(s->d);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
@@ -893,7 +908,7 @@ void http_server_stop(struct http_server *s)
 	atomic_store(&s->stopping, 1);
 	if (s->ticker_started)
 		pthread_join(s->ticker, NULL);
-	wake_parked(s); /* every suspended connection must be resumed before the stop */
+	wake_parked(s, 1); /* every suspended connection must be resumed before the stop */
 	MHD_stop_daemon(s->d);
 	pthread_mutex_destroy(&s->park_lock);
 	xfree(s->cors_copy);

@@ -195,6 +195,21 @@ def test_client_disconnect_before_the_first_token_cancels_the_model_call(llm):
         f"the model call was still open {time.monotonic() - t_close:.1f}s after the client left: {rec}")
 
 
+def test_a_thinking_model_keeps_the_stream_alive_once_a_second(llm):
+    """No token for three seconds: the reader gets a comment line about once a
+    second (so that a proxy keeps the connection, and a gone reader shows up),
+    not a flood of them, and then the answer."""
+    srv, book, fake = llm
+    fake.set_default(hang=3, text="Slow answer [1].")
+    s = SSE(srv, {"question": QUESTION})
+    names = [ev[0] for ev in s.read_all()]
+    assert names[0] == "citations" and names[-1] == "done", names
+    waits = [t for text, t in s.comments if text == "waiting"]
+    assert 2 <= len(waits) <= 4, s.comments
+    gaps = [b - a for a, b in zip(waits, waits[1:])]
+    assert all(0.9 <= g <= 1.5 * SLOW for g in gaps), gaps
+
+
 # ---- memory -------------------------------------------------------------------------
 
 def test_second_question_sends_history_and_rewrites(llm):

@@ -131,6 +131,7 @@ class SSE:
         self.resp = requests.post(srv.url(QUERY), json=body, headers=h, stream=True,
                                   timeout=timeout * SLOW)
         self.events = []   # (name, data, t)
+        self.comments = []  # (text, t): keep-alive lines
         self._lines = None
 
     def __iter__(self):
@@ -147,6 +148,7 @@ class SSE:
                 name, data = None, []
                 continue
             if line.startswith(":"):
+                self.comments.append((line[1:].strip(), time.monotonic() - self.t0))
                 continue
             key, _, val = line.partition(":")
             val = val[1:] if val.startswith(" ") else val
