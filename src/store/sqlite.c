@@ -19,7 +19,8 @@
  * that takes the WAL past 1,000 pages copies them into the database file
  * itself, some milliseconds that land on whichever request committed. Here
  * connections never checkpoint; a thread of the backend's own runs a passive
- * checkpoint (which waits for no one) every CHECKPOINT_MS.
+ * checkpoint (which waits for no one) CHECKPOINT_MS after a write, taking in
+ * the writes of that interval too, and sleeps while nothing is written.
  */
 #include <sqlite3.h>
 #include <stdint.h>
@@ -57,6 +58,7 @@ struct sqlite_db {
 	pthread_mutex_t lock; /* guards the writer slot, and with wake the checkpointer's sleep and stop */
 	pthread_cond_t wake;
 	int stop;
+	int dirty; /* written since the last checkpoint began */
 };
 
 struct sqlite_conn {
@@ -71,6 +73,10 @@ static void writer_release(struct sqlite_db *sd)
 	pthread_mutex_lock(&sd->lock);
 	sd->writer_held = 0;
 	pthread_cond_signal(&sd->writer_free);
+	if (!sd->dirty) { /* the WAL may have grown: the checkpointer's turn */
+		sd->dirty = 1;
+		pthread_cond_signal(&sd->wake);
+	}
 	pthread_mutex_unlock(&sd->lock);
 }
 
@@ -145,23 +151,38 @@ static void *checkpointer(void *arg)
 {
 	struct sqlite_db *sd = arg;
 	sqlite3 *h = NULL;
-	if (sqlite3_open_v2(sd->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	/* A connection learns that the database is in WAL mode (and opens the
+	 * WAL) at its first read; until then a checkpoint on it does nothing. */
+	if (sqlite3_open_v2(sd->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_exec(h, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
 		sqlite3_close(h);
 		h = NULL; /* nothing to do but wait for the stop */
 	}
 	pthread_mutex_lock(&sd->lock);
 	while (!sd->stop) {
+		if (!sd->dirty) {
+			pthread_cond_wait(&sd->wake, &sd->lock);
+			continue;
+		}
+		/* The writes of the next CHECKPOINT_MS join this checkpoint. */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec += CHECKPOINT_MS * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
 		until.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&sd->wake, &sd->lock, &until);
-		if (sd->stop || !h)
+		while (!sd->stop && pthread_cond_timedwait(&sd->wake, &sd->lock, &until) != ETIMEDOUT)
+			;
+		if (sd->stop)
+			break;
+		sd->dirty = 0;
+		if (!h)
 			continue;
 		pthread_mutex_unlock(&sd->lock);
-		sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		int log = 0, copied = 0;
+		int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
 		pthread_mutex_lock(&sd->lock);
+		if (rc != SQLITE_OK || copied < log)
+			sd->dirty = 1; /* a reader kept some frames: try again in a while */
 	}
 	pthread_mutex_unlock(&sd->lock);
 	sqlite3_close(h); /* the last connection to close checkpoints what is left */

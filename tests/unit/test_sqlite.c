@@ -3,6 +3,7 @@
 #include "unit.h"
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,12 +173,46 @@ static void test_rollback_frees_the_writer(void **state)
 	assert_int_equal(atomic_load(&inserted), 1);
 }
 
+static long long file_size(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? (long long)st.st_size : -1;
+}
+
+/* Connections never checkpoint; the backend's checkpointer must notice a
+ * commit on its own and copy the WAL into the database file soon after. */
+static void test_a_commit_reaches_the_database_file(void **state)
+{
+	(void)state;
+	long long before = file_size(path);
+	assert_true(before >= 0);
+	db_conn *c;
+	struct err e = { 0 };
+	char v[512];
+	memset(v, 'x', sizeof(v) - 1);
+	v[sizeof(v) - 1] = '\0';
+	assert_int_equal(db_acquire(d, &c, &e), 0);
+	assert_int_equal(db_begin(c, &e), 0);
+	for (int i = 0; i < 500; i++) {
+		struct db_val p[] = { dbv_int(100000 + i), dbv_text(v) };
+		assert_int_equal(db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", p, 2, NULL, NULL, NULL, &e), 0);
+	}
+	assert_int_equal(db_commit(c, &e), 0);
+	db_release(c);
+	/* 250 KB went to the WAL; the file grows only by a checkpoint. */
+	double deadline = now_ms() + 10000;
+	while (file_size(path) < before + 200 * 1024 && now_ms() < deadline)
+		usleep(20 * 1000);
+	assert_true(file_size(path) >= before + 200 * 1024);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writer_waits_for_commit_not_for_a_sleep),
 		cmocka_unit_test(test_concurrent_writers_all_land),
 		cmocka_unit_test(test_rollback_frees_the_writer),
+		cmocka_unit_test(test_a_commit_reaches_the_database_file),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
