@@ -1,0 +1,28 @@
+/* Internals shared by users.c, auth.c and apikeys.c. */
+#ifndef BOOKD_USERS_INT_H
+#define BOOKD_USERS_INT_H
+
+#include <sodium.h>
+#include <stdatomic.h>
+
+#include "users.h"
+
+struct users {
+	db *db;
+	struct users_config cfg;
+	char dummy_hash[crypto_pwhash_STRBYTES]; /* verified against for unknown emails */
+	struct ratelimit *per_ip, *per_account;
+	struct jwks_source *jwks;
+	char local_admin[UUID_STR_LEN]; /* the master key's user, made on first need */
+	atomic_int local_admin_state;	 /* 0 unknown, 1 being written, 2 written (once) */
+};
+
+unsigned users_role_scopes(enum role r);
+void users_sha256_hex(const char *s, char out[65]);
+void users_audit(const char *event, const char *user_id, const char *ip, const char *detail);
+/* password and sub may be NULL. */
+int users_create_user(struct users *u, struct arena *a, const char *email, const char *password,
+		      const char *display_name, enum role role, const char *sub, struct user *out,
+		      struct err *e) WUR;
+
+#endif
