@@ -136,6 +136,14 @@ done
 	die "the chunk counts must be 1 to 100"
 [ "$PACED_MS" -le 10000 ] || die "BENCH_CHAT_PACED_MS must be at most 10000"
 [ "$STAGGER_MS" -le $((WARMUP * 1000)) ] || die "BENCH_CHAT_STAGGER_MS must be at most the warm-up"
+for p in $PHASES; do
+	case $p in
+	stream | whole) ;;
+	stream_paced | whole_paced) [ "$PACED_MS" -gt 0 ] || die "phase $p needs BENCH_CHAT_PACED_MS > 0" ;;
+	*) die "unknown phase '$p' in BENCH_CHAT_PHASES (stream, whole, stream_paced, whole_paced)" ;;
+	esac
+done
+[ -n "$PHASES" ] || die "BENCH_CHAT_PHASES names no phase"
 for tool in curl od "$CC"; do
 	command -v "$tool" >/dev/null 2>&1 || die "$tool not found (run \`make deps\`)"
 done
@@ -327,8 +335,9 @@ phase() { # key mode chunks delay_ms
 	line=$(echo "$m0 $m1 $b0 $b1 ${asked:-0} $TICKS" | awk '{
 		steal = $6 > $3 ? 100 * ($5 - $2) / ($6 - $3) : 0
 		busy = $6 > $3 ? 100 * ($4 - $1) / ($6 - $3) : 0
-		cpu = $9 > 0 ? 1e6 * ($8 - $7) / $10 / $9 : 0
-		printf "%.1f %.1f %.0f", steal, busy, cpu }')
+		# bookd gone (its ticks read 0): no CPU figure rather than a wrong one
+		if ($9 > 0 && $8 >= $7 && $8 > 0) cpu = sprintf("%.0f", 1e6 * ($8 - $7) / $10 / $9); else cpu = "null"
+		printf "%.1f %.1f %s", steal, busy, cpu }')
 	set -- "$1" $line
 	echo "  machine: steal ${2}% of CPU time, busy ${3}%; bookd CPU ${4} us per question asked"
 	machine_json="$machine_json${machine_json:+, }\"$1\": {\"steal_pct\": $2, \"busy_pct\": $3, \"bookd_cpu_us_per_question\": $4}"

@@ -314,9 +314,13 @@ static void ask(http_req *req, struct app *app, int compat)
 		api_fail(req, &e);
 		return;
 	}
-	pthread_mutex_lock(&a->lock);
-	a->hs = http_respond_stream(req, "text/event-stream", KEEPALIVE_MS, stream_next, stream_gone, a);
-	pthread_mutex_unlock(&a->lock);
+	/* On failure the response is gone (stream_gone ran): `a` is the producer's alone. */
+	struct http_stream *hs = http_respond_stream(req, "text/event-stream", KEEPALIVE_MS, stream_next, stream_gone, a);
+	if (hs) {
+		pthread_mutex_lock(&a->lock);
+		a->hs = hs;
+		pthread_mutex_unlock(&a->lock);
+	}
 }
 
 void api_chat_query(http_req *req, void *app)

@@ -17,8 +17,8 @@
 #include "api.h"
 
 #define IDEMPOTENCY_MAX 128
-/* A job's event stream looks at the job this often. */
-#define JOB_POLL_MS 100
+/* A job's event stream looks at the job every 50-150 ms (http.h). */
+#define JOB_POLL_MS 50
 
 json_t *api_job_json(const struct job *j)
 {

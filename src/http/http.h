@@ -66,9 +66,11 @@ const char *http_form(http_req *req, const char *name);
 int http_upload_keep(http_req *req, const char *path) WUR;
 
 /* A streamed response (Server-Sent Events): `fn` fills buf and returns the
- * bytes written, 0 when it has nothing yet (the connection then sleeps until
- * http_stream_wake, or for `poll_ms` at most, 100 ms at least), or -1 to end
- * the stream. `free_fn` (may be NULL) releases ctx when the response is gone. */
+ * bytes written, 0 when it has nothing yet, or -1 to end the stream. After a
+ * 0 the connection sleeps until http_stream_wake, or else for poll_ms to
+ * poll_ms + 100 ms (parked streams are looked at every 100 ms; poll_ms below
+ * that counts as 100). `free_fn` (may be NULL) releases ctx when the
+ * response is gone. */
 typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
 struct http_stream;
 /* Returns a handle for http_stream_wake, valid until free_fn(ctx) is called. */

@@ -197,6 +197,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 			pthread_mutex_unlock(&st->srv->park_lock);
 			continue;
 		}
+		if (atomic_load(&st->srv->stopping)) {
+			/* quiesce set stopping, then woke the parked under this
+			 * lock: parking now would sleep through the shutdown */
+			pthread_mutex_unlock(&st->srv->park_lock);
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		}
 		MHD_suspend_connection(st->conn);
 		st->parked = 1;
 		st->due_us = time_mono_us() + st->poll_us;

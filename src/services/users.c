@@ -1,3 +1,8 @@
+/*
+ * Accounts: registration, login, refresh-token rotation and logout, and the
+ * admin's user management. Passwords are argon2id; refresh tokens are stored
+ * as SHA-256 and rotate on every use, a reused one revoking its family.
+ */
 #include "users_int.h"
 
 #include <ctype.h>

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/log.h"
 #include "../core/mem.h"
 #include "db_int.h"
 
@@ -55,7 +56,7 @@ struct sqlite_db {
 	char *path;
 	pthread_t checkpointer;
 	int checkpointing;
-	pthread_mutex_t lock; /* guards the writer slot, and with wake the checkpointer's sleep and stop */
+	pthread_mutex_t lock; /* guards the writer slot, and with wake the checkpointer's dirty, sleep and stop */
 	pthread_cond_t wake;
 	int stop;
 	int dirty; /* written since the last checkpoint began */
@@ -154,7 +155,10 @@ static void *checkpointer(void *arg)
 	/* A connection learns that the database is in WAL mode (and opens the
 	 * WAL) at its first read; until then a checkpoint on it does nothing. */
 	if (sqlite3_open_v2(sd->path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(h, WRITER_WAIT_S * 1000) != SQLITE_OK ||
 	    sqlite3_exec(h, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK) {
+		log_warn("sqlite: no checkpoints for %s: %s (the WAL grows until bookd stops)", sd->path,
+			 h ? sqlite3_errmsg(h) : "out of memory");
 		sqlite3_close(h);
 		h = NULL; /* nothing to do but wait for the stop */
 	}
@@ -170,7 +174,7 @@ static void *checkpointer(void *arg)
 		until.tv_nsec += CHECKPOINT_MS * 1000000L;
 		until.tv_sec += until.tv_nsec / 1000000000L;
 		until.tv_nsec %= 1000000000L;
-		while (!sd->stop && pthread_cond_timedwait(&sd->wake, &sd->lock, &until) != ETIMEDOUT)
+		while (!sd->stop && pthread_cond_timedwait(&sd->wake, &sd->lock, &until) == 0)
 			;
 		if (sd->stop)
 			break;
@@ -178,10 +182,10 @@ static void *checkpointer(void *arg)
 		if (!h)
 			continue;
 		pthread_mutex_unlock(&sd->lock);
-		int log = 0, copied = 0;
-		int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+		int nlog = 0, ncopied = 0;
+		int rc = sqlite3_wal_checkpoint_v2(h, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &ncopied);
 		pthread_mutex_lock(&sd->lock);
-		if (rc != SQLITE_OK || copied < log)
+		if (rc != SQLITE_OK || ncopied < nlog)
 			sd->dirty = 1; /* a reader kept some frames: try again in a while */
 	}
 	pthread_mutex_unlock(&sd->lock);

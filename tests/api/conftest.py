@@ -594,8 +594,21 @@ def users_server(tmp_path_factory):
 
 def pytest_collection_modifyitems(config, items):
     """BOOKD_TEST_SHUFFLE=<seed> runs the suite in a seeded random order, to find a
-    test that passes only because another ran before it in the same worker.  Every
-    xdist worker shuffles with the same seed, so their collections still agree."""
+    test that passes only because another ran before it in the same worker: the
+    modules in a random order, and the tests in a random order within each (so a
+    module's shared server starts once).  Every xdist worker shuffles with the
+    same seed, so their collections still agree."""
     seed = os.environ.get("BOOKD_TEST_SHUFFLE")
-    if seed:
-        random.Random(seed).shuffle(items)
+    if not seed:
+        return
+    rnd = random.Random(seed)
+    modules = {}
+    for item in items:
+        modules.setdefault(item.module.__name__, []).append(item)
+    order = list(modules)
+    rnd.shuffle(order)
+    items[:] = []
+    for name in order:
+        group = modules[name]
+        rnd.shuffle(group)
+        items.extend(group)

@@ -207,7 +207,8 @@ def test_a_thinking_model_keeps_the_stream_alive_once_a_second(llm):
     waits = [t for text, t in s.comments if text == "waiting"]
     assert 2 <= len(waits) <= 4, s.comments
     gaps = [b - a for a, b in zip(waits, waits[1:])]
-    assert all(0.9 <= g <= 1.5 * SLOW for g in gaps), gaps
+    # a flood would be 0.1 s apart (a tick); the reader's own delays blur the rest
+    assert all(0.5 <= g <= 1.5 * SLOW for g in gaps), gaps
 
 
 # ---- memory -------------------------------------------------------------------------
