@@ -128,8 +128,10 @@ def test_extractive_citations_survive_non_ascii_text_at_the_cut(ext):
 
 # ---- sessions ------------------------------------------------------------------------
 
-def test_sessions_messages_and_isolation(ext, alice, bob):
+def test_sessions_messages_and_isolation(ext):
     srv, book = ext
+    # users of this test alone: it counts their sessions
+    alice, bob = make_user(srv, tag="alice-iso"), make_user(srv, tag="bob-iso")
     a = ask(srv, headers=alice["headers"])
     sid = a["session_id"]
     # a follow-up in the same session
