@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/cache.h"
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
@@ -18,6 +19,7 @@
 #include "vindex.h"
 
 #define MAX_TERMS 32
+#define TERM_STATS_BYTES (512 * 1024) /* ~3,000 words' document frequencies */
 #define RRF_K 60.0
 #define EMBED_ROUND 256 /* chunks fetched and embedded per round */
 #define REINDEX_BATCH 8	/* chapters per transaction of a reindex */
@@ -35,6 +37,7 @@ struct search {
 	atomic_int stopping;
 	pthread_mutex_t wake_lock;
 	pthread_cond_t wake;
+	struct cache *term_stats; /* the keyword index's counts, for the store */
 };
 
 int search_new(struct search **out, db *d, const struct search_config *cfg, struct err *e)
@@ -48,6 +51,10 @@ int search_new(struct search **out, db *d, const struct search_config *cfg, stru
 	pthread_rwlock_init(&s->vlock, NULL);
 	pthread_mutex_init(&s->wake_lock, NULL);
 	pthread_cond_init(&s->wake, NULL);
+	if (!(s->term_stats = cache_new(TERM_STATS_BYTES))) {
+		search_free(s);
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	}
 	if (cfg->embed && cfg->embed->url && *cfg->embed->url && !(s->em = embedder_new(cfg->embed))) {
 		search_free(s);
 		return err_set(e, ERR_INTERNAL, "out of memory");
@@ -72,6 +79,7 @@ void search_free(struct search *s)
 	pthread_rwlock_destroy(&s->vlock);
 	pthread_mutex_destroy(&s->wake_lock);
 	pthread_cond_destroy(&s->wake);
+	cache_free(s->term_stats);
 	xfree(s);
 }
 
@@ -519,7 +527,7 @@ static int keyword(struct search *s, struct arena *a, const char *q, const char 
 	int rc = db_acquire(s->db, &c, e);
 	if (rc)
 		return rc;
-	rc = store_chunks_keyword(c, a, terms, nt, book_id, chapter_id, limit, rows, n, e);
+	rc = store_chunks_keyword(c, a, s->term_stats, terms, nt, book_id, chapter_id, limit, rows, n, e);
 	db_release(c);
 	return rc;
 }

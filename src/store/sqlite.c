@@ -30,6 +30,7 @@
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "db_int.h"
+#include "sqlite_rank.h"
 
 #include <errno.h>
 #include <time.h>
@@ -131,6 +132,11 @@ static int sq_conn_open(db *d, db_conn **out, struct err *e)
 		sqlite3_close(c->h);
 		xfree(c);
 		return rc;
+	}
+	if (sqlite_rank_register(c->h)) {
+		sqlite3_close(c->h);
+		xfree(c);
+		return err_set(e, ERR_INTERNAL, "sqlite: cannot register bookd_bm25 (is FTS5 built in?)");
 	}
 	*out = &c->base;
 	return 0;

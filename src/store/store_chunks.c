@@ -4,6 +4,10 @@
 #include <string.h>
 
 #include "../core/buf.h"
+#include "../core/cache.h"
+#include "../core/log.h"
+#include "../core/rcbuf.h"
+#include "sqlite_rank.h"
 
 #define CHUNK_COLS                                                                                  \
 	"c.id, c.book_id, c.chapter_id, c.ordinal, c.heading, c.heading_path, c.anchor, c.char_start, " \
@@ -154,68 +158,215 @@ static int only_book(db_conn *c, const char *book_id)
 	return only;
 }
 
-int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, int nterms, const char *book_id,
-			 const char *chapter_id, int limit, struct chunk_row **rows, int *n, struct err *e)
+/* ---- keyword search on SQLite: BM25, leaving unread the rows that cannot win ----
+ *
+ * FTS5 scores every row holding any term of the query. A question's common
+ * words ("how", "the", "in") are in most rows of a large book, and scoring
+ * 55,000 rows takes ~100 ms. Yet a common word can add little to a row's
+ * score: at most sqlite_rank_bound() of its IDF. So (MaxScore, with one
+ * split) the terms are split by those bounds into common and rare ones; the
+ * rows with a rare term are scored on every term, by bookd_bm25(), which
+ * scores the leading phrases only, so "(all) AND (rare)" does not count the
+ * rare terms twice; and when the limit-th best score is more than the common
+ * terms together could give a row without a rare term, no such row can be in
+ * the answer, which is therefore exact. Otherwise every matching row is
+ * scored, as bm25() would.
+ *
+ * Document frequencies are counted once per version of the index and cached
+ * in `stats`: the version is a hash of FTS5's structure record (rowid 10 of
+ * chunks_fts_data), which FTS5 rewrites whenever a write changes the index,
+ * in this process or another. */
+
+#define KW_WEIGHTS "2 1 0" /* heading path 2, text 1, scope (the filters) 0 */
+#define KW_COLUMNS "{heading_path text} : "
+
+struct kw_term {
+	const char *text;
+	int64_t df;
+	double bound;
+};
+
+static int count_cb(void *ctx, const db_row *r)
 {
-	int pg = db_dialect(db_conn_db(c)) == DB_POSTGRES;
+	*(int64_t *)ctx = db_row_int(r, 0);
+	return 0;
+}
+
+static int version_cb(void *ctx, const db_row *r)
+{
+	size_t len = 0;
+	const unsigned char *p = (const unsigned char *)db_row_text(r, 0, &len);
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (size_t i = 0; p && i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	*(int64_t *)ctx = (int64_t)(h >> 1) | 1; /* never 0, which means "unknown" */
+	return 0;
+}
+
+static int64_t index_version(db_conn *c)
+{
+	int64_t v = 0;
+	struct err e = { 0 };
+	if (db_query(c, "SELECT block FROM chunks_fts_data WHERE id = 10", NULL, 0, version_cb, &v, NULL, &e) < 0)
+		return 0;
+	return v;
+}
+
+/* A count from the cache if the index is as it was when it was counted. */
+static int cached_count(db_conn *c, struct cache *stats, int64_t version, const char *key, const char *sql,
+			const char *arg, int64_t *out, struct err *e)
+{
+	int cacheable = stats && version && strlen(key) < 100;
+	struct rcbuf *b = cacheable ? cache_get(stats, key, version) : NULL;
+	if (b) {
+		memcpy(out, b->data, sizeof(*out));
+		rcbuf_unref(b);
+		return 0;
+	}
+	struct db_val p[] = { dbv_text(arg) };
+	*out = 0;
+	int rc = db_query(c, sql, p, arg ? 1 : 0, count_cb, out, NULL, e);
+	if (rc < 0)
+		return rc;
+	if (cacheable && (b = rcbuf_new(out, sizeof(*out)))) {
+		cache_put(stats, key, version, b);
+		rcbuf_unref(b);
+	}
+	return 0;
+}
+
+/* "{columns} : ("t1" OR "t2" ...)" */
+static int or_terms(struct buf *q, const struct kw_term *t, int from, int to)
+{
+	int brc = buf_puts(q, KW_COLUMNS "(");
+	for (int i = from; !brc && i < to; i++)
+		brc = buf_printf(q, "%s\"%s\"", i > from ? " OR " : "", t[i].text);
+	return brc ? brc : buf_puts(q, ")");
+}
+
+static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
+			  const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,
+			  struct err *e)
+{
+	*rows = NULL;
+	*n = 0;
+	int64_t version = index_version(c), nrows = 0;
+	int rc = cached_count(c, stats, version, "rows", "SELECT count(*) FROM chunks", NULL, &nrows, e);
+	if (rc)
+		return rc;
+	struct kw_term t[RANK_MAX_PHRASES];
+	int nt = 0;
+	for (int i = 0; i < nterms && nt < RANK_MAX_PHRASES; i++) {
+		char key[128], match[160];
+		snprintf(key, sizeof(key), "df/%s", terms[i]);
+		if (snprintf(match, sizeof(match), KW_COLUMNS "\"%s\"", terms[i]) >= (int)sizeof(match))
+			continue; /* a word that long is in no chunk */
+		t[nt].text = terms[i];
+		if ((rc = cached_count(c, stats, version, key, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH $1",
+				       match, &t[nt].df, e)))
+			return rc;
+		if (t[nt].df == 0)
+			continue; /* in no row: it can neither match nor score */
+		t[nt].bound = sqlite_rank_bound(sqlite_rank_idf((double)nrows, (double)t[nt].df));
+		nt++;
+	}
+	if (!nt)
+		return 0;
+	/* The common terms: the lowest bounds, while together they stay under
+	 * half the highest (a row needs more than that to matter). */
+	for (int i = 1; i < nt; i++)
+		for (int j = i; j > 0 && t[j].bound < t[j - 1].bound; j--) {
+			struct kw_term x = t[j];
+			t[j] = t[j - 1];
+			t[j - 1] = x;
+		}
+	int ncommon = 0;
+	double common = 0;
+	while (ncommon < nt - 1 && common + t[ncommon].bound < t[nt - 1].bound / 2)
+		common += t[ncommon++].bound;
+
+	char dfs[RANK_MAX_PHRASES * 21 + 1];
+	size_t dl = 0;
+	for (int i = 0; i < nt; i++)
+		dl += (size_t)snprintf(dfs + dl, sizeof(dfs) - dl, "%s%lld", i ? " " : "", (long long)t[i].df);
+	char filters[2 * UUID_STR_LEN + 40] = "", id[UUID_STR_LEN];
+	/* The filters are terms of the scope column: FTS5 intersects them. A
+	 * filter on the only book filters nothing, and is left out. */
+	if (book_id && !chapter_id && only_book(c, book_id))
+		book_id = NULL;
+	if (book_id) {
+		*undashed(id, book_id) = '\0';
+		snprintf(filters, sizeof(filters), " AND scope : \"b%s\"", id);
+	}
+	if (chapter_id) {
+		*undashed(id, chapter_id) = '\0';
+		snprintf(filters + strlen(filters), sizeof(filters) - strlen(filters), " AND scope : \"c%s\"", id);
+	}
+	/* Rank inside FTS5 and keep the top rows before joining: joining every
+	 * match first costs O(matches) row lookups. */
+	static const char sql[] =
+		"SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, bookd_bm25(chunks_fts, '" KW_WEIGHTS "', $2) AS score "
+		"FROM chunks_fts WHERE chunks_fts MATCH $1 ORDER BY score DESC LIMIT $3) f "
+		"JOIN chunks c ON c.rowid = f.rowid JOIN chapters ch ON ch.id = c.chapter_id "
+		"ORDER BY f.score DESC, c.id";
+	for (int pass = ncommon ? 0 : 1; pass < 2; pass++) {
+		struct buf q;
+		buf_init(&q, 16384);
+		int brc = or_terms(&q, t, 0, nt); /* the scored phrases: first, in the order of dfs */
+		if (!brc && pass == 0)
+			brc = buf_puts(&q, " AND ") || or_terms(&q, t, ncommon, nt);
+		if (!brc)
+			brc = buf_puts(&q, filters);
+		if (brc) {
+			buf_free(&q);
+			return err_set(e, ERR_INVALID, "the query is too long");
+		}
+		struct db_val p[] = { dbv_text(q.p), dbv_text(dfs), dbv_int(limit) };
+		rc = many(c, a, sql, p, 3, 1, rows, n, e);
+		buf_free(&q);
+		if (rc)
+			return rc;
+		/* Exact if a row with common terms only could not have made the list. */
+		if (pass == 0 && limit > 0 && *n == limit && (*rows)[*n - 1].score > common) {
+			log_debug("keyword search: rows with only the %d commonest of %d terms left unread", ncommon, nt);
+			break;
+		}
+	}
+	return 0;
+}
+
+int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
+			 const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,
+			 struct err *e)
+{
 	if (nterms <= 0 || (book_id && !uuid_valid(book_id, strlen(book_id))) ||
 	    (chapter_id && !uuid_valid(chapter_id, strlen(chapter_id)))) { /* no such book or chapter */
 		*rows = NULL;
 		*n = 0;
 		return 0;
 	}
+	if (db_dialect(db_conn_db(c)) != DB_POSTGRES)
+		return sqlite_keyword(c, a, stats, terms, nterms, book_id, chapter_id, limit, rows, n, e);
+	/* Terms hold letters and digits only (search.c): to_tsquery sees
+	 * lexemes and '|'. Scores: ts_rank with the heading path at weight A
+	 * (1.0) and text at B (0.4). */
 	struct buf q;
 	buf_init(&q, 16384);
 	int brc = 0;
-	for (int i = 0; !brc && i < nterms; i++) {
-		/* Terms hold letters and digits only (search.c); quoting them makes
-		 * each a plain term for FTS5, and to_tsquery sees lexemes and '|'. */
-		if (pg)
-			brc = buf_printf(&q, "%s%s", i ? " | " : "", terms[i]);
-		else
-			brc = buf_printf(&q, "%s\"%s\"", i ? " OR " : "{heading_path text} : (", terms[i]);
-	}
-	/* The filters are terms of the scope column: FTS5 intersects them. A
-	 * book's term is in every chunk of it, and BM25 counts the chunks of
-	 * every term of the query: O(book) per query, spared when the book is
-	 * the only one (a filter that filters nothing; the usual install). */
-	if (!pg && !brc) {
-		char id[UUID_STR_LEN];
-		brc = buf_printf(&q, ")");
-		if (!brc && book_id && !chapter_id && only_book(c, book_id))
-			book_id = NULL;
-		if (!brc && book_id) {
-			*undashed(id, book_id) = '\0';
-			brc = buf_printf(&q, " AND scope : \"b%s\"", id);
-		}
-		if (!brc && chapter_id) {
-			*undashed(id, chapter_id) = '\0';
-			brc = buf_printf(&q, " AND scope : \"c%s\"", id);
-		}
-	}
+	for (int i = 0; !brc && i < nterms; i++)
+		brc = buf_printf(&q, "%s%s", i ? " | " : "", terms[i]);
 	if (brc) {
 		buf_free(&q);
 		return err_set(e, ERR_INVALID, "the query is too long");
 	}
 	struct db_val p[] = { dbv_text(q.p ? q.p : ""), dbv_text(book_id), dbv_text(chapter_id), dbv_int(limit) };
-	/* Scores: FTS5's BM25 (negated so that higher is better), heading path
-	 * weighted 2:1 over text; PostgreSQL's ts_rank with the heading path at
-	 * weight A (1.0) and text at B (0.4). */
-	const char *sql =
-		pg ? "SELECT " CHUNK_COLS ", ts_rank(c.tsv, query) AS score FROM chunks c "
-		     "JOIN chapters ch ON ch.id = c.chapter_id, to_tsquery('english', $1) query "
-		     "WHERE c.tsv @@ query AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
-		     "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
-		     "ORDER BY score DESC, c.id LIMIT $4"
-		   /* Rank inside FTS5 and keep the top rows before joining: joining
-		    * every match first costs O(matches) row lookups. The scope
-		    * column (the filters) weighs nothing. */
-		   : "SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, -bm25(chunks_fts, 2.0, 1.0, 0.0) AS score "
-		     "FROM chunks_fts WHERE chunks_fts MATCH $1 "
-		     "ORDER BY bm25(chunks_fts, 2.0, 1.0, 0.0) LIMIT $4) f "
-		     "JOIN chunks c ON c.rowid = f.rowid JOIN chapters ch ON ch.id = c.chapter_id "
-		     "ORDER BY f.score DESC, c.id";
-	int rc = many(c, a, sql, p, 4, 1, rows, n, e);
+	int rc = many(c, a,
+		      "SELECT " CHUNK_COLS ", ts_rank(c.tsv, query) AS score FROM chunks c "
+		      "JOIN chapters ch ON ch.id = c.chapter_id, to_tsquery('english', $1) query "
+		      "WHERE c.tsv @@ query AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
+		      "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
+		      "ORDER BY score DESC, c.id LIMIT $4",
+		      p, 4, 1, rows, n, e);
 	buf_free(&q);
 	return rc;
 }

@@ -22,9 +22,13 @@ int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e) WUR
 int store_chunk_move(db_conn *c, const struct chunk_row *r, struct err *e) WUR;
 int store_chunk_delete(db_conn *c, const char *id, struct err *e) WUR;
 /* Keyword search. `terms` are already safe words (letters and digits only):
- * they are quoted into the backend's query syntax here, never passed raw. */
-int store_chunks_keyword(db_conn *c, struct arena *a, const char *const *terms, int nterms, const char *book_id,
-			 const char *chapter_id, int limit, struct chunk_row **rows, int *n, struct err *e) WUR;
+ * they are quoted into the backend's query syntax here, never passed raw.
+ * `stats` (may be NULL) is the caller's cache, kept across queries, of the
+ * counts that let SQLite skip rows that cannot make the answer. */
+struct cache;
+int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
+			 const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,
+			 struct err *e) WUR;
 int store_chunk_get(db_conn *c, struct arena *a, const char *id, struct chunk_row *out, struct err *e) WUR;
 int store_chunk_count(db_conn *c, const char *book_id, int64_t *n, struct err *e) WUR;
 
