@@ -51,7 +51,7 @@ static int numbers(const char *s, double *out, int max)
 }
 
 /* What is the same for every row of the statement: read at its first row. */
-static struct rank *prepare(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_value **argv)
+static struct rank *prepare(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_value **argv, const char **why)
 {
 	struct rank *r = sqlite3_malloc(sizeof(*r));
 	if (!r)
@@ -61,8 +61,11 @@ static struct rank *prepare(const Fts5ExtensionApi *api, Fts5Context *fts, sqlit
 	sqlite3_int64 nrow = 0, ntok = 0;
 	r->ncols = numbers((const char *)sqlite3_value_text(argv[0]), r->weight, RANK_MAX_COLS);
 	r->nphrases = numbers((const char *)sqlite3_value_text(argv[1]), df, RANK_MAX_PHRASES);
-	if (r->ncols < 0 || r->nphrases < 0 || r->nphrases > api->xPhraseCount(fts) ||
-	    api->xRowCount(fts, &nrow) != SQLITE_OK || api->xColumnTotalSize(fts, -1, &ntok) != SQLITE_OK) {
+	if (r->ncols < 0 || r->nphrases < 0 || r->nphrases > api->xPhraseCount(fts))
+		*why = "bookd_bm25: bad weights or frequencies";
+	else if (api->xRowCount(fts, &nrow) != SQLITE_OK || api->xColumnTotalSize(fts, -1, &ntok) != SQLITE_OK)
+		*why = "bookd_bm25: cannot read the table's totals";
+	if (*why) {
 		sqlite3_free(r);
 		return NULL;
 	}
@@ -81,8 +84,9 @@ static void bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context 
 	}
 	struct rank *r = api->xGetAuxdata(fts, 0);
 	if (!r) {
-		if (!(r = prepare(api, fts, argv)) || api->xSetAuxdata(fts, r, sqlite3_free) != SQLITE_OK) {
-			sqlite3_result_error(ctx, "bookd_bm25: bad weights or frequencies", -1);
+		const char *why = NULL;
+		if (!(r = prepare(api, fts, argv, &why)) || api->xSetAuxdata(fts, r, sqlite3_free) != SQLITE_OK) {
+			sqlite3_result_error(ctx, why ? why : "bookd_bm25: out of memory", -1);
 			return;
 		}
 	}
@@ -94,8 +98,12 @@ static void bm25(const Fts5ExtensionApi *api, Fts5Context *fts, sqlite3_context 
 	}
 	for (int i = 0; i < ninst; i++) {
 		int phrase, col, off;
-		if (api->xInst(fts, i, &phrase, &col, &off) == SQLITE_OK && phrase < r->nphrases && col < r->ncols)
-			freq[phrase] += r->weight[col];
+		if (api->xInst(fts, i, &phrase, &col, &off) != SQLITE_OK) {
+			sqlite3_result_error(ctx, "bookd_bm25: cannot read the row", -1);
+			return;
+		}
+		if (phrase < r->nphrases) /* a column without a weight weighs 1, as in bm25() */
+			freq[phrase] += col < r->ncols ? r->weight[col] : 1.0;
 	}
 	double norm = BM25_K1 * (1 - BM25_B + BM25_B * (double)dl / r->avgdl), score = 0;
 	for (int i = 0; i < r->nphrases; i++)

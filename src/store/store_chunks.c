@@ -196,27 +196,29 @@ static int version_cb(void *ctx, const db_row *r)
 {
 	size_t len = 0;
 	const unsigned char *p = (const unsigned char *)db_row_text(r, 0, &len);
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	uint64_t *h = ctx; /* FNV-1a over both records */
 	for (size_t i = 0; p && i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ULL;
-	*(int64_t *)ctx = (int64_t)(h >> 1) | 1; /* never 0, which means "unknown" */
+		*h = (*h ^ p[i]) * 1099511628211ULL;
 	return 0;
 }
 
+/* Records 1 (row and token totals) and 10 (the segments): every commit that
+ * changes the index rewrites one or both. 0 when unknown. */
 static int64_t index_version(db_conn *c)
 {
-	int64_t v = 0;
+	uint64_t h = 1469598103934665603ULL;
 	struct err e = { 0 };
-	if (db_query(c, "SELECT block FROM chunks_fts_data WHERE id = 10", NULL, 0, version_cb, &v, NULL, &e) < 0)
+	if (db_query(c, "SELECT block FROM chunks_fts_data WHERE id IN (1, 10) ORDER BY id", NULL, 0, version_cb, &h,
+		     NULL, &e) < 0)
 		return 0;
-	return v;
+	return (int64_t)(h >> 1) | 1; /* never 0 */
 }
 
 /* A count from the cache if the index is as it was when it was counted. */
 static int cached_count(db_conn *c, struct cache *stats, int64_t version, const char *key, const char *sql,
 			const char *arg, int64_t *out, struct err *e)
 {
-	int cacheable = stats && version && strlen(key) < 100;
+	int cacheable = stats && version && strlen(key) < 100; /* the cache's keys are shorter than 112 */
 	struct rcbuf *b = cacheable ? cache_get(stats, key, version) : NULL;
 	if (b) {
 		memcpy(out, b->data, sizeof(*out));
@@ -257,13 +259,19 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 	struct kw_term t[RANK_MAX_PHRASES];
 	int nt = 0;
 	for (int i = 0; i < nterms && nt < RANK_MAX_PHRASES; i++) {
-		char key[128], match[160];
-		snprintf(key, sizeof(key), "df/%s", terms[i]);
-		if (snprintf(match, sizeof(match), KW_COLUMNS "\"%s\"", terms[i]) >= (int)sizeof(match))
-			continue; /* a word that long is in no chunk */
+		char key[128];
+		struct buf match;
+		buf_init(&match, 16384);
+		snprintf(key, sizeof(key), "df/%s", terms[i]); /* a longer one is not cached */
+		if (buf_printf(&match, KW_COLUMNS "\"%s\"", terms[i])) {
+			buf_free(&match);
+			return err_set(e, ERR_INVALID, "the query is too long");
+		}
 		t[nt].text = terms[i];
-		if ((rc = cached_count(c, stats, version, key, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH $1",
-				       match, &t[nt].df, e)))
+		rc = cached_count(c, stats, version, key, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH $1",
+				  match.p, &t[nt].df, e);
+		buf_free(&match);
+		if (rc)
 			return rc;
 		if (t[nt].df == 0)
 			continue; /* in no row: it can neither match nor score */
@@ -345,8 +353,20 @@ int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const
 		*n = 0;
 		return 0;
 	}
-	if (db_dialect(db_conn_db(c)) != DB_POSTGRES)
-		return sqlite_keyword(c, a, stats, terms, nterms, book_id, chapter_id, limit, rows, n, e);
+	if (db_dialect(db_conn_db(c)) != DB_POSTGRES) {
+		/* One snapshot for the version, the counts and both passes: a
+		 * commit between them could make a bound too small. A deferred
+		 * BEGIN only reads: it waits for no writer. */
+		int rc = db_query(c, "BEGIN", NULL, 0, NULL, NULL, NULL, e);
+		if (rc < 0)
+			return rc;
+		rc = sqlite_keyword(c, a, stats, terms, nterms, book_id, chapter_id, limit, rows, n, e);
+		struct err ce = { 0 };
+		int end = db_query(c, rc ? "ROLLBACK" : "COMMIT", NULL, 0, NULL, NULL, NULL, &ce);
+		if (!rc && end < 0)
+			rc = err_set(e, ce.code, "%s", ce.msg);
+		return rc;
+	}
 	/* Terms hold letters and digits only (search.c): to_tsquery sees
 	 * lexemes and '|'. Scores: ts_rank with the heading path at weight A
 	 * (1.0) and text at B (0.4). */

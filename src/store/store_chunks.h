@@ -24,7 +24,8 @@ int store_chunk_delete(db_conn *c, const char *id, struct err *e) WUR;
 /* Keyword search. `terms` are already safe words (letters and digits only):
  * they are quoted into the backend's query syntax here, never passed raw.
  * `stats` (may be NULL) is the caller's cache, kept across queries, of the
- * counts that let SQLite skip rows that cannot make the answer. */
+ * counts that let SQLite skip rows that cannot make the answer. On SQLite it
+ * runs in a read transaction of its own: call it outside a transaction. */
 struct cache;
 int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
 			 const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,

@@ -32,14 +32,22 @@ def corpus(tmp_path_factory):
     for c in range(8):
         sections = "\n\n".join(f"## {words(rnd, 3)}\n\n{words(rnd, 30 + rnd.randrange(60))}" for _ in range(20))
         srv.add_chapter(book["id"], title=f"Part {c}", content_markdown=sections)
+    # a second book, so that a book filter is a filter (on the only book it is left out)
+    other = srv.create_book(title=uniq("prune other"))
+    for c in range(3):
+        sections = "\n\n".join(f"## {words(rnd, 3)}\n\n{words(rnd, 30 + rnd.randrange(60))}" for _ in range(20))
+        srv.add_chapter(other["id"], title=f"Other {c}", content_markdown=sections)
     wait_jobs_idle(srv)
     yield srv, book, data / "bookd.db", rnd
     assert srv.stop() == 0, srv.log_tail()
 
 
-def reference(dbfile, terms, limit):
-    """FTS5's bm25() over every row with any of the terms (bookd's weights)."""
+def reference(dbfile, terms, limit, book_id=None):
+    """FTS5's bm25() over every row with any of the terms (bookd's weights;
+    the scope column, which holds the filters, weighs nothing)."""
     match = "{heading_path text} : (" + " OR ".join(f'"{t}"' for t in terms) + ")"
+    if book_id:
+        match += f' AND scope : "b{book_id.replace("-", "")}"'
     db = sqlite3.connect(f"file:{dbfile}?mode=ro", uri=True, timeout=10)
     try:
         return db.execute(
@@ -85,6 +93,9 @@ def test_questions_rank_exactly_as_bm25_over_every_row(corpus):
         rnd.shuffle(terms)
         res = hits(srv, q=" ".join(terms), mode="keyword", limit=10)
         same_ranking([(h["chunk_id"], h["score"]) for h in res], reference(dbfile, terms, 10), terms)
+        mine = hits(srv, q=" ".join(terms), mode="keyword", limit=10, book_id=book["id"])
+        same_ranking([(h["chunk_id"], h["score"]) for h in mine], reference(dbfile, terms, 10, book["id"]),
+                     (terms, "book filter"))
     pruned = sum("left unread" in line for line in srv.log_text().splitlines()) - pruned_before
     assert pruned > 0, "no question was answered without reading every matching row"
 
@@ -99,7 +110,9 @@ def test_other_queries_rank_exactly_as_bm25(corpus):
         res = hits(srv, q=" ".join(terms), mode="keyword", limit=limit)
         same_ranking([(h["chunk_id"], h["score"]) for h in res], reference(dbfile, terms, limit), terms)
         filtered = hits(srv, q=" ".join(terms), mode="keyword", limit=limit, book_id=book["id"])
-        assert [h["chunk_id"] for h in filtered] == [h["chunk_id"] for h in res], terms
+        assert all(h["book_id"] == book["id"] for h in filtered), terms
+        same_ranking([(h["chunk_id"], h["score"]) for h in filtered],
+                     reference(dbfile, terms, limit, book["id"]), (terms, "book filter"))
 
 
 def test_an_edit_is_counted_at_once(corpus):
