@@ -126,18 +126,8 @@ stop_postgres() {
 		pm=$(head -n 1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true)
 		as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 20 stop >/dev/null 2>&1 ||
 			as_pg "$PG_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 10 stop >/dev/null 2>&1 || true
-		case $pm in '' | *[!0-9]*) ;; *)
-			i=0 # pg_ctl -w returns when the pid file is gone: the process may take a moment more
-			while kill -0 "$pm" 2>/dev/null && [ "$i" -lt 50 ]; do
-				sleep 0.1
-				i=$((i + 1))
-			done
-			if kill -0 "$pm" 2>/dev/null; then
-				echo "bench: backends: PostgreSQL (pid $pm) did not stop: killing it" >&2
-				kill -KILL "$pm" 2>/dev/null || true
-			fi
-			;;
-		esac
+		# pg_ctl -w returns when the pid file is gone: the process may take a moment more
+		case $pm in '' | *[!0-9]*) ;; *) await_exit "$pm" 5 PostgreSQL ;; esac
 	fi
 	PGDATA_DIR=""
 }

@@ -3,6 +3,18 @@
 # script in messages, and `seed` (set by the script, different in each) is
 # where next_port starts looking.
 
+await_exit() { # pid seconds what: until pid is gone; SIGKILL it (saying so) when time is up
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ "$i" -lt $(($2 * 10)) ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		echo "$BENCH_NAME: $3 (pid $1) did not stop within $2 s: killing it" >&2
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+}
+
 stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
 	p=$1
 	[ -n "$p" ] || return 0
@@ -11,15 +23,7 @@ stop_pid() { # pid signal seconds: signal, wait, then SIGKILL
 		return 0
 	}
 	kill "-$2" "$p" 2>/dev/null || true
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ "$i" -lt $(($3 * 10)) ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-	if kill -0 "$p" 2>/dev/null; then
-		echo "$BENCH_NAME: pid $p did not stop on SIG$2 within $3 s: killing it" >&2
-		kill -KILL "$p" 2>/dev/null || true
-	fi
+	await_exit "$p" "$3" "the process sent SIG$2"
 	wait "$p" 2>/dev/null || true
 }
 

@@ -3,11 +3,23 @@
 #ifndef BOOKD_HASH_H
 #define BOOKD_HASH_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#define HASH_FNV1A_SEED 1469598103934665603ULL
+
+/* Continues hash h (HASH_FNV1A_SEED to start) over n bytes. */
+static inline uint64_t hash_fnv1a_bytes(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
+}
 
 static inline uint64_t hash_fnv1a(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = HASH_FNV1A_SEED;
 	for (; *s; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h;

@@ -4,6 +4,16 @@
 #include <string.h>
 #include <time.h>
 
+struct timespec time_after_ms(clockid_t clock, int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	int64_t ns = ts.tv_nsec + ms % 1000 * 1000000;
+	ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+	ts.tv_nsec = (long)(ns % 1000000000);
+	return ts;
+}
+
 int64_t time_now_ms(void)
 {
 	struct timespec ts;

@@ -385,11 +385,7 @@ static void *worker(void *arg)
 		} else {
 			if (rc != ERR_NOT_FOUND && rc != ERR_UNAVAILABLE)
 				log_warn("job claim failed: %s", e.msg);
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t ns = ts.tv_nsec + (int64_t)j->cfg.poll_ms * 1000000;
-			ts.tv_sec += ns / 1000000000;
-			ts.tv_nsec = ns % 1000000000;
+			struct timespec ts = time_after_ms(CLOCK_REALTIME, j->cfg.poll_ms);
 			pthread_mutex_lock(&j->lock);
 			if (!atomic_load(&j->stopping))
 				pthread_cond_timedwait(&j->wake, &j->lock, &ts);
@@ -406,11 +402,7 @@ static void *heartbeat(void *arg)
 	struct jobs *j = arg;
 	int every = j->cfg.lease_ms / 3;
 	while (!atomic_load(&j->stopping) || atomic_load(&j->running)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t ns = ts.tv_nsec + (int64_t)every * 1000000;
-		ts.tv_sec += ns / 1000000000;
-		ts.tv_nsec = ns % 1000000000;
+		struct timespec ts = time_after_ms(CLOCK_REALTIME, every);
 		pthread_mutex_lock(&j->lock);
 		pthread_cond_timedwait(&j->wake, &j->lock, &ts);
 		pthread_mutex_unlock(&j->lock);

@@ -438,11 +438,7 @@ static void *sync_loop(void *arg)
 	struct search *s = arg;
 	while (!atomic_load(&s->stopping)) {
 		sync_once(s);
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t ns = ts.tv_nsec + (int64_t)s->sync_ms * 1000000;
-		ts.tv_sec += ns / 1000000000;
-		ts.tv_nsec = ns % 1000000000;
+		struct timespec ts = time_after_ms(CLOCK_REALTIME, s->sync_ms);
 		pthread_mutex_lock(&s->wake_lock);
 		if (!atomic_load(&s->stopping))
 			pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts);

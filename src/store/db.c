@@ -87,9 +87,7 @@ static void forget_conn(db *d, db_conn *c)
 
 int db_acquire(db *d, db_conn **out, struct err *e)
 {
-	struct timespec deadline;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += 5;
+	struct timespec deadline = time_after_ms(CLOCK_REALTIME, 5000);
 
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
@@ -232,6 +230,12 @@ void db_row_copy(const db_row *r, int col, char *dst, size_t cap)
 int64_t db_row_int_or0(const db_row *r, int col)
 {
 	return db_row_is_null(r, col) ? 0 : db_row_int(r, col);
+}
+
+int db_row_first_int(void *ctx, const db_row *r)
+{
+	*(int64_t *)ctx = db_row_int_or0(r, 0);
+	return 1;
 }
 
 int db_row_ncols(const db_row *r)

@@ -86,6 +86,9 @@ const char *db_row_text(const db_row *r, int col, size_t *len);
 char *db_row_dup(const db_row *r, int col, struct arena *a);
 void db_row_copy(const db_row *r, int col, char *dst, size_t cap);
 int64_t db_row_int_or0(const db_row *r, int col);
+/* A db_row_fn for a query of one value: column 0 of the first row, NULL read
+ * as 0, into *(int64_t *)ctx; then it stops. */
+int db_row_first_int(void *ctx, const db_row *r);
 int db_row_ncols(const db_row *r);
 const char *db_row_name(const db_row *r, int col);
 

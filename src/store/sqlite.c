@@ -29,6 +29,7 @@
 
 #include "../core/log.h"
 #include "../core/mem.h"
+#include "../core/timeutil.h"
 #include "db_int.h"
 #include "sqlite_rank.h"
 
@@ -175,11 +176,7 @@ static void *checkpointer(void *arg)
 			continue;
 		}
 		/* The writes of the next CHECKPOINT_MS join this checkpoint. */
-		struct timespec until;
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += CHECKPOINT_MS * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
+		struct timespec until = time_after_ms(CLOCK_MONOTONIC, CHECKPOINT_MS);
 		while (!sd->stop && pthread_cond_timedwait(&sd->wake, &sd->lock, &until) == 0)
 			;
 		if (sd->stop)
@@ -251,9 +248,7 @@ static void sq_close(db *d)
 static int writer_take(struct sqlite_conn *c, struct err *e)
 {
 	struct sqlite_db *sd = c->base.owner->impl;
-	struct timespec until;
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += WRITER_WAIT_S;
+	struct timespec until = time_after_ms(CLOCK_MONOTONIC, WRITER_WAIT_S * 1000);
 	int rc = 0;
 	pthread_mutex_lock(&sd->lock);
 	while (sd->writer_held && rc != ETIMEDOUT)

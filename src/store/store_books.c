@@ -447,17 +447,12 @@ int store_chapter_delete(db_conn *c, const char *book_id, const char *id, struct
 	return rc;
 }
 
-static int int_cb(void *ctx, const db_row *r)
-{
-	*(int64_t *)ctx = db_row_is_null(r, 0) ? 0 : db_row_int(r, 0);
-	return 1;
-}
-
 int store_chapter_next_number(db_conn *c, const char *book_id, int64_t *next, struct err *e)
 {
 	struct db_val p[] = { dbv_text(book_id) };
 	int64_t max = 0;
-	int rc = db_query(c, "SELECT max(number) FROM chapters WHERE book_id = $1", p, 1, int_cb, &max, NULL, e);
+	int rc = db_query(c, "SELECT max(number) FROM chapters WHERE book_id = $1", p, 1, db_row_first_int, &max,
+			  NULL, e);
 	if (rc < 0)
 		return rc;
 	*next = max + 1;

@@ -224,17 +224,11 @@ int store_chat_usage_add(db_conn *c, const char *subject, const char *day, int64
 			p, 3, NULL, NULL, NULL, e);
 }
 
-static int tokens_cb(void *ctx, const db_row *r)
-{
-	*(int64_t *)ctx = db_row_int(r, 0);
-	return 1;
-}
-
 int store_chat_usage_get(db_conn *c, const char *subject, const char *day, int64_t *tokens, struct err *e)
 {
 	struct db_val p[] = { dbv_text(subject), dbv_text(day) };
 	*tokens = 0;
-	int rc = db_query(c, "SELECT tokens FROM chat_usage WHERE subject = $1 AND day = $2", p, 2, tokens_cb, tokens,
-			  NULL, e);
+	int rc = db_query(c, "SELECT tokens FROM chat_usage WHERE subject = $1 AND day = $2", p, 2,
+			  db_row_first_int, tokens, NULL, e);
 	return rc < 0 ? rc : 0;
 }

@@ -5,6 +5,7 @@
 
 #include "../core/buf.h"
 #include "../core/cache.h"
+#include "../core/hash.h"
 #include "../core/log.h"
 #include "../core/rcbuf.h"
 #include "sqlite_rank.h"
@@ -186,19 +187,12 @@ struct kw_term {
 	double bound;
 };
 
-static int count_cb(void *ctx, const db_row *r)
-{
-	*(int64_t *)ctx = db_row_int(r, 0);
-	return 0;
-}
-
 static int version_cb(void *ctx, const db_row *r)
 {
 	size_t len = 0;
-	const unsigned char *p = (const unsigned char *)db_row_text(r, 0, &len);
-	uint64_t *h = ctx; /* FNV-1a over both records */
-	for (size_t i = 0; p && i < len; i++)
-		*h = (*h ^ p[i]) * 1099511628211ULL;
+	const char *p = db_row_text(r, 0, &len);
+	uint64_t *h = ctx; /* over both records */
+	*h = hash_fnv1a_bytes(*h, p, p ? len : 0);
 	return 0;
 }
 
@@ -206,7 +200,7 @@ static int version_cb(void *ctx, const db_row *r)
  * changes the index rewrites one or both. 0 when unknown. */
 static int64_t index_version(db_conn *c)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = HASH_FNV1A_SEED;
 	struct err e = { 0 };
 	if (db_query(c, "SELECT block FROM chunks_fts_data WHERE id IN (1, 10) ORDER BY id", NULL, 0, version_cb, &h,
 		     NULL, &e) < 0)
@@ -227,7 +221,7 @@ static int cached_count(db_conn *c, struct cache *stats, int64_t version, const 
 	}
 	struct db_val p[] = { dbv_text(arg) };
 	*out = 0;
-	int rc = db_query(c, sql, p, arg ? 1 : 0, count_cb, out, NULL, e);
+	int rc = db_query(c, sql, p, arg ? 1 : 0, db_row_first_int, out, NULL, e);
 	if (rc < 0)
 		return rc;
 	if (cacheable && (b = rcbuf_new(out, sizeof(*out)))) {
