@@ -1,6 +1,8 @@
 # bookd — `make run` to try it, `make test` to check it, `make bench` to measure it.
 
 CC      ?= cc
+# Where objects and binaries go: `make B=build-x` keeps a second tree apart.
+B       ?= build
 PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc libzip libpq
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
@@ -9,13 +11,13 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcmark-gfm-extensions
 
 SRC     := $(shell find src -name '*.c' | sort)
 LIB_SRC := $(filter-out src/main.c,$(SRC))
-OBJ     := $(SRC:src/%.c=build/obj/%.o)
-LIB_OBJ := $(LIB_SRC:src/%.c=build/obj/%.o)
-ASAN_OBJ := $(SRC:src/%.c=build/asan/obj/%.o)
+OBJ     := $(SRC:src/%.c=$(B)/obj/%.o)
+LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/obj/%.o)
+ASAN_OBJ := $(SRC:src/%.c=$(B)/asan/obj/%.o)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
-UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build/tests/%)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 
 # The API tests spend most of their time waiting (jobs, backoff, timeouts):
 # three pytest workers cut the wall time by more than half on two cores.
@@ -24,50 +26,50 @@ PYTEST  := /usr/bin/python3 -m pytest -p no:cacheprovider -n $(PYTEST_JOBS)
 
 .PHONY: all deps run test unit api api-pg api-asan fuzz bench clean format check-banned
 
-all: build/bookd
+all: $(B)/bookd
 
 deps:
 	@sh scripts/deps.sh
 
-build/bookd: $(OBJ)
+$(B)/bookd: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
-build/obj/%.o: src/%.c
+$(B)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 # The vector scan is the one hot loop worth vectorising for the build machine.
-build/obj/services/vindex.o: CFLAGS += -O3 -march=native
+$(B)/obj/services/vindex.o: CFLAGS += -O3 -march=native
 
-build/asan/bookd: $(ASAN_OBJ)
+$(B)/asan/bookd: $(ASAN_OBJ)
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
-build/asan/obj/%.o: src/%.c
+$(B)/asan/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -MMD -MP -c -o $@ $<
 
-build/tests/%: tests/unit/%.c $(LIB_OBJ)
+$(B)/tests/%: tests/unit/%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Isrc -o $@ $< $(LIB_OBJ) $(LDLIBS) -lcmocka
 
 -include $(OBJ:.o=.d) $(ASAN_OBJ:.o=.d)
 
-run: deps build/bookd
+run: deps $(B)/bookd
 	@sh scripts/run.sh
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-api: build/bookd
-	BOOKD_BIN=$(CURDIR)/build/bookd $(PYTEST) -q tests/api
+api: $(B)/bookd
+	BOOKD_BIN=$(CURDIR)/$(B)/bookd $(PYTEST) -q tests/api
 
 # The same suite on a private PostgreSQL 15 that the tests start and remove.
-api-pg: build/bookd
-	BOOKD_TEST_DB=postgres BOOKD_BIN=$(CURDIR)/build/bookd $(PYTEST) -q tests/api
+api-pg: $(B)/bookd
+	BOOKD_TEST_DB=postgres BOOKD_BIN=$(CURDIR)/$(B)/bookd $(PYTEST) -q tests/api
 
-api-asan: build/asan/bookd
+api-asan: $(B)/asan/bookd
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	BOOKD_BIN=$(CURDIR)/build/asan/bookd BOOKD_SANITIZED=1 $(PYTEST) -q tests/api
+	BOOKD_BIN=$(CURDIR)/$(B)/asan/bookd BOOKD_SANITIZED=1 $(PYTEST) -q tests/api
 
 # libFuzzer targets (clang): every parser that sees untrusted input. `make fuzz`
 # runs each for FUZZ_SECONDS (default 10; part of `make test` at 5).
@@ -75,32 +77,32 @@ FUZZ_SECONDS ?= 10
 FUZZ_SRC := $(filter-out src/main.c,$(SRC))
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(LDLIBS)
 
-fuzz: build/fuzz/fuzz_markdown build/fuzz/fuzz_inputs
-	@mkdir -p build/fuzz/corpus-md build/fuzz/corpus-in
-	build/fuzz/fuzz_markdown -max_total_time=$(FUZZ_SECONDS) -max_len=16384 build/fuzz/corpus-md tests/fuzz/corpus tests/fuzz/regressions
-	build/fuzz/fuzz_inputs -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build/fuzz/corpus-in tests/fuzz/corpus
+fuzz: $(B)/fuzz/fuzz_markdown $(B)/fuzz/fuzz_inputs
+	@mkdir -p $(B)/fuzz/corpus-md $(B)/fuzz/corpus-in
+	$(B)/fuzz/fuzz_markdown -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(B)/fuzz/corpus-md tests/fuzz/corpus tests/fuzz/regressions
+	$(B)/fuzz/fuzz_inputs -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-in tests/fuzz/corpus
 
 check-banned:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|atol|gets)\s*\(' $(SRC) || \
 	  (echo "banned function used (see STYLE.md)"; exit 1)
 
 test: deps
-	@$(MAKE) --no-print-directory check-banned build/bookd build/asan/bookd $(UNIT_BIN)
+	@$(MAKE) --no-print-directory check-banned $(B)/bookd $(B)/asan/bookd $(UNIT_BIN)
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
 	@$(MAKE) --no-print-directory api
 	@$(MAKE) --no-print-directory api-pg
 	@$(MAKE) --no-print-directory api-asan
 
-bench: deps build/bookd
+bench: deps $(B)/bookd
 	@sh bench/run.sh
 
 format:
 	clang-format -i $(SRC) $(shell find src -name '*.h')
 
 clean:
-	rm -rf build
+	rm -rf $(B)
