@@ -9,6 +9,7 @@
 
 #include "../core/cache.h"
 #include "../core/config.h"
+#include "../core/stop.h"
 #include "../http/http.h"
 #include "../http/router.h"
 #include "../store/db.h"
@@ -29,6 +30,7 @@ struct app {
 	struct chat *chat;
 	struct executor *chat_exec; /* answers wait on language models: a pool of their own */
 	struct ratelimit *chat_limit; /* anonymous questions per IP */
+	struct stop *cancel;	      /* fired when shutdown stops waiting: give up, answer 503 */
 	int64_t started_ms;
 };
 

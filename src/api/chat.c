@@ -146,10 +146,18 @@ static struct ask *ask_new(struct app *app)
 
 /* ---- non-streamed ------------------------------------------------------------- */
 
+/* An answer that shutdown cancelled says so (503), not "cancelled". */
+static void shutdown_error(struct ask *a)
+{
+	if (a->rc && stop_fired(a->app->cancel))
+		a->rc = err_set(&a->e, ERR_UNAVAILABLE, "the server is shutting down; please ask again");
+}
+
 static void ask_run(void *ctx)
 {
 	struct ask *a = ctx;
 	a->rc = chat_ask(a->app->chat, &a->arena, &a->q, &a->ans, &a->e);
+	shutdown_error(a);
 }
 
 static void ask_done(http_req *req, void *app)
@@ -204,9 +212,12 @@ static int on_delta(void *ctx, const char *text, size_t n)
 	return gone;
 }
 
+/* The reader left, or shutdown stopped waiting for answers. */
 static int cancelled(void *ctx)
 {
 	struct ask *a = ctx;
+	if (stop_fired(a->app->cancel))
+		return 1;
 	pthread_mutex_lock(&a->lock);
 	int gone = a->gone;
 	pthread_mutex_unlock(&a->lock);
@@ -217,6 +228,7 @@ static void stream_run(void *ctx)
 {
 	struct ask *a = ctx;
 	a->rc = chat_ask(a->app->chat, &a->arena, &a->q, &a->ans, &a->e);
+	shutdown_error(a);
 	json_t *d;
 	const char *event;
 	if (a->rc == 0 && !a->ans.broken) {
@@ -294,6 +306,8 @@ static void ask(http_req *req, struct app *app, int compat)
 		return;
 	}
 	json_decref(o);
+	a->q.cancelled = cancelled;
+	a->q.ctx = a;
 	if (!stream) {
 		if (http_defer(req, app->chat_exec, ask_run, ask_done, a)) {
 			ask_unref(a);
@@ -304,8 +318,6 @@ static void ask(http_req *req, struct app *app, int compat)
 	}
 	a->q.on_passages = on_passages;
 	a->q.on_delta = on_delta;
-	a->q.cancelled = cancelled;
-	a->q.ctx = a;
 	a->refs = 2; /* the producer and the response */
 	if (executor_submit(app->chat_exec, stream_run, a)) {
 		a->refs = 1;

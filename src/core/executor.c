@@ -83,16 +83,25 @@ int executor_submit(struct executor *ex, executor_fn fn, void *ctx)
 	return rc;
 }
 
-void executor_free(struct executor *ex)
+void executor_stop(struct executor *ex)
 {
 	if (!ex)
 		return;
 	pthread_mutex_lock(&ex->lock);
 	ex->stopping = 1;
 	pthread_cond_broadcast(&ex->cond);
+	int n = ex->nthreads;
+	ex->nthreads = 0; /* a second stop joins nothing */
 	pthread_mutex_unlock(&ex->lock);
-	for (int i = 0; i < ex->nthreads; i++)
+	for (int i = 0; i < n; i++)
 		pthread_join(ex->threads[i], NULL);
+}
+
+void executor_free(struct executor *ex)
+{
+	if (!ex)
+		return;
+	executor_stop(ex);
 	pthread_mutex_destroy(&ex->lock);
 	pthread_cond_destroy(&ex->cond);
 	xfree(ex->queue);

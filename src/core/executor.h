@@ -18,7 +18,10 @@ typedef void (*executor_fn)(void *ctx);
 struct executor *executor_new(int threads, size_t queue_cap, const char *name);
 /* 0 when queued; -1 when the queue is full or the executor is stopping. */
 int executor_submit(struct executor *ex, executor_fn fn, void *ctx) WUR;
-/* Runs what is queued, then joins the threads and frees. */
+/* Refuses new work, runs what is queued, then joins the threads. The
+ * executor stays valid (submits fail) until executor_free. */
+void executor_stop(struct executor *ex);
+/* executor_stop, then frees. */
 void executor_free(struct executor *ex);
 
 #endif

@@ -12,7 +12,9 @@
  *
  * test.* (only with BOOKD_TEST_JOBS=1) exist to exercise the queue itself:
  *   test.noop (one empty step), test.steps (N steps that sleep, record each
- *   run in a file, and may fail a few times or always).
+ *   run in a file, and may fail a few times or always), test.hang (a step
+ *   that, on its first run, ignores job_should_stop and waits on the cancel
+ *   signal alone, as a provider call does).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -280,6 +282,25 @@ static int steps_run(struct job_ctx *jc, struct err *e)
 	return 0;
 }
 
+/* payload {record}: the first run (no `record` file yet) creates the file and
+ * hangs; later runs complete. Released runs do not count as attempts, so a
+ * file, not the attempt number, tells the runs apart. */
+static int hang_run(struct job_ctx *jc, struct err *e)
+{
+	const char *record = json_str(job_payload(jc), "record");
+	if (!record)
+		return err_set(e, ERR_INVALID, "test.hang needs a record file");
+	int fd = open(record, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+		/* Up to ten minutes: only the cancel signal ends this early. */
+		stop_sleep_ms(job_cancel_signal(jc), 600000);
+		return err_set(e, ERR_UNAVAILABLE, "cancelled");
+	}
+	job_set_result(jc, json_pack("{s:s}", "resumed_by", "another run"));
+	return 0;
+}
+
 static const char *const noop_steps[] = { "run" };
 static const char *const test_steps[] = { "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10" };
 
@@ -291,6 +312,7 @@ static const struct job_handler handlers[] = {
 static const struct job_handler test_handlers[] = {
 	{ "test.noop", 1, noop_steps, 3, noop_run, NULL },
 	{ "test.steps", 10, test_steps, 3, steps_run, NULL },
+	{ "test.hang", 1, noop_steps, 3, hang_run, NULL },
 };
 
 const struct job_handler *job_handler_find(const char *type, int with_tests)

@@ -1,5 +1,6 @@
 #include "jobs.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,6 +51,7 @@ json_t *job_state(struct job_ctx *jc) { return jc->state; }
 db *job_db(const struct job_ctx *jc) { return jc->jobs->db; }
 struct search *job_search(const struct job_ctx *jc) { return jc->jobs->cfg.search; }
 struct jobs *job_jobs(const struct job_ctx *jc) { return jc->jobs; }
+struct stop *job_cancel_signal(const struct job_ctx *jc) { return jc->jobs->cfg.cancel; }
 const char *jobs_data_dir(const struct jobs *j) { return j->data_dir; }
 
 void job_set_result(struct job_ctx *jc, json_t *result)
@@ -280,7 +282,11 @@ static void finish(struct jobs *j, struct job_ctx *jc, const char *status, const
 
 static int checkpoint(struct jobs *j, struct job_ctx *jc, const char *step_name, int64_t steps_done)
 {
+	/* The result travels with the state: a job resumed after a crash still
+	 * knows what its earlier steps found (an import's book_id). */
 	json_t *cp = json_pack("{s:O}", "state", jc->state);
+	if (cp && jc->result)
+		json_object_set(cp, "result", jc->result);
 	char *text = cp ? json_dumps(cp, JSON_COMPACT) : NULL;
 	json_decref(cp);
 	jc->job->checkpoint = text;
@@ -312,6 +318,7 @@ static void run_job(struct jobs *j, struct job *jb)
 	jc.payload = json_loads(jb->payload ? jb->payload : "{}", 0, NULL);
 	json_t *cp = jb->checkpoint ? json_loads(jb->checkpoint, 0, NULL) : NULL;
 	jc.state = json_incref(json_object_get(cp, "state"));
+	jc.result = json_incref(json_object_get(cp, "result"));
 	json_decref(cp);
 	if (!jc.state)
 		jc.state = json_object();
@@ -393,7 +400,10 @@ static void *worker(void *arg)
 		}
 		arena_free(&a);
 	}
+	pthread_mutex_lock(&j->lock);
 	atomic_fetch_add(&j->exited, 1);
+	pthread_cond_broadcast(&j->wake);
+	pthread_mutex_unlock(&j->lock);
 	return NULL;
 }
 
@@ -483,38 +493,53 @@ int jobs_start(struct jobs *j, struct err *e)
 	return 0;
 }
 
-void jobs_stop(struct jobs *j, int timeout_ms)
+void jobs_quiesce(struct jobs *j)
 {
-	if (!j || !j->nthreads)
+	if (!j)
 		return;
 	atomic_store(&j->stopping, 1);
 	pthread_mutex_lock(&j->lock);
 	pthread_cond_broadcast(&j->wake);
 	pthread_mutex_unlock(&j->lock);
-	int64_t deadline = time_mono_us() + (int64_t)timeout_ms * 1000;
-	while (atomic_load(&j->exited) < j->nthreads && time_mono_us() < deadline) {
-		struct timespec ts = { 0, 10 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	if (atomic_load(&j->exited) < j->nthreads) {
-		/* Steps still running: hand their jobs back so another worker resumes
-		 * them; the late writes of these threads are refused (lease gone). */
-		struct err e = { 0 };
-		db_conn *c;
-		if (db_acquire(j->db, &c, &e) == 0) {
-			if (store_job_release_all(c, j->owner, time_now_ms(), &e))
-				log_error("cannot release job leases: %s", e.msg);
-			db_release(c);
-		}
-		log_warn("shutdown timeout: %d job(s) still running were released", atomic_load(&j->running));
-		for (int i = 0; i < j->nthreads; i++)
-			pthread_detach(j->threads[i]);
-		if (j->heartbeat_started)
-			pthread_detach(j->heartbeat);
-		j->nthreads = 0;
-		j->heartbeat_started = 0;
+}
+
+int jobs_drain(struct jobs *j, int timeout_ms)
+{
+	if (!j || !j->nthreads)
+		return 0;
+	jobs_quiesce(j);
+	struct timespec until = time_after_ms(CLOCK_REALTIME, timeout_ms);
+	pthread_mutex_lock(&j->lock);
+	while (atomic_load(&j->exited) < j->nthreads)
+		if (pthread_cond_timedwait(&j->wake, &j->lock, &until) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&j->lock);
+	return j->nthreads - atomic_load(&j->exited);
+}
+
+void jobs_release(struct jobs *j)
+{
+	if (!j || !j->nthreads || atomic_load(&j->exited) == j->nthreads)
 		return;
+	/* Steps still running: hand their jobs back so another worker resumes
+	 * them; these threads' late writes are refused (the lease is gone). */
+	struct err e = { 0 };
+	db_conn *c;
+	if (db_acquire(j->db, &c, &e) == 0) {
+		if (store_job_release_all(c, j->owner, time_now_ms(), &e))
+			log_error("cannot release job leases: %s", e.msg);
+		db_release(c);
+	} else {
+		log_error("cannot release job leases: %s", e.msg);
 	}
+	log_warn("shutdown timeout: %d job(s) still running were handed back", atomic_load(&j->running));
+}
+
+void jobs_join(struct jobs *j)
+{
+	if (!j)
+		return;
+	jobs_quiesce(j);
 	for (int i = 0; i < j->nthreads; i++)
 		pthread_join(j->threads[i], NULL);
 	/* The heartbeat thread may be asleep for lease/3 since the last job

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "../core/stop.h"
 #include "../store/db.h"
 #include "../store/store_jobs.h"
 
@@ -44,13 +45,21 @@ struct jobs_config {
 	const char *data_dir; /* uploads and scratch files */
 	int test_handlers;   /* also register the test.* job types */
 	struct search *search; /* indexing, for the handlers that need it */
+	struct stop *cancel;   /* fired by the owner when running steps must give up */
 };
 
 int jobs_new(struct jobs **out, db *d, const struct jobs_config *cfg, struct err *e) WUR;
 int jobs_start(struct jobs *j, struct err *e) WUR;
-/* Stops claiming, lets running steps finish for up to timeout_ms, then gives
- * back the leases of whatever did not finish. */
-void jobs_stop(struct jobs *j, int timeout_ms);
+/* Shutdown, in the owner's order: jobs_quiesce stops claiming (steps that
+ * poll job_should_stop hand their job back at once); jobs_drain waits up to
+ * timeout_ms for the workers to leave and returns how many are still in a
+ * step; jobs_release gives those jobs' leases back so another worker resumes
+ * them (their late writes are refused); the owner then fires the cancel
+ * signal, and jobs_join joins every thread. Threads are never detached. */
+void jobs_quiesce(struct jobs *j);
+int jobs_drain(struct jobs *j, int timeout_ms);
+void jobs_release(struct jobs *j);
+void jobs_join(struct jobs *j);
 void jobs_free(struct jobs *j);
 const char *jobs_data_dir(const struct jobs *j);
 
@@ -80,6 +89,10 @@ void job_progress(struct job_ctx *jc, double fraction);
 /* 1 when the job was cancelled or the worker is stopping: a long step
  * should return ERR_UNAVAILABLE (it will be resumed) or finish quickly. */
 int job_should_stop(struct job_ctx *jc);
+/* The signal a blocking call in a step must honour (provider requests,
+ * sleeps): fired when shutdown can wait no longer. May be NULL. */
+struct stop *job_cancel_signal(const struct job_ctx *jc);
+
 db *job_db(const struct job_ctx *jc);
 struct search *job_search(const struct job_ctx *jc);
 struct jobs *job_jobs(const struct job_ctx *jc);
