@@ -24,7 +24,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 PYTEST_JOBS ?= 3
 PYTEST  := /usr/bin/python3 -m pytest -p no:cacheprovider -n $(PYTEST_JOBS)
 
-.PHONY: all deps run test unit api api-pg api-asan fuzz bench clean format check-banned
+.PHONY: all deps run test unit unit-asan api api-pg api-asan fuzz bench clean format check-banned
 
 all: $(B)/bookd
 
@@ -60,6 +60,18 @@ run: deps $(B)/bookd
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# The unit tests against the sanitized objects (leaks included): the
+# allocation-failure test (test_alloc) is worth most here.
+ASAN_LIB_OBJ := $(LIB_SRC:src/%.c=$(B)/asan/obj/%.o)
+ASAN_UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
+$(B)/asan/tests/%: tests/unit/%.c $(ASAN_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -Isrc -o $@ $< $(ASAN_LIB_OBJ) $(LDLIBS) -lcmocka
+
+unit-asan: $(ASAN_UNIT_BIN)
+	@fail=0; for t in $(ASAN_UNIT_BIN); do echo "== $$t"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $$t || fail=1; done; exit $$fail
+
 api: $(B)/bookd
 	BOOKD_BIN=$(CURDIR)/$(B)/bookd $(PYTEST) -q tests/api
 
@@ -81,10 +93,18 @@ $(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(LDLIBS)
 
-fuzz: $(B)/fuzz/fuzz_markdown $(B)/fuzz/fuzz_inputs
+fuzz: $(B)/fuzz/fuzz_markdown $(B)/fuzz/fuzz_inputs $(B)/fuzz/fuzz_citations $(B)/fuzz/fuzz_auth \
+	$(B)/fuzz/fuzz_llm_stream $(B)/fuzz/fuzz_config
 	@mkdir -p $(B)/fuzz/corpus-md $(B)/fuzz/corpus-in
 	$(B)/fuzz/fuzz_markdown -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(B)/fuzz/corpus-md tests/fuzz/corpus tests/fuzz/regressions
 	$(B)/fuzz/fuzz_inputs -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-in tests/fuzz/corpus
+	@mkdir -p $(B)/fuzz/corpus-cit
+	$(B)/fuzz/fuzz_citations -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz/corpus-cit tests/fuzz/corpus-cit
+	@mkdir -p $(B)/fuzz/corpus-auth
+	$(B)/fuzz/fuzz_auth -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-auth tests/fuzz/corpus-auth
+	@mkdir -p $(B)/fuzz/corpus-sse $(B)/fuzz/corpus-env
+	$(B)/fuzz/fuzz_llm_stream -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-sse tests/fuzz/corpus-sse
+	$(B)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-env tests/fuzz/corpus-env
 
 check-banned:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|atol|gets)\s*\(' $(SRC) || \

@@ -22,10 +22,6 @@
 #include "services/search.h"
 #include "services/users.h"
 
-/* (interim until the server offers it) */
-__attribute__((weak)) void http_server_end_streams(struct http_server *s);
-void http_server_end_streams(struct http_server *s) { (void)s; }
-
 /* After the cancel signal, how long cancelled work has to be answered. */
 #define ANSWER_GRACE_MS 5000
 #define SECRET_MAX 4096
@@ -170,6 +166,9 @@ static int open_users(struct app_runtime *rt, struct err *e)
 		.audience = cfg->jwt_audience,
 		.login_burst = cfg->login_burst,
 		.login_per_minute = cfg->login_per_minute,
+		.register_burst = cfg->register_burst,
+		.register_per_minute = cfg->register_per_minute,
+		.register_concurrency = cfg->register_concurrency,
 	};
 	return users_new(&rt->users, rt->db, &uc, e);
 }
@@ -187,14 +186,14 @@ static int open_search(struct app_runtime *rt, struct err *e)
 		.timeout_s = cfg->embed_timeout,
 		.max_retries = 3,
 	};
-	struct search_config sc = { .chunk_tokens = cfg->chunk_tokens, .embed = &ec, .sync_ms = 1000 };
+	struct search_config sc = { .chunk_tokens = cfg->chunk_tokens, .embed = &ec, .sync_ms = 1000, .stop = &rt->cancel };
 	return search_new(&rt->search, rt->db, &sc, e);
 }
 
 static int open_chat(struct app_runtime *rt, struct err *e)
 {
 	const struct config *cfg = rt->cfg;
-	int rc = llm_chain_from_env(&rt->llm, e);
+	int rc = llm_chain_new(&rt->llm, cfg, &rt->cancel, e);
 	if (rc)
 		return rc;
 	struct chat_config cc = { .history_messages = 10,
@@ -255,6 +254,9 @@ static int open_http(struct app_runtime *rt, struct err *e)
 		.threads = cfg->threads,
 		.conn_timeout = cfg->conn_timeout,
 		.max_connections = cfg->max_connections,
+		.max_connections_per_ip = cfg->max_connections_per_ip,
+		.request_timeout = cfg->request_timeout,
+		.trusted_proxies = cfg->trusted_proxies,
 		.max_body = cfg->max_body,
 		.cors_origins = cfg->cors_origins,
 		.upload_dir = rt->upload_dir,
@@ -378,6 +380,7 @@ void app_close(struct app_runtime *rt)
 	http_server_stop(rt->http);
 	jobs_quiesce(rt->jobs);
 	jobs_join(rt->jobs);
+	db_unlisten(rt->db); /* its callbacks wake the job queue and the caches */
 	ratelimit_free(a->chat_limit);
 	executor_free(a->chat_exec);
 	executor_free(a->io);

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "providers/http_client.h"
 
 int main(int argc, char **argv)
 {
@@ -17,6 +18,10 @@ int main(int argc, char **argv)
 	umask(077);
 	if (sodium_init() < 0) {
 		fprintf(stderr, "bookd: libsodium failed to initialise\n");
+		return 1;
+	}
+	if (phttp_global_init()) {
+		fprintf(stderr, "bookd: libcurl failed to initialise\n");
 		return 1;
 	}
 	if (!strcmp(cmd, "--version"))

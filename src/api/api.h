@@ -12,15 +12,15 @@
 #include "../core/stop.h"
 #include "../http/http.h"
 #include "../http/router.h"
-#include "../store/db.h"
-#include "../store/store_books.h"
 #include "../services/ratelimit.h"
 #include "../services/users.h"
+
+struct book;
 
 /* What handlers share: set up once by `bookd serve`. */
 struct app {
 	const struct config *cfg;
-	db *db;
+	struct db *db;
 	struct cache *chapters; /* rendered chapter responses */
 	struct users *users;
 	struct executor *hasher; /* password hashing, off the HTTP threads */
@@ -48,6 +48,14 @@ void api_json(http_req *req, int status, json_t *v);
 int api_read_object(http_req *req, json_t **out);
 /* Who is calling; answers 401 and returns -1 on a bad credential. */
 int api_principal(http_req *req, struct app *app, struct principal *p);
+/* Route authorizers (http_authorizer), run before the body is read: they
+ * answer 401/403 and return -1, or keep the principal for api_principal.
+ * _user: any signed-in caller; _book_write: may write the book of path
+ * parameter 0 (none: create books); _upload: may write books (the book, when
+ * named in the form, is the handler's to check). */
+int api_authorize_user(http_req *req, void *app);
+int api_authorize_book_write(http_req *req, void *app);
+int api_authorize_upload(http_req *req, void *app);
 /* Answers 401/403 and returns -1 unless the caller may write this book
  * (book_id NULL: create a book); the caller's principal in *p when not NULL. */
 int api_require_book_write(http_req *req, struct app *app, const char *book_id, struct principal *p);

@@ -15,7 +15,7 @@ struct pw_job {
 	struct app *app;
 	struct arena *arena;
 	int is_register;
-	char email[300];
+	char email[300], exact[300];
 	char *password, *display_name;
 	char ip[64];
 	struct user user;
@@ -41,9 +41,11 @@ static void pw_work(void *ctx)
 	struct pw_job *j = ctx;
 	j->rc = j->is_register ? users_register(j->app->users, j->arena, j->email, j->password, j->display_name,
 						j->ip, &j->user, &j->tokens, &j->e)
-			       : users_login(j->app->users, j->arena, j->email, j->password, j->ip, &j->user,
-					     &j->tokens, &j->e);
+			       : users_login(j->app->users, j->arena, j->email, j->exact, j->password, j->ip,
+					     &j->user, &j->tokens, &j->e);
 	sodium_memzero(j->password, strlen(j->password));
+	if (j->is_register)
+		users_register_release(j->app->users);
 }
 
 static void pw_done(http_req *req, void *app)
@@ -79,6 +81,7 @@ static void password_request(http_req *req, struct app *app, int is_register)
 	if (e.code)
 		goto fail;
 	snprintf(j->email, sizeof(j->email), "%s", email);
+	users_email_stored_form(email, j->exact, sizeof(j->exact));
 	if (users_normalize_email(j->email, sizeof(j->email), &e)) {
 		struct err v = { 0 };
 		err_field(&v, "email", "%s", e.msg);
@@ -86,13 +89,13 @@ static void password_request(http_req *req, struct app *app, int is_register)
 		goto fail;
 	}
 	snprintf(j->ip, sizeof(j->ip), "%s", http_client_ip(req));
-	if (!is_register) {
-		int retry = 1;
-		if (users_login_allowed(app->users, j->ip, j->email, &retry, &e)) {
-			api_rate_limited(req, &e, retry);
-			json_decref(o);
-			return;
-		}
+	int retry = 1;
+	if (is_register ? users_register_admit(app->users, j->ip, &retry, &e)
+			: users_login_allowed(app->users, j->ip, j->email, &retry, &e)) {
+		sodium_memzero((char *)password, strlen(password));
+		api_rate_limited(req, &e, retry);
+		json_decref(o);
+		return;
 	}
 	j->app = app;
 	j->arena = http_arena(req);
@@ -103,11 +106,15 @@ static void password_request(http_req *req, struct app *app, int is_register)
 	sodium_memzero((char *)password, strlen(password));
 	json_decref(o);
 	if (!j->password) {
+		if (is_register)
+			users_register_release(app->users);
 		err_set(&e, ERR_INTERNAL, "out of memory");
 		api_fail(req, &e);
 		return;
 	}
 	if (http_defer(req, app->hasher, pw_work, pw_done, j)) {
+		if (is_register)
+			users_register_release(app->users);
 		sodium_memzero(j->password, strlen(j->password));
 		err_set(&e, ERR_UNAVAILABLE, "too many sign-ins in progress; try again shortly");
 		api_fail(req, &e);

@@ -247,7 +247,7 @@ static void stream_run(void *ctx)
 	ask_unref(a);
 }
 
-static long stream_next(void *ctx, char *buf, size_t max)
+static long stream_next(void *ctx, char *buf, size_t max, int final)
 {
 	struct ask *a = ctx;
 	long n = 0;
@@ -263,6 +263,15 @@ static long stream_next(void *ctx, char *buf, size_t max)
 		}
 	} else if (a->finished) {
 		n = -1;
+	} else if (final) {
+		/* The server is stopping before the answer is done: say so, last. */
+		static const char bye[] = "event: error\ndata: {\"error\":{\"code\":\"unavailable\","
+					  "\"message\":\"server is shutting down\"}}\n\n";
+		n = max >= sizeof(bye) - 1 ? (long)sizeof(bye) - 1 : -1;
+		if (n > 0)
+			memcpy(buf, bye, (size_t)n);
+		a->finished = 1;
+		a->gone = 1; /* a model call still running stops */
 	} else if (time_mono_us() - a->last_write_us >= KEEPALIVE_MS * 1000 && max > 16) {
 		/* Waiting on the model: a comment line each second makes a closed
 		 * connection show up (only a write can tell), so the model call is

@@ -36,16 +36,43 @@ json_t *api_job_json(const struct job *j)
 }
 
 /* The caller's user id (the master key is the local admin); *admin says
- * whether it may see every job. */
-static int caller(http_req *req, struct app *app, char owner[UUID_STR_LEN], int *admin)
+ * whether it may see every job: a key limited to books never may, whatever
+ * its scopes, and sees only its owner's jobs on its books (job_visible). */
+static int caller(http_req *req, struct app *app, char owner[UUID_STR_LEN], int *admin, struct principal *p)
 {
-	struct principal p;
 	struct user u;
-	if (api_user(req, app, &p, &u))
+	if (api_user(req, app, p, &u))
 		return -1;
 	snprintf(owner, UUID_STR_LEN, "%s", u.id);
-	*admin = (p.scopes & SCOPE_ADMIN) != 0;
+	*admin = (p->scopes & SCOPE_ADMIN) && !p->nbooks;
 	return 0;
+}
+
+/* The book a job works on, from its payload or else its result (an import
+ * learns its book as it runs). */
+static int job_visible(const struct principal *p, const struct job *j)
+{
+	if (!p->nbooks)
+		return 1;
+	int ok = 0;
+	const char *docs[] = { j->payload, j->result };
+	for (size_t i = 0; i < ARRAY_LEN(docs) && !ok; i++) {
+		json_t *o = docs[i] ? json_loads(docs[i], 0, NULL) : NULL;
+		const char *book = json_string_value(json_object_get(o, "book_id"));
+		ok = book && users_may_touch_book(p, book);
+		json_decref(o);
+	}
+	return ok;
+}
+
+/* jobs_get, and a job beyond the caller's books is not found. */
+static int job_for(struct app *app, http_req *req, const struct principal *p, const char *owner, int admin,
+		   struct job *j, struct err *e)
+{
+	int rc = jobs_get(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), j, e);
+	if (rc == 0 && !job_visible(p, j))
+		rc = err_set(e, ERR_NOT_FOUND, "job not found");
+	return rc;
 }
 
 int api_idempotency_key(http_req *req, const char **key)
@@ -131,13 +158,23 @@ void api_books_import(http_req *req, void *app_)
 	const char *fields[] = { "title", "author", "language" };
 	json_t *payload = json_pack("{s:s, s:s, s:o}", "upload", path, "kind", kind, "filename",
 				    jstr_or_null(u->filename));
-	for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+	/* The server let through only UTF-8 (form fields, query, X-Filename):
+	 * a value that does not make a JSON string is out of memory. */
+	int bad = !payload;
+	for (size_t i = 0; !bad && i < ARRAY_LEN(fields); i++) {
 		const char *v = http_form(req, fields[i]) ? http_form(req, fields[i]) : http_query(req, fields[i]);
 		if (v && *v)
-			json_object_set_new(payload, fields[i], json_string(v));
+			bad = json_object_set_new(payload, fields[i], json_string(v)) != 0;
 	}
-	if (book_id)
-		json_object_set_new(payload, "book_id", json_string(book_id));
+	if (!bad && book_id)
+		bad = json_object_set_new(payload, "book_id", json_string(book_id)) != 0;
+	if (bad) {
+		json_decref(payload);
+		unlink(path);
+		err_set(&e, ERR_INTERNAL, "out of memory");
+		api_fail(req, &e);
+		return;
+	}
 	struct job j;
 	int existing;
 	int rc = jobs_submit(app->jobs, http_arena(req), owner, "book.import", payload, idem, &j, &existing, &e);
@@ -156,8 +193,10 @@ void api_jobs_submit(http_req *req, void *app_)
 	char owner[UUID_STR_LEN];
 	int admin;
 	const char *idem;
-	if (caller(req, app, owner, &admin) || api_idempotency_key(req, &idem))
+	struct principal p;
+	if (caller(req, app, owner, &admin, &p) || api_idempotency_key(req, &idem))
 		return;
+	admin = admin || (p.scopes & SCOPE_ADMIN);
 	struct err e = { 0 };
 	if (!admin) {
 		err_set(&e, ERR_FORBIDDEN, "administrators only");
@@ -175,6 +214,10 @@ void api_jobs_submit(http_req *req, void *app_)
 	/* An import names a file on this server: it comes only from an upload. */
 	if (type && !strcmp(type, "book.import"))
 		err_field(&e, "type", "book.import jobs start with POST /api/v1/books/import");
+	/* A key limited to books queues work on those books only. */
+	if (!e.code && p.nbooks &&
+	    !users_may_touch_book(&p, json_string_value(json_object_get(payload, "book_id"))))
+		err_set(&e, ERR_FORBIDDEN, "this API key is limited to other books");
 	struct job j;
 	int existing;
 	json_t *empty = json_object();
@@ -193,7 +236,8 @@ void api_jobs_list(http_req *req, void *app_)
 	char owner[UUID_STR_LEN];
 	int admin, limit;
 	const char *cursor;
-	if (caller(req, app, owner, &admin) || api_page_params(req, &limit, &cursor))
+	struct principal p;
+	if (caller(req, app, owner, &admin, &p) || api_page_params(req, &limit, &cursor))
 		return;
 	struct job *items;
 	int n;
@@ -206,7 +250,8 @@ void api_jobs_list(http_req *req, void *app_)
 	}
 	json_t *arr = json_array();
 	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, api_job_json(&items[i]));
+		if (job_visible(&p, &items[i]))
+			json_array_append_new(arr, api_job_json(&items[i]));
 	api_json(req, 200, json_pack("{s:o, s:o}", "items", arr, "next_cursor", jstr_or_null(next)));
 }
 
@@ -215,11 +260,12 @@ void api_jobs_get(http_req *req, void *app_)
 	struct app *app = app_;
 	char owner[UUID_STR_LEN];
 	int admin;
-	if (caller(req, app, owner, &admin))
+	struct principal p;
+	if (caller(req, app, owner, &admin, &p))
 		return;
 	struct job j;
 	struct err e = { 0 };
-	if (jobs_get(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), &j, &e))
+	if (job_for(app, req, &p, owner, admin, &j, &e))
 		api_fail(req, &e);
 	else
 		api_json(req, 200, api_job_json(&j));
@@ -230,11 +276,13 @@ void api_jobs_cancel(http_req *req, void *app_)
 	struct app *app = app_;
 	char owner[UUID_STR_LEN];
 	int admin;
-	if (caller(req, app, owner, &admin))
+	struct principal p;
+	if (caller(req, app, owner, &admin, &p))
 		return;
 	struct job j;
 	struct err e = { 0 };
-	if (jobs_cancel(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), &j, &e))
+	if (job_for(app, req, &p, owner, admin, &j, &e) ||
+	    jobs_cancel(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), &j, &e))
 		api_fail(req, &e);
 	else
 		api_json(req, 202, api_job_json(&j));
@@ -256,11 +304,16 @@ static int terminal(const char *status)
 	return !strcmp(status, "completed") || !strcmp(status, "failed") || !strcmp(status, "cancelled");
 }
 
-static long job_stream_next(void *ctx, char *buf, size_t max)
+static long job_stream_next(void *ctx, char *buf, size_t max, int final)
 {
 	struct job_stream *s = ctx;
 	if (s->done)
 		return -1;
+	if (final) {
+		s->done = 1;
+		return snprintf(buf, max, "event: error\ndata: {\"error\":{\"code\":\"unavailable\","
+					  "\"message\":\"server is shutting down\"}}\n\n");
+	}
 	struct arena a;
 	arena_init(&a, 4096);
 	struct job j;
@@ -300,11 +353,12 @@ void api_jobs_events(http_req *req, void *app_)
 	struct app *app = app_;
 	char owner[UUID_STR_LEN];
 	int admin;
-	if (caller(req, app, owner, &admin))
+	struct principal p;
+	if (caller(req, app, owner, &admin, &p))
 		return;
 	struct job j;
 	struct err e = { 0 };
-	if (jobs_get(app->jobs, http_arena(req), admin ? NULL : owner, http_param(req, 0), &j, &e)) {
+	if (job_for(app, req, &p, owner, admin, &j, &e)) {
 		api_fail(req, &e);
 		return;
 	}
@@ -316,5 +370,5 @@ void api_jobs_events(http_req *req, void *app_)
 	}
 	s->app = app;
 	snprintf(s->id, sizeof(s->id), "%s", j.id);
-	http_respond_stream(req, "text/event-stream", JOB_POLL_MS, job_stream_next, free, s);
+	http_stream_watch(http_respond_stream(req, "text/event-stream", JOB_POLL_MS, job_stream_next, free, s));
 }

@@ -73,9 +73,74 @@ int api_read_object(http_req *req, json_t **out)
 
 int api_principal(http_req *req, struct app *app, struct principal *p)
 {
+	const struct principal *known = http_auth(req);
+	if (known) { /* the route's authorizer read the credentials already */
+		*p = *known;
+		return 0;
+	}
 	struct err e = { 0 };
 	if (users_authenticate(app->users, http_arena(req), http_header(req, "Authorization"),
 			       http_header(req, "X-API-Key"), p, &e) == 0)
+		return 0;
+	api_fail(req, &e);
+	return -1;
+}
+
+/* ---- authorizers: run on the headers, before the body is read ---- */
+
+/* Authenticates once and keeps the principal for the handler. */
+static struct principal *authorize(http_req *req, struct app *app)
+{
+	struct principal *p = arena_alloc(http_arena(req), sizeof(*p));
+	if (!p) {
+		struct err e = { 0 };
+		err_set(&e, ERR_INTERNAL, "out of memory");
+		api_fail(req, &e);
+		return NULL;
+	}
+	if (api_principal(req, app, p))
+		return NULL;
+	http_set_auth(req, p);
+	return p;
+}
+
+int api_authorize_user(http_req *req, void *app)
+{
+	struct principal *p = authorize(req, app);
+	struct err e = { 0 };
+	if (!p)
+		return -1;
+	if (users_require_user(p, &e) == 0)
+		return 0;
+	api_fail(req, &e);
+	return -1;
+}
+
+int api_authorize_book_write(http_req *req, void *app)
+{
+	struct principal *p = authorize(req, app);
+	struct err e = { 0 };
+	if (!p)
+		return -1;
+	if (users_can_write_book(p, http_param(req, 0), &e) == 0)
+		return 0;
+	api_fail(req, &e);
+	return -1;
+}
+
+int api_authorize_upload(http_req *req, void *app)
+{
+	struct principal *p = authorize(req, app);
+	struct err e = { 0 };
+	if (!p)
+		return -1;
+	/* The book may be named in the form, after the file: here only what the
+	 * headers tell is checked (a named book, or the right to write books at
+	 * all); the handler checks the book once the form is in. */
+	const char *book_id = http_query(req, "book_id");
+	if (!book_id && p->nbooks)
+		book_id = p->books[0];
+	if (users_can_write_book(p, book_id, &e) == 0)
 		return 0;
 	api_fail(req, &e);
 	return -1;

@@ -83,7 +83,7 @@ void api_search(http_req *req, void *app_)
 	if (!j->q || !*j->q)
 		err_field(&e, "q", "is required");
 	else if (!utf8_valid(j->q, strlen(j->q)))
-		err_field(&e, "q", "must be valid UTF-8");
+		err_bad_field(&e, "q", "is not valid UTF-8");
 	else if (utf8_chars(j->q) > QUERY_MAX)
 		err_field(&e, "q", "must be at most %d characters", QUERY_MAX);
 	if (limit) {

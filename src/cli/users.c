@@ -107,7 +107,8 @@ static int user_or_key(int argc, char **argv, int is_key)
 		int n;
 		if (users_list(u, &a, &items, &n, &e) == 0) {
 			for (int i = 0; i < n; i++)
-				printf("%s  %-8s  %s\n", items[i].id, items[i].role, items[i].email);
+				printf("%s  %-8s  %s%s\n", items[i].id, items[i].role, items[i].email,
+				       items[i].email_dup ? "  (address shared with another account)" : "");
 			rc = 0;
 		}
 	} else if (!role_arg) {

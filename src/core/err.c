@@ -34,6 +34,21 @@ void err_field(struct err *e, const char *field, const char *fmt, ...)
 	va_end(ap);
 }
 
+void err_bad_field(struct err *e, const char *field, const char *problem)
+{
+	if (!e)
+		return;
+	if (e->code == ERR_OK || e->code == ERR_INVALID) {
+		e->code = ERR_BAD_REQUEST;
+		snprintf(e->msg, sizeof(e->msg), "%s %s", field, problem);
+	}
+	if (e->ndetails >= ERR_MAX_DETAILS)
+		return;
+	struct err_detail *d = &e->details[e->ndetails++];
+	snprintf(d->field, sizeof(d->field), "%s", field);
+	snprintf(d->message, sizeof(d->message), "%s", problem);
+}
+
 void err_clear(struct err *e)
 {
 	e->code = ERR_OK;

@@ -45,6 +45,9 @@ int err_set(struct err *e, int code, const char *fmt, ...)
 /* Adds a field detail to a validation error (code becomes ERR_INVALID). */
 void err_field(struct err *e, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A field that is malformed rather than invalid (not UTF-8): ERR_BAD_REQUEST
+ * naming the field in the message and the details. */
+void err_bad_field(struct err *e, const char *field, const char *problem);
 void err_clear(struct err *e);
 /* Stable machine-readable name of a code: "not_found", "validation_failed", ... */
 const char *err_code_name(int code);

@@ -93,12 +93,53 @@ json_t *jstr_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
+/* The top-level field of a JSON object text whose value holds byte `off`
+ * (its name in out, "" when the byte is elsewhere): a best effort that lets a
+ * client be told which field to fix. Escapes in a name are left as written. */
+static void field_at(const char *s, size_t n, size_t off, char *out, size_t cap)
+{
+	int depth = 0, in_str = 0;
+	size_t str_start = 0, str_end = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n && i < off; i++) {
+		char ch = s[i];
+		if (in_str) {
+			if (ch == '\\')
+				i++;
+			else if (ch == '"')
+				in_str = 0, str_end = i;
+			continue;
+		}
+		if (ch == '"') {
+			in_str = 1;
+			str_start = i + 1;
+		} else if (ch == '{' || ch == '[') {
+			depth++;
+		} else if (ch == '}' || ch == ']') {
+			depth--;
+		} else if (ch == ':' && depth == 1) {
+			size_t k = utf8_prefix(s + str_start, str_end - str_start, cap - 1);
+			memcpy(out, s + str_start, k);
+			out[k] = '\0';
+		} else if (ch == ',' && depth == 1) {
+			out[0] = '\0';
+		}
+	}
+}
+
 int json_parse_object(const char *body, size_t len, json_t **out, struct err *e)
 {
 	json_error_t je;
 	*out = NULL;
-	if (!utf8_valid(body, len))
-		return err_set(e, ERR_BAD_REQUEST, "request body is not valid UTF-8");
+	size_t bad = utf8_first_invalid(body, len);
+	if (bad < len) {
+		char field[64];
+		field_at(body, len, bad, field, sizeof(field));
+		if (!field[0])
+			return err_set(e, ERR_BAD_REQUEST, "request body is not valid UTF-8");
+		err_bad_field(e, field, "is not valid UTF-8");
+		return ERR_BAD_REQUEST;
+	}
 	json_t *v = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
 	if (!v)
 		return err_set(e, ERR_BAD_REQUEST, "malformed JSON at line %d, column %d: %s",

@@ -14,9 +14,9 @@ static int should_fail(void)
 	return atomic_fetch_sub(&fail_countdown, 1) == 0;
 }
 
-void mem_fail_after(long n)
+long mem_fail_after(long n)
 {
-	atomic_store(&fail_countdown, n);
+	return atomic_exchange(&fail_countdown, n);
 }
 
 void *xmalloc(size_t n)

@@ -15,7 +15,10 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 void xfree(void *p);
 
-/* Testing: the allocation after `n` more successful ones fails; -1 disables. */
-void mem_fail_after(long n);
+/* Testing: the allocation after `n` more successful ones fails (that one
+ * only); -1 disables. Inert unless set: the countdown is read, not written,
+ * while disabled. Returns the countdown it replaces, so a test counts the
+ * allocations of an operation as N - mem_fail_after(-1) after arming N. */
+long mem_fail_after(long n);
 
 #endif

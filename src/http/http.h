@@ -26,6 +26,10 @@ enum http_method {
 };
 
 typedef void (*http_handler)(http_req *req, void *app);
+/* A route's check made once the headers are in, before a byte of the body is
+ * read (or an upload file created): 0 to go on, or answer (401, 403) and
+ * return -1. It may leave what it learnt with http_set_auth. */
+typedef int (*http_authorizer)(http_req *req, void *app);
 
 int http_method(const http_req *req);
 const char *http_path(const http_req *req);
@@ -40,13 +44,23 @@ const char *http_body(const http_req *req, size_t *len);
 struct arena *http_arena(http_req *req);
 const char *http_request_id(const http_req *req);
 
-/* The client's IP address as text ("127.0.0.1", "::1"). */
+/* The client's IP address as text ("127.0.0.1", "::1"): the peer, or, when
+ * the peer is a trusted proxy (BOOKD_TRUSTED_PROXIES), the client its
+ * X-Forwarded-For / Forwarded header names. */
 const char *http_client_ip(http_req *req);
+
+/* What the route's authorizer learnt about the caller (arena memory), for the
+ * handler; NULL when no authorizer ran. */
+void http_set_auth(http_req *req, void *auth);
+void *http_auth(const http_req *req);
 
 /* Runs `work(ctx)` on `ex` with the connection suspended, then calls
  * `done(req, app)` back on an HTTP thread to answer; `ctx` must live in the
  * request's arena (or longer). Returns -1 when `ex` refuses the work (queue
- * full): the handler then answers itself, typically 503. */
+ * full): the handler then answers itself, typically 503.
+ * Should the server stop before `work` has finished (http_server_stop), the
+ * request is answered 503 without calling `done`; the request (and its arena,
+ * so an arena ctx) lives on until `work` returns. */
 int http_defer(http_req *req, struct executor *ex, executor_fn work, http_handler done, void *ctx) WUR;
 /* The ctx given to http_defer, for `done`. */
 void *http_defer_ctx(http_req *req);
@@ -70,17 +84,31 @@ int http_upload_keep(http_req *req, const char *path) WUR;
  * 0 the connection sleeps until http_stream_wake, or else for poll_ms to
  * poll_ms + 100 ms (parked streams are looked at every 100 ms; poll_ms below
  * that counts as 100). `free_fn` (may be NULL) releases ctx when the
- * response is gone. */
-typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
+ * response is gone.
+ * `final` is 1 once the server is stopping (http_server_end_streams; for a
+ * watch, already at http_server_quiesce): `fn` should then write what it
+ * still has and its last event (an SSE `error` event saying the server is
+ * shutting down, unless it has just written its own last event). The stream
+ * ends at the first call with `final` that returns 0 or -1. */
+typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max, int final);
 struct http_stream;
-/* Returns a handle for http_stream_wake, valid until free_fn(ctx) is called. */
+/* Returns a handle for http_stream_wake, valid until free_fn(ctx) is called;
+ * NULL when the request could not be answered this way (free_fn(ctx) has then
+ * been called, and an error answered). */
 struct http_stream *http_respond_stream(http_req *req, const char *content_type, int poll_ms, http_stream_fn fn,
 					void (*free_fn)(void *), void *ctx);
 /* From any thread: there is something to send, ask `fn` now rather than at
  * the next tick. The caller must serialise this against its free_fn. */
 void http_stream_wake(struct http_stream *st);
+/* Marks a stream as a watch (progress that a client follows as long as it
+ * likes, not an answer being produced): shutdown does not wait for it, it is
+ * ended as soon as the server stops accepting. Call it from the handler, right
+ * after http_respond_stream. */
+void http_stream_watch(struct http_stream *st);
 
-/* Adds a response header; name and value are copied. */
+/* Adds a response header; name and value are copied. A request answers
+ * once: a second http_respond* is a handler bug, logged, and the first answer
+ * stands (it is the one the handler's checks reached first). */
 void http_set_header(http_req *req, const char *name, const char *value);
 /* `body` is copied. */
 void http_respond(http_req *req, int status, const char *content_type, const char *body, size_t len);

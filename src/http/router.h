@@ -21,6 +21,7 @@ struct route {
 	const char *pattern;
 	http_handler fn;
 	int flags; /* ROUTE_* */
+	http_authorizer authorize; /* NULL, or run on the headers before the body is read */
 };
 
 struct route_match {

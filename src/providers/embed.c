@@ -1,6 +1,5 @@
 #include "embed.h"
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -8,43 +7,238 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
-#include "../core/buf.h"
-#include "../core/log.h"
-#include "../core/mem.h"
 #include "../core/common.h"
-#include "../core/uuid.h"
+#include "../core/mem.h"
+#include "../core/timeutil.h"
+#include "http_client.h"
 
 #define RESPONSE_MAX ((size_t)256 << 20)
-#define DIM_MAX 8192
+
+/* ---- OpenAI-compatible /embeddings -------------------------------------------------- */
+
+struct openai_embed {
+	char *url, *model, *auth;
+	int dim_asked;
+	struct phttp *http;
+};
+
+static void openai_close(void *self)
+{
+	struct openai_embed *o = self;
+	if (!o)
+		return;
+	phttp_free(o->http);
+	xfree(o->url);
+	xfree(o->model);
+	if (o->auth)
+		memset(o->auth, 0, strlen(o->auth));
+	xfree(o->auth);
+	xfree(o);
+}
+
+static int openai_open(void **self, const struct embed_config *cfg, struct stop *stop, struct err *e)
+{
+	*self = NULL;
+	struct openai_embed *o = xcalloc(1, sizeof(*o));
+	if (!o)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	size_t n = strlen(cfg->url);
+	while (n && cfg->url[n - 1] == '/')
+		n--;
+	o->url = xmalloc(n + sizeof("/embeddings"));
+	o->model = xstrdup(cfg->model);
+	size_t kl = cfg->key ? strlen(cfg->key) : 0;
+	o->auth = xmalloc(kl + sizeof("Authorization: Bearer "));
+	if (o->auth)
+		snprintf(o->auth, kl + sizeof("Authorization: Bearer "), "%s%s", kl ? "Authorization: Bearer " : "",
+			 kl ? cfg->key : "");
+	o->dim_asked = cfg->dim;
+	if (!o->url || !o->model || !o->auth) {
+		openai_close(o);
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	}
+	memcpy(o->url, cfg->url, n);
+	memcpy(o->url + n, "/embeddings", sizeof("/embeddings"));
+	struct phttp_config hc = {
+		.name = "embedding provider",
+		.tries = 1, /* per call */
+		.breaker_failures = 10,
+		.breaker_seconds = 30,
+		.max_response = RESPONSE_MAX,
+		.backoff_ms = 200,
+		.retry_after_max_ms = 300000,
+	};
+	int rc = phttp_new(&o->http, &hc, stop, e);
+	if (rc) {
+		openai_close(o);
+		return rc;
+	}
+	*self = o;
+	return 0;
+}
+
+struct answer {
+	int n;
+	float *out;
+	int dim; /* expected; 0 = learn it */
+	int got; /* the answer's */
+};
+
+/*
+ * Reads an answer into a->out, or says why it is not one: a vector per text,
+ * each `index` 0..n-1 exactly once (an item without one stands at its
+ * position), one dimension for all, numbers only. Anything else is the
+ * provider's malformed answer (retried); a dimension other than the one
+ * expected is a setting to fix (not retried).
+ */
+static int check_answer(void *ctx, const char *body, size_t len, struct err *e)
+{
+	struct answer *a = ctx;
+	int verdict = PHTTP_BAD_ANSWER;
+	unsigned char *seen = xcalloc((size_t)a->n, 1);
+	json_t *doc = json_loadb(body, len, 0, NULL);
+	json_t *data = json_object_get(doc, "data");
+	if (!seen) {
+		err_set(e, ERR_INTERNAL, "out of memory");
+		verdict = PHTTP_REFUSE;
+		goto out;
+	}
+	if (!json_is_array(data) || (int)json_array_size(data) != a->n) {
+		err_set(e, ERR_UNAVAILABLE, "embedding provider sent a malformed answer (%d vectors for %d texts)",
+			json_is_array(data) ? (int)json_array_size(data) : -1, a->n);
+		goto out;
+	}
+	int dim = a->dim;
+	for (int i = 0; i < a->n; i++) {
+		json_t *item = json_array_get(data, (size_t)i);
+		json_t *idx = json_object_get(item, "index");
+		json_int_t at = idx ? (json_is_integer(idx) ? json_integer_value(idx) : -1) : i;
+		if (at < 0 || at >= a->n || seen[at]) {
+			err_set(e, ERR_UNAVAILABLE, "embedding provider sent a malformed answer (index %lld %s)",
+				(long long)at, at >= 0 && at < a->n ? "repeated" : "out of range");
+			goto out;
+		}
+		seen[at] = 1;
+		json_t *vec = json_object_get(item, "embedding");
+		int got = json_is_array(vec) ? (int)MIN(json_array_size(vec), (size_t)INT32_MAX) : 0;
+		if (got == 0 || got > EMBED_DIM_MAX) {
+			err_set(e, ERR_UNAVAILABLE, "embedding provider sent a vector of %d dimensions (1..%d supported)",
+				got, EMBED_DIM_MAX);
+			goto out;
+		}
+		if (!dim)
+			dim = got;
+		if (got != dim) {
+			if (a->dim && i == 0) {
+				err_set(e, ERR_INVALID, "embedding has %d dimensions, expected %d", got, dim);
+				verdict = PHTTP_REFUSE;
+			} else {
+				err_set(e, ERR_UNAVAILABLE,
+					"embedding provider sent vectors of %d and %d dimensions in one answer", dim, got);
+			}
+			goto out;
+		}
+		float *row = a->out + (size_t)at * (size_t)dim;
+		double norm = 0;
+		for (int k = 0; k < dim; k++) {
+			json_t *x = json_array_get(vec, (size_t)k);
+			if (!json_is_number(x)) {
+				err_set(e, ERR_UNAVAILABLE, "embedding provider sent a vector with a non-number");
+				goto out;
+			}
+			double v = json_number_value(x);
+			row[k] = (float)v;
+			norm += v * v;
+		}
+		norm = sqrt(norm);
+		for (int k = 0; norm > 0 && k < dim; k++)
+			row[k] /= (float)norm;
+	}
+	a->got = dim;
+	verdict = PHTTP_ACCEPT;
+out:
+	json_decref(doc);
+	xfree(seen);
+	return verdict;
+}
+
+static int openai_request(void *self, const char *const *texts, int n, float *out, int *dim, int tries,
+			  long timeout_ms, struct err *e)
+{
+	struct openai_embed *o = self;
+	json_t *input = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(input, json_string(texts[i]));
+	json_t *req = json_pack("{s:s, s:o}", "model", o->model, "input", input);
+	if (req && o->dim_asked)
+		json_object_set_new(req, "dimensions", json_integer(o->dim_asked));
+	char *payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	json_decref(req);
+	if (!payload)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	const char *headers[2] = { "Content-Type: application/json", o->auth };
+	struct answer a = { .n = n, .out = out, .dim = *dim };
+	/* Each attempt may take timeout_ms; backoff waits fit in what is left. */
+	int64_t deadline = time_now_ms() + (int64_t)tries * (timeout_ms + 30000);
+	struct phttp_request hr = {
+		.url = o->url,
+		.headers = headers,
+		.nheaders = o->auth[0] ? 2 : 1,
+		.body = payload,
+		.body_len = strlen(payload),
+		.deadline_ms = deadline,
+		.attempt_timeout_ms = timeout_ms,
+		.tries = tries,
+		.check = check_answer,
+		.ctx = &a,
+	};
+	struct phttp_response resp;
+	int rc = phttp_call(o->http, &hr, &resp, e);
+	free(payload);
+	if (rc) {
+		if (resp.outcome == PHTTP_LOCAL && resp.status >= 400 && resp.status < 500)
+			rc = err_set(e, ERR_INVALID, "embedding provider answered %ld", resp.status);
+		else if (e->code == ERR_INVALID)
+			rc = ERR_INVALID;
+		return rc;
+	}
+	phttp_response_free(&resp);
+	*dim = a.got;
+	return 0;
+}
+
+const struct embed_ops embed_openai_ops = {
+	.api = "openai",
+	.open = openai_open,
+	.close = openai_close,
+	.request = openai_request,
+};
+
+/* ---- the embedder: batches, concurrency, the learnt dimension ---------------------- */
 
 struct embedder {
 	struct embed_config cfg;
-	char *url, *model, *key;
+	const struct embed_ops *ops;
+	void *self;
+	char *model;
 	char key_name[160]; /* how vectors are labelled: model, or model@dim */
 	atomic_int dim;
 };
 
-struct embedder *embedder_new(const struct embed_config *cfg)
+struct embedder *embedder_new(const struct embed_config *cfg, struct stop *stop)
 {
 	struct embedder *em = xcalloc(1, sizeof(*em));
 	if (!em)
 		return NULL;
 	em->cfg = *cfg;
-	size_t n = strlen(cfg->url);
-	while (n && cfg->url[n - 1] == '/')
-		n--;
-	em->url = xmalloc(n + sizeof("/embeddings"));
-	em->model = xstrdup(cfg->model);
-	em->key = xstrdup(cfg->key ? cfg->key : "");
-	if (!em->url || !em->model || !em->key) {
+	em->ops = &embed_openai_ops;
+	struct err e = { 0 };
+	if (!(em->model = xstrdup(cfg->model)) || em->ops->open(&em->self, cfg, stop, &e)) {
 		embedder_free(em);
 		return NULL;
 	}
-	memcpy(em->url, cfg->url, n);
-	memcpy(em->url + n, "/embeddings", sizeof("/embeddings"));
+	em->cfg.url = em->cfg.model = em->cfg.key = NULL; /* the caller's: not kept */
 	atomic_init(&em->dim, cfg->dim);
 	if (cfg->dim > 0)
 		snprintf(em->key_name, sizeof(em->key_name), "%s@%d", cfg->model, cfg->dim);
@@ -65,158 +259,27 @@ void embedder_free(struct embedder *em)
 {
 	if (!em)
 		return;
-	xfree(em->url);
+	if (em->self)
+		em->ops->close(em->self);
 	xfree(em->model);
-	if (em->key)
-		memset(em->key, 0, strlen(em->key));
-	xfree(em->key);
 	xfree(em);
 }
 
 const char *embedder_model(const struct embedder *em) { return em->model; }
 int embedder_dim(const struct embedder *em) { return atomic_load(&((struct embedder *)em)->dim); }
 
-struct call {
-	struct buf body;
-	long retry_after; /* seconds, from the header */
-};
-
-static size_t on_data(char *p, size_t size, size_t n, void *ud)
+/* One request for texts[0..n) into out, with the dimension known. */
+static int embed_request(struct embedder *em, const char *const *texts, int n, float *out, int tries, long timeout_ms,
+			 struct err *e)
 {
-	struct call *c = ud;
-	return buf_append(&c->body, p, size * n) ? 0 : size * n;
-}
-
-static size_t on_header(char *p, size_t size, size_t n, void *ud)
-{
-	struct call *c = ud;
-	size_t len = size * n;
-	if (len > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-		char *end;
-		long v = strtol(p + 12, &end, 10);
-		if (end != p + 12 && v >= 0)
-			c->retry_after = v > 300 ? 300 : v;
-	}
-	return len;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
-/* One request for texts[0..n): fills out (n * dim). */
-static int embed_request(struct embedder *em, const char *const *texts, int n, float *out, int retries,
-			 int timeout_s, struct err *e)
-{
-	json_t *input = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(input, json_string(texts[i]));
-	json_t *req = json_pack("{s:s, s:o}", "model", em->model, "input", input);
-	if (em->cfg.dim)
-		json_object_set_new(req, "dimensions", json_integer(em->cfg.dim));
-	char *payload = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	json_decref(req);
-	if (!payload)
-		return err_set(e, ERR_INTERNAL, "out of memory");
-	int rc = ERR_UNAVAILABLE;
-	char auth[600];
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", em->key);
-	for (int attempt = 0; attempt <= retries; attempt++) {
-		struct call c = { .retry_after = -1 };
-		buf_init(&c.body, RESPONSE_MAX);
-		CURL *h = curl_easy_init();
-		struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-		if (em->key[0])
-			hdrs = curl_slist_append(hdrs, auth);
-		long status = 0;
-		CURLcode cc = CURLE_FAILED_INIT;
-		if (h && hdrs) {
-			curl_easy_setopt(h, CURLOPT_URL, em->url);
-			curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-			curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
-			curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-			curl_easy_setopt(h, CURLOPT_WRITEDATA, &c);
-			curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-			curl_easy_setopt(h, CURLOPT_HEADERDATA, &c);
-			curl_easy_setopt(h, CURLOPT_TIMEOUT, (long)timeout_s);
-			curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 5L);
-			curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-			curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-			cc = curl_easy_perform(h);
-			curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-		}
-		curl_slist_free_all(hdrs);
-		curl_easy_cleanup(h);
-		int retry = 0;
-		if (cc != CURLE_OK) {
-			rc = err_set(e, ERR_UNAVAILABLE, "embedding provider unreachable: %s", curl_easy_strerror(cc));
-			retry = 1;
-		} else if (status == 429 || status >= 500) {
-			rc = err_set(e, ERR_UNAVAILABLE, "embedding provider answered %ld", status);
-			retry = 1;
-		} else if (status != 200) {
-			rc = err_set(e, ERR_INVALID, "embedding provider answered %ld", status);
-		} else {
-			rc = 0;
-			json_t *doc = json_loadb(c.body.p ? c.body.p : "", c.body.n, 0, NULL);
-			json_t *data = json_object_get(doc, "data");
-			if (!json_is_array(data) || (int)json_array_size(data) != n) {
-				rc = err_set(e, ERR_UNAVAILABLE, "embedding provider sent a malformed answer");
-				retry = 1;
-			}
-			int dim = atomic_load(&em->dim);
-			for (int i = 0; !rc && i < n; i++) {
-				json_t *item = json_array_get(data, (size_t)i);
-				json_t *idx = json_object_get(item, "index");
-				int at = json_is_integer(idx) ? (int)json_integer_value(idx) : i;
-				json_t *vec = json_object_get(item, "embedding");
-				int got = json_is_array(vec) ? (int)json_array_size(vec) : 0;
-				if (got > DIM_MAX) {
-					rc = err_set(e, ERR_INVALID, "embedding has %d dimensions; at most %d are supported",
-						     got, DIM_MAX);
-					break;
-				}
-				if (!dim && got > 0) {
-					int zero = 0;
-					atomic_compare_exchange_strong(&em->dim, &zero, got);
-					dim = atomic_load(&em->dim);
-				}
-				if (at < 0 || at >= n || got != dim || got == 0) {
-					rc = err_set(e, ERR_INVALID, "embedding has %d dimensions, expected %d", got, dim);
-					break;
-				}
-				double norm = 0;
-				for (int k = 0; k < dim; k++) {
-					double v = json_number_value(json_array_get(vec, (size_t)k));
-					out[(size_t)at * (size_t)dim + (size_t)k] = (float)v;
-					norm += v * v;
-				}
-				norm = sqrt(norm);
-				for (int k = 0; norm > 0 && k < dim; k++)
-					out[(size_t)at * (size_t)dim + (size_t)k] /= (float)norm;
-			}
-			json_decref(doc);
-		}
-		buf_free(&c.body);
-		if (!retry || attempt == retries)
-			break;
-		/* Backoff: Retry-After when given, else 200 ms doubling, ±25 %. */
-		unsigned r;
-		random_bytes(&r, sizeof(r));
-		long wait = c.retry_after >= 0 ? c.retry_after * 1000 : 200L << attempt;
-		wait = (long)((double)wait * (0.75 + 0.5 * (double)(r % 1000) / 1000.0));
-		log_warn("embedding request failed (%s); retry %d in %ld ms", e->msg, attempt + 1, wait);
-		sleep_ms(wait);
-	}
-	free(payload);
-	return rc;
+	int dim = embedder_dim(em);
+	return em->ops->request(em->self, texts, n, out, &dim, tries, timeout_ms, e);
 }
 
 struct batch_job {
 	struct embedder *em;
-	int retries, timeout_s;
+	int tries;
+	long timeout_ms;
 	const char *const *texts;
 	int n, batches;
 	float *out;
@@ -237,9 +300,8 @@ static void *batch_worker(void *arg)
 		int start = b * bs, count = MIN(bs, j->n - start);
 		int dim = embedder_dim(j->em);
 		struct err e = { 0 };
-		/* The dimension is known after the first batch (run alone, below). */
-		if (embed_request(j->em, j->texts + start, count, j->out + (size_t)start * (size_t)dim, j->retries,
-				  j->timeout_s, &e)) {
+		if (embed_request(j->em, j->texts + start, count, j->out + (size_t)start * (size_t)dim, j->tries,
+				  j->timeout_ms, &e)) {
 			pthread_mutex_lock(&j->lock);
 			if (!atomic_exchange(&j->failed, 1))
 				j->err = e;
@@ -249,31 +311,33 @@ static void *batch_worker(void *arg)
 	}
 }
 
-static int embed_all(struct embedder *em, const char *const *texts, int n, float **out, int *dim, int retries,
-		     int timeout_s, struct err *e)
+static int embed_all(struct embedder *em, const char *const *texts, int n, float **out, int *dim, int tries,
+		     long timeout_ms, struct err *e)
 {
 	*out = NULL;
 	if (n <= 0)
 		return 0;
-	int rc;
 	if (!embedder_dim(em)) {
 		/* Learn the dimension with one text first (the answer's size is
-		 * checked against DIM_MAX before anything is written). */
-		float *probe = xmalloc(sizeof(float) * DIM_MAX);
+		 * checked against EMBED_DIM_MAX before anything is written). */
+		float *probe = xmalloc(sizeof(float) * EMBED_DIM_MAX);
 		if (!probe)
 			return err_set(e, ERR_INTERNAL, "out of memory");
-		rc = embed_request(em, texts, 1, probe, retries, timeout_s, e);
+		int d = 0;
+		int rc = em->ops->request(em->self, texts, 1, probe, &d, tries, timeout_ms, e);
 		xfree(probe);
 		if (rc)
 			return rc;
+		int zero = 0;
+		atomic_compare_exchange_strong(&em->dim, &zero, d);
 	}
 	int d = embedder_dim(em);
-	if (d <= 0 || d > DIM_MAX)
+	if (d <= 0 || d > EMBED_DIM_MAX)
 		return err_set(e, ERR_INVALID, "embedding dimension %d is not supported", d);
 	float *v = xmalloc(sizeof(float) * (size_t)n * (size_t)d);
 	if (!v)
 		return err_set(e, ERR_INTERNAL, "out of memory");
-	struct batch_job j = { .em = em, .retries = retries, .timeout_s = timeout_s, .texts = texts, .n = n, .out = v };
+	struct batch_job j = { .em = em, .tries = tries, .timeout_ms = timeout_ms, .texts = texts, .n = n, .out = v };
 	j.batches = (n + em->cfg.batch - 1) / em->cfg.batch;
 	pthread_mutex_init(&j.lock, NULL);
 	int threads = MIN(em->cfg.concurrency, j.batches);
@@ -299,13 +363,13 @@ static int embed_all(struct embedder *em, const char *const *texts, int n, float
 
 int embedder_embed(struct embedder *em, const char *const *texts, int n, float **out, int *dim, struct err *e)
 {
-	return embed_all(em, texts, n, out, dim, em->cfg.max_retries, em->cfg.timeout_s, e);
+	return embed_all(em, texts, n, out, dim, em->cfg.max_retries + 1, (long)em->cfg.timeout_s * 1000, e);
 }
 
 int embedder_embed_query(struct embedder *em, const char *text, float **out, int *dim, struct err *e)
 {
 	/* A reader is waiting: one try, and not longer than 5 s. */
-	return embed_all(em, &text, 1, out, dim, 0, MIN(em->cfg.timeout_s, 5), e);
+	return embed_all(em, &text, 1, out, dim, 1, (long)MIN(em->cfg.timeout_s, 5) * 1000, e);
 }
 
 const char *embedder_key(const struct embedder *em)

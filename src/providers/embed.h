@@ -1,14 +1,21 @@
 /*
  * Embedding providers. One implementation today: any OpenAI-compatible
  * /embeddings endpoint (OpenAI, Gemini's OpenAI-compatible API, Ollama, vLLM,
- * text-embeddings-inference). Texts go in batches, several batches at once
- * (bounded), each request retried on 429/5xx/timeouts with exponential
- * backoff and jitter, honouring Retry-After. Vectors come back L2-normalised.
+ * text-embeddings-inference), as the one entry of `struct embed_ops` today.
+ * Texts go in batches, several batches at once (bounded), each request made
+ * through the provider HTTP client (http_client.h): retried on 429, 5xx,
+ * timeouts and malformed answers with jittered backoff honouring
+ * Retry-After, behind a circuit breaker, cancelled by the owner's stop.
+ *
+ * An answer is checked before a byte of it is used: one vector per text, the
+ * `index` values 0..n-1 each exactly once, every vector of the same (expected)
+ * dimension and made of numbers. Vectors come back L2-normalised.
  */
 #ifndef BOOKD_EMBED_H
 #define BOOKD_EMBED_H
 
 #include "../core/err.h"
+#include "../core/stop.h"
 
 struct embedder;
 
@@ -23,7 +30,25 @@ struct embed_config {
 	int max_retries;
 };
 
-struct embedder *embedder_new(const struct embed_config *cfg);
+#define EMBED_DIM_MAX 8192
+
+/* One backend: the shape tts_ops, blob_ops and metadata_ops follow too. */
+struct embed_ops {
+	const char *api; /* "openai" */
+	int (*open)(void **self, const struct embed_config *cfg, struct stop *stop, struct err *e);
+	void (*close)(void *self);
+	/* One request for texts[0..n): fills out (n * *dim floats). *dim is the
+	 * dimension expected, or 0 when not yet known (then out holds n *
+	 * EMBED_DIM_MAX floats and *dim is set to the one answered). */
+	int (*request)(void *self, const char *const *texts, int n, float *out, int *dim, int tries, long timeout_ms,
+		       struct err *e);
+};
+
+extern const struct embed_ops embed_openai_ops;
+
+/* `stop` (may be NULL) cancels requests and backoff sleeps when fired.
+ * NULL when out of memory. */
+struct embedder *embedder_new(const struct embed_config *cfg, struct stop *stop);
 void embedder_free(struct embedder *em);
 const char *embedder_model(const struct embedder *em);
 int embedder_dim(const struct embedder *em); /* 0 until known */

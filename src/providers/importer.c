@@ -15,7 +15,7 @@
 #include "../core/buf.h"
 #include "../core/mem.h"
 #include "../core/utf8.h"
-#include "../services/markdown.h"
+#include "../core/mdx.h"
 
 /* ---- small helpers --------------------------------------------------------- */
 

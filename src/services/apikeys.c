@@ -83,6 +83,10 @@ int users_key_list(struct users *u, struct arena *a, const struct principal *p, 
 	int rc = users_require_user(p, e);
 	if (rc)
 		return rc;
+	/* A key limited to books sees itself only, whatever its scopes: its
+	 * owner's other keys (and everyone's) are beyond its books. */
+	if (p->kind == P_KEY && p->nbooks && all)
+		return err_set(e, ERR_FORBIDDEN, "this API key is limited to some books");
 	if (all && (rc = users_require_admin(p, e)) != 0)
 		return rc;
 	struct user usr;
@@ -93,6 +97,13 @@ int users_key_list(struct users *u, struct arena *a, const struct principal *p, 
 		return rc;
 	rc = store_apikey_list(c, a, all ? NULL : usr.id, items, n, e);
 	db_release(c);
+	if (rc == 0 && p->kind == P_KEY && p->nbooks) {
+		int kept = 0;
+		for (int i = 0; i < *n; i++)
+			if (strcmp((*items)[i].id, p->key_id) == 0)
+				(*items)[kept++] = (*items)[i];
+		*n = kept;
+	}
 	return rc;
 }
 
@@ -131,7 +142,7 @@ int users_key_create_for(struct users *u, struct arena *a, const char *email, co
 	int rc = db_acquire(u->db, &c, e);
 	if (rc)
 		return rc;
-	rc = store_user_get(c, a, "email", email, &usr, e);
+	rc = users_find_by_email(c, a, email, NULL, &usr, e);
 	db_release(c);
 	if (rc)
 		return rc;

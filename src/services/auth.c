@@ -81,7 +81,10 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 	out->role = (char *)role_name(ROLE_READER);
 	out->external_sub = arena_strdup(a, sub);
 	out->created_at = out->updated_at = time_now_ms();
+	char key[1024];
 	for (int attempt = 0;; attempt++) {
+		users_email_key(out->email, key, sizeof(key));
+		out->email_key = key;
 		rc = store_user_insert(c, out, e);
 		if (rc != ERR_CONFLICT)
 			break;
@@ -93,6 +96,7 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 			return rc;
 		err_clear(e);
 		*out = mine;
+		out->email_key = NULL;
 		if (attempt == 1)
 			return err_set(e, ERR_CONFLICT, "cannot create the user of this token");
 		/* The email is a local user's: link by a synthetic address. */
@@ -100,6 +104,7 @@ static int external_user(struct users *u, struct arena *a, db_conn *c, json_t *c
 		users_sha256_hex(sub, h);
 		out->email = arena_printf(a, "%.32s@external.invalid", h);
 	}
+	out->email_key = NULL;
 	if (rc == 0)
 		users_audit("external_user_created", out->id, NULL, NULL);
 	return rc;
@@ -401,16 +406,21 @@ int users_require_admin(const struct principal *p, struct err *e)
 	return (p->scopes & SCOPE_ADMIN) ? 0 : err_set(e, ERR_FORBIDDEN, "administrators only");
 }
 
+int users_may_touch_book(const struct principal *p, const char *book_id)
+{
+	if (!p->nbooks)
+		return 1;
+	for (int i = 0; book_id && i < p->nbooks; i++)
+		if (strcmp(p->books[i], book_id) == 0)
+			return 1;
+	return 0;
+}
+
 int users_can_write_book(const struct principal *p, const char *book_id, struct err *e)
 {
 	if (p->kind == P_ANON)
 		return err_set(e, ERR_UNAUTHORIZED, "authentication required");
 	if (!(p->scopes & SCOPE_WRITE) || p->role < ROLE_EDITOR)
 		return err_set(e, ERR_FORBIDDEN, "editors and administrators only");
-	if (!p->nbooks)
-		return 0;
-	for (int i = 0; book_id && i < p->nbooks; i++)
-		if (strcmp(p->books[i], book_id) == 0)
-			return 0;
-	return err_set(e, ERR_FORBIDDEN, "this API key is limited to other books");
+	return users_may_touch_book(p, book_id) ? 0 : err_set(e, ERR_FORBIDDEN, "this API key is limited to other books");
 }

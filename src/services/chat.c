@@ -1,6 +1,7 @@
 #include "chat.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,61 +92,119 @@ static int new_session(const char *user_id, const char *book_id, struct chat_ses
 
 /* ---- citations ------------------------------------------------------------------ */
 
+/* One kept marker: "[n]", and n listed once among the cited. */
+static int keep_marker(struct buf *out, int n, int *cited, int *ncited)
+{
+	int seen = 0;
+	for (int j = 0; j < *ncited; j++)
+		seen |= cited[j] == n;
+	if (!seen && *ncited < MAX_PASSAGES)
+		cited[(*ncited)++] = n;
+	return buf_printf(out, "[%d]", n);
+}
+
+/* A marker at p ("[n]" or "[n, m, …]"): its numbers (0 for one that points
+ * at no possible passage) and the byte after it; 0 when p starts no marker. */
+static int parse_marker(const char *p, int nums[8], const char **after)
+{
+	if (p[0] != '[' || !isdigit((unsigned char)p[1]))
+		return 0;
+	const char *q = p + 1;
+	int k = 0;
+	for (;;) {
+		if (!isdigit((unsigned char)*q) || k == 8)
+			return 0;
+		long v = 0;
+		while (isdigit((unsigned char)*q)) {
+			v = v > MAX_PASSAGES ? v : v * 10 + (*q - '0');
+			q++;
+		}
+		nums[k++] = v >= 1 && v <= MAX_PASSAGES ? (int)v : 0;
+		while (*q == ' ')
+			q++;
+		if (*q != ',')
+			break;
+		q++;
+		while (*q == ' ')
+			q++;
+	}
+	if (*q != ']')
+		return 0;
+	*after = q + 1;
+	return k;
+}
+
+/* Removing a marker must not make one of the text before and after it: an
+ * open "[" or "[1," left in the output ("[1[9]]", "[[9]1]") goes with the
+ * marker it enclosed. */
+static void drop_open_marker(struct buf *out)
+{
+	for (;;) {
+		size_t i = out->n;
+		while (i > 0 && strchr("0123456789, ", out->p[i - 1]))
+			i--;
+		if (i == 0 || out->p[i - 1] != '[' || (i < out->n && !isdigit((unsigned char)out->p[i])))
+			break;
+		out->n = i - 1;
+		out->p[out->n] = '\0';
+	}
+}
+
+/*
+ * Markers are ASCII and everything else is copied whole, a character at a
+ * time (an invalid byte becomes U+FFFD), so the result is valid UTF-8 by
+ * construction. It may be longer than the answer ("[1,2]" becomes "[1][2]",
+ * at most 3/2 of the bytes; a replaced byte takes three): the buffer grows,
+ * and its cap (three times the answer) is an error, never a cut. Cleaning
+ * the result again changes nothing: every marker left is in range.
+ */
 char *chat_clean_markers(const char *answer, int np, int *cited, int *ncited)
 {
+	size_t len = strlen(answer);
 	struct buf out;
-	buf_init(&out, strlen(answer) + 1);
+	buf_init(&out, len > (SIZE_MAX - 16) / 3 ? SIZE_MAX - 16 : 3 * len + 16);
+	int rc = 0;
 	*ncited = 0;
-	for (const char *p = answer; *p;) {
-		if (*p == '[' && isdigit((unsigned char)p[1])) {
-			/* [n] or [n, m, …] */
-			const char *q = p + 1;
-			int nums[8], k = 0, ok = 1;
-			while (ok) {
-				char *end;
-				long v = strtol(q, &end, 10);
-				if (end == q || k == 8) {
-					ok = 0;
-					break;
-				}
-				nums[k++] = v >= 1 && v <= MAX_PASSAGES ? (int)v : 0; /* 0: no such passage */
-				q = end;
-				while (*q == ' ')
-					q++;
-				if (*q == ',') {
-					q++;
-					while (*q == ' ')
-						q++;
-					continue;
-				}
-				break;
+	for (const char *p = answer; !rc && *p;) {
+		int nums[8];
+		const char *after;
+		int k = parse_marker(p, nums, &after);
+		if (k) {
+			int kept = 0;
+			for (int i = 0; !rc && i < k; i++) {
+				if (nums[i] < 1 || nums[i] > np)
+					continue; /* points at no passage: dropped */
+				rc = keep_marker(&out, nums[i], cited, ncited);
+				kept = 1;
 			}
-			if (ok && *q == ']') {
-				int kept = 0;
-				for (int i = 0; i < k; i++) {
-					if (nums[i] < 1 || nums[i] > np)
-						continue; /* points at no passage: dropped */
-					if (buf_printf(&out, "[%d]", nums[i]))
-						break;
-					kept = 1;
-					int seen = 0;
-					for (int j = 0; j < *ncited; j++)
-						seen |= cited[j] == nums[i];
-					if (!seen && *ncited < MAX_PASSAGES)
-						cited[(*ncited)++] = nums[i];
-				}
-				/* A dropped marker leaves no stray space behind ("B [7]." -> "B."). */
-				if (!kept && out.n && out.p[out.n - 1] == ' ' && (q[1] == '\0' || strchr(" .,;:!?)", q[1])))
-					out.n--, out.p[out.n] = '\0';
-				p = q + 1;
-				continue;
-			}
+			if (!kept && out.n)
+				drop_open_marker(&out);
+			/* A dropped marker leaves no stray space behind ("B [7]." -> "B."). */
+			if (!kept && out.n && out.p[out.n - 1] == ' ' && (!*after || strchr(" .,;:!?)", *after)))
+				out.n--, out.p[out.n] = '\0';
+			p = after;
+			continue;
 		}
-		if (buf_putc(&out, *p))
-			break;
-		p++;
+		size_t rest = strlen(p), n = utf8_first_invalid(p, rest < 4 ? rest : 4);
+		if (n == 0) {
+			rc = buf_puts(&out, "\xef\xbf\xbd"); /* U+FFFD for a byte that starts no character */
+			p++;
+			continue;
+		}
+		/* one character (or a run of ASCII up to the next '[') */
+		size_t m = 1;
+		if ((unsigned char)*p >= 0x80)
+			while (m < n && ((unsigned char)p[m] & 0xc0) == 0x80)
+				m++;
+		else
+			while (p[m] && p[m] != '[' && (unsigned char)p[m] < 0x80)
+				m++;
+		rc = buf_append(&out, p, m);
+		p += m;
 	}
-	return buf_steal(&out);
+	char *s = rc ? NULL : buf_steal(&out);
+	buf_free(&out);
+	return s;
 }
 
 struct sentence {
@@ -203,6 +262,8 @@ static int overlap(const char *s, size_t n, const char *const *terms, int nt)
 /* A verbatim quote from the passage: its sentence that best matches `about`. */
 static char *quote_from(struct arena *a, const char *passage, const char *about)
 {
+	if (!passage)
+		return NULL;
 	struct sentence ss[128];
 	int ns = sentences(passage, ss, 128);
 	const char **terms;
@@ -238,59 +299,42 @@ static json_t *citation_json(int n, const struct search_hit *h, const char *quot
 
 /* ---- the extractive answer ------------------------------------------------------- */
 
+/* The answer without a model is the last link of the language-model chain
+ * (providers/llm_extractive.c); this is its form for search hits. */
+static struct llm_passage *passages_of(struct arena *a, const struct search_hit *hits, int nh)
+{
+	struct llm_passage *p = arena_alloc(a, sizeof(*p) * (size_t)(nh > 0 ? nh : 1));
+	for (int i = 0; p && i < nh; i++)
+		p[i].text = hits[i].row.text ? hits[i].row.text : "";
+	return p;
+}
+
+/* Citations the extractive answerer made: each quote a slice of its passage. */
+static int extractive_citations(struct arena *a, const struct llm_result *res, const struct search_hit *hits,
+				int nh, json_t *citations)
+{
+	for (int i = 0; i < res->ncites; i++) {
+		int n = res->cites[i].n;
+		if (n < 1 || n > nh)
+			continue;
+		const char *quote = arena_strndup(a, res->cites[i].quote, res->cites[i].quote_len);
+		if (!quote || json_array_append_new(citations, citation_json(n, &hits[n - 1], quote)))
+			return -1;
+	}
+	return 0;
+}
+
 char *chat_extractive(struct arena *a, const char *question, const struct search_hit *hits, int nh,
 		      json_t *citations)
 {
-	const char **terms;
-	int nt = search_terms(question, a, &terms);
-	struct cand {
-		int passage, score;
-		struct sentence s;
-	} best[3];
-	int nb = 0;
-	for (int i = 0; i < nh; i++) {
-		struct sentence ss[64];
-		int ns = sentences(hits[i].row.text, ss, 64);
-		for (int k = 0; k < ns; k++) {
-			int sc = overlap(ss[k].p, ss[k].n, terms, nt) * 10 - i; /* ties: the better passage */
-			if (sc <= 0)
-				continue;
-			int at;
-			if (nb < 3)
-				at = nb++; /* a free slot */
-			else if (best[2].score >= sc)
-				continue; /* no better than the worst kept */
-			else
-				at = 2; /* replaces the worst kept */
-			best[at] = (struct cand){ i, sc, ss[k] };
-			for (int j = at; j > 0 && best[j - 1].score < best[j].score; j--) {
-				struct cand t = best[j];
-				best[j] = best[j - 1];
-				best[j - 1] = t;
-			}
-		}
-	}
-	struct buf out;
-	buf_init(&out, 8192);
-	int rc = 0;
-	if (!nb) {
-		rc = buf_puts(&out, "I could not find anything about that in the book.");
-	} else {
-		for (int i = 0; i < nb && !rc; i++) {
-			int n = best[i].passage + 1;
-			size_t len = utf8_prefix(best[i].s.p, best[i].s.n, 600);
-			rc = buf_printf(&out, "%s%.*s [%d]", i ? " " : "", (int)len, best[i].s.p, n);
-			int seen = 0;
-			for (int j = 0; j < i; j++)
-				seen |= best[j].passage == best[i].passage;
-			if (!seen)
-				json_array_append_new(citations,
-						      citation_json(n, &hits[best[i].passage],
-								    arena_strndup(a, best[i].s.p,
-										  utf8_prefix(best[i].s.p, len, QUOTE_MAX))));
-		}
-	}
-	return rc ? NULL : buf_steal(&out);
+	struct llm_result res = { 0 };
+	struct err e = { 0 };
+	struct llm_passage *p = passages_of(a, hits, nh);
+	if (!p || llm_extractive_answer(question, p, nh, &res, &e))
+		return NULL;
+	if (extractive_citations(a, &res, hits, nh, citations))
+		llm_result_free(&res);
+	return res.text;
 }
 
 /* ---- asking ----------------------------------------------------------------------- */
@@ -362,6 +406,49 @@ static void today(char day[16])
 	strftime(day, 16, "%Y-%m-%d", &tm);
 }
 
+/*
+ * The daily budget is reserved, then settled: before the model is asked, the
+ * question's worst case (its prompt, estimated, and the longest answer) is
+ * added to the day's count in one statement that refuses to pass the budget;
+ * after, the count is corrected to the tokens really spent (a failed call
+ * spends none). Concurrent questions therefore cannot overspend together: each
+ * sees the others' reservations.
+ */
+static int reserve(struct chat *c, const struct chat_query *q, const char *day, const char *system,
+		   const struct chat_message *hist, int nhist, int64_t *reserved, struct err *e)
+{
+	*reserved = 0;
+	if (c->cfg.daily_tokens <= 0 || !llm_chain_size(c->llm))
+		return 0;
+	int64_t want = (int64_t)tokens_of(system) + tokens_of(q->question) + c->cfg.max_tokens;
+	for (int i = 0; i < nhist; i++)
+		want += tokens_of(hist[i].content);
+	db_conn *conn = NULL;
+	int granted = 0;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc == 0)
+		rc = store_chat_usage_reserve(conn, q->subject, day, want, c->cfg.daily_tokens, &granted, e);
+	if (rc == 0 && !granted)
+		rc = err_set(e, ERR_RATE_LIMITED, "today's chat budget (%ld tokens) has no room for this question",
+			     c->cfg.daily_tokens);
+	if (rc == 0)
+		*reserved = want;
+	db_release(conn);
+	return rc;
+}
+
+/* Corrects the day's count by `delta` outside an answer's transaction. */
+static void settle(struct chat *c, const char *subject, const char *day, int64_t delta)
+{
+	db_conn *conn = NULL;
+	struct err e = { 0 };
+	if (db_acquire(c->db, &conn, &e) == 0 && store_chat_usage_add(conn, subject, day, delta, &e) == 0)
+		err_clear(&e);
+	if (e.code)
+		log_warn("chat: settling the daily budget of %s: %s", subject, e.msg);
+	db_release(conn);
+}
+
 static json_t *passages_json(const struct search_hit *hits, int nh)
 {
 	json_t *arr = json_array();
@@ -379,6 +466,10 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	int nhist = 0, rc;
 	char **ctx_texts = NULL, **ctx_chapters = NULL;
 	int nctx = 0;
+	/* The day's budget: tokens reserved before the model is asked, and the
+	 * tokens really spent, which the reservation is settled to. */
+	int64_t reserved = 0, spent = 0;
+	int settled = 0;
 	char day[16];
 	today(day);
 	db_conn *conn = NULL;
@@ -422,7 +513,8 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	const char *focus = q->chapter_id ? q->chapter_id : (!q->selected_text && nctx) ? ctx_chapters[0] : NULL;
 	const char *query = standalone(c, a, hist, nhist, q->question, deadline);
 	if (selection)
-		query = arena_printf(a, "%s %.*s", query, SELECTION_IN_QUERY, selection);
+		query = arena_printf(a, "%s %.*s", query,
+				     (int)utf8_prefix(selection, strlen(selection), SELECTION_IN_QUERY), selection);
 	struct search_hit *hits = NULL;
 	int nh = 0;
 	int k = q->top_k > 0 ? q->top_k : c->cfg.top_k;
@@ -451,6 +543,8 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		rc = err_set(e, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
+	if ((rc = reserve(c, q, day, system, hist, nhist, &reserved, e)) != 0)
+		goto out;
 	int nm = 0;
 	for (int i = 0; i < nhist; i++)
 		if (!strcmp(hist[i].role, "user") || !strcmp(hist[i].role, "assistant"))
@@ -465,18 +559,28 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 				   .on_delta = q->on_delta,
 				   .cancelled = q->cancelled,
 				   .ctx = q->ctx,
-				   .deadline_ms = deadline };
-	struct llm_result res;
+				   .deadline_ms = deadline,
+				   .passages = passages_of(a, hits, nh),
+				   .npassages = nh,
+				   .question = q->question };
+	struct llm_result res = { 0 };
 	struct err le = { 0 };
 	out->citations = json_array();
-	int llm_rc = llm_complete(c->llm, &req, &res, &le);
-	if (llm_rc == 0) {
+	int llm_rc = req.passages ? llm_complete(c->llm, &req, &res, &le) : err_set(&le, ERR_INTERNAL, "out of memory");
+	if (llm_rc == 0 && res.extractive) {
+		out->answer = extractive_citations(a, &res, hits, nh, out->citations) ? NULL : xstrdup(res.text);
+		snprintf(out->provider, sizeof(out->provider), "%s", res.provider);
+		snprintf(out->model, sizeof(out->model), "%s", res.model);
+	} else if (llm_rc == 0) {
 		int cited[MAX_PASSAGES], ncited;
 		out->answer = chat_clean_markers(res.text, nh, cited, &ncited);
-		for (int i = 0; i < ncited; i++)
-			json_array_append_new(out->citations,
-					      citation_json(cited[i], &hits[cited[i] - 1],
-							    quote_from(a, hits[cited[i] - 1].row.text, out->answer)));
+		for (int i = 0; out->answer && i < ncited; i++)
+			if (json_array_append_new(out->citations,
+						  citation_json(cited[i], &hits[cited[i] - 1],
+								quote_from(a, hits[cited[i] - 1].row.text, out->answer)))) {
+				xfree(out->answer); /* a citation lost is no answer to store */
+				out->answer = NULL;
+			}
 		snprintf(out->provider, sizeof(out->provider), "%s", res.provider);
 		snprintf(out->model, sizeof(out->model), "%s", res.model);
 		out->prompt_tokens = res.prompt_tokens ? res.prompt_tokens : tokens_of(system) + tokens_of(q->question);
@@ -488,20 +592,17 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		snprintf(out->provider, sizeof(out->provider), "%s", res.provider[0] ? res.provider : "unknown");
 		log_warn("chat: the answer broke off: %s", le.msg);
 	} else {
-		if (q->cancelled && q->cancelled(q->ctx)) {
+		if (res.cancelled || (q->cancelled && q->cancelled(q->ctx))) {
 			llm_result_free(&res);
 			rc = err_set(e, ERR_UNAVAILABLE, "cancelled");
 			goto out;
 		}
-		if (llm_chain_size(c->llm))
-			log_warn("chat: every language model failed (%s); answering extractively", le.msg);
-		out->answer = chat_extractive(a, q->question, hits, nh, out->citations);
-		snprintf(out->provider, sizeof(out->provider), "extractive");
-		snprintf(out->model, sizeof(out->model), "sentence-overlap");
-		if (out->answer && q->on_delta)
-			q->on_delta(q->ctx, out->answer, strlen(out->answer));
+		/* The chain ends with the extractive answerer: only a local failure
+		 * (out of memory) gets here. */
+		log_warn("chat: no answer: %s", le.msg);
 	}
 	llm_result_free(&res);
+	spent = (int64_t)out->prompt_tokens + out->completion_tokens;
 	if (!out->answer) {
 		rc = err_set(e, ERR_INTERNAL, "out of memory");
 		goto out;
@@ -538,6 +639,14 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	size_t tl = utf8_prefix(q->question, strlen(q->question), 80);
 	memcpy(title, q->question, tl);
 	title[tl] = '\0';
+	/* What is stored must serialise: checked before, not found after. */
+	json_t *whole = chat_answer_json(out);
+	if (!whole) {
+		free(cit);
+		rc = err_set(e, ERR_INTERNAL, "the answer could not be encoded");
+		goto out;
+	}
+	json_decref(whole);
 	if (out->broken) {
 		/* Nothing worth remembering but the session, whose id the reader
 		 * has: its failure to be stored is no reason to fail the answer. */
@@ -554,14 +663,18 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		rc = rc ? rc : store_chat_message_insert(conn, &am, e);
 		rc = rc ? rc : store_chat_session_touch(conn, session.id, title, out->timestamp, e);
 		if (!rc && c->cfg.daily_tokens > 0)
-			rc = store_chat_usage_add(conn, q->subject, day, out->prompt_tokens + out->completion_tokens, e);
+			rc = store_chat_usage_add(conn, q->subject, day, spent - reserved, e);
 		rc = rc ? rc : db_commit(conn, e);
 		if (rc)
 			db_rollback(conn);
+		else
+			settled = 1;
 	}
 	free(cit);
 out:
 	db_release(conn);
+	if (c->cfg.daily_tokens > 0 && reserved && !settled)
+		settle(c, q->subject, day, spent - reserved);
 	if (rc)
 		chat_answer_free(out);
 	return rc;

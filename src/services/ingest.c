@@ -170,7 +170,9 @@ int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ing
 		ch->content_len = src.chapters[i].len;
 		ch->source_key = src.chapters[i].source_key;
 		if ((rc = chapters_analyze(&a, ch, e)) != 0) {
-			err_set(e, rc, "%s/%s: %s", path, ch->source_key, e->msg);
+			char why[sizeof(e->msg)]; /* e->msg is also the destination */
+			memcpy(why, e->msg, sizeof(why));
+			err_set(e, rc, "%s/%s: %s", path, ch->source_key, why);
 			goto out;
 		}
 	}
@@ -186,8 +188,11 @@ int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ing
 			db_rollback(c);
 	}
 	db_release(c);
-	if (rc == ERR_CONFLICT)
-		err_set(e, rc, "%s: %s", path, e->msg);
+	if (rc == ERR_CONFLICT) {
+		char why[sizeof(e->msg)];
+		memcpy(why, e->msg, sizeof(why));
+		err_set(e, rc, "%s: %s", path, why);
+	}
 	if (!rc) {
 		changes_touch2(db_changes(d), "book:", b->id);
 		memcpy(r->book_id, b->id, sizeof(r->book_id));

@@ -5,6 +5,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,8 @@ int jwks_parse(const char *json, size_t len, struct jwks *out, struct err *e)
 			continue;
 		struct jwk *dst = &out->keys[out->n];
 		memset(dst, 0, sizeof(*dst));
+		if (kid && strlen(kid) >= sizeof(dst->kid))
+			continue; /* cut, it could match another key's kid */
 		snprintf(dst->kid, sizeof(dst->kid), "%s", kid ? kid : "");
 		if (strcmp(kty, "OKP") == 0) {
 			const char *crv = json_string_value(json_object_get(k, "crv"));
@@ -202,6 +205,37 @@ static int aud_has(json_t *aud, const char *want)
 	return 0;
 }
 
+/*
+ * NumericDate claims (RFC 7519: seconds since the epoch, integer or not) are
+ * the sender's numbers: compared, never added to, so that no value (2^63-1,
+ * -2^63, 1e300) can overflow. DATE_NAN: absent or not a number.
+ */
+#define DATE_NAN (-2)
+
+static int date_cmp(json_t *v, int64_t bound)
+{
+	if (json_is_integer(v)) {
+		json_int_t x = json_integer_value(v);
+		return x < bound ? -1 : x > bound;
+	}
+	if (json_is_real(v)) {
+		double x = json_real_value(v), b = (double)bound;
+		if (!isfinite(x))
+			return DATE_NAN;
+		return x < b ? -1 : x > b;
+	}
+	return DATE_NAN;
+}
+
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	if (b > 0 && a > INT64_MAX - b)
+		return INT64_MAX;
+	if (b < 0 && a < INT64_MIN - b)
+		return INT64_MIN;
+	return a + b;
+}
+
 int jwt_verify(const char *token, const struct jwt_verify_opts *o, json_t **claims, int *external, struct err *e)
 {
 	*claims = NULL;
@@ -224,6 +258,8 @@ int jwt_verify(const char *token, const struct jwt_verify_opts *o, json_t **clai
 	long sl = b64url_decode(d2 + 1, tn - (size_t)(d2 + 1 - token), sig, sizeof(sig));
 	if (sl < 0)
 		goto out;
+	if (!json_is_object(hdr) || json_object_get(hdr, "crit"))
+		goto out; /* no extension is understood here, so none may be critical */
 	const char *alg = json_string_value(json_object_get(hdr, "alg"));
 	const char *kid = json_string_value(json_object_get(hdr, "kid"));
 	const char *signed_part = token;
@@ -254,11 +290,14 @@ int jwt_verify(const char *token, const struct jwt_verify_opts *o, json_t **clai
 	if (pl < 0 || !(payload = json_loadb((const char *)buf, (size_t)pl, 0, NULL)) || !json_is_object(payload))
 		goto out;
 	json_t *exp = json_object_get(payload, "exp"), *nbf = json_object_get(payload, "nbf");
-	json_t *sub = json_object_get(payload, "sub");
-	if (!json_is_integer(exp) || json_integer_value(exp) + o->leeway < o->now)
+	json_t *iat = json_object_get(payload, "iat"), *sub = json_object_get(payload, "sub");
+	int64_t earliest = sat_add(o->now, -(int64_t)o->leeway), latest = sat_add(o->now, o->leeway);
+	if (date_cmp(exp, earliest) < 0)
 		goto out; /* expired, or no expiry at all */
-	if (nbf && (!json_is_integer(nbf) || json_integer_value(nbf) - o->leeway > o->now))
-		goto out;
+	if (nbf && (date_cmp(nbf, latest) == DATE_NAN || date_cmp(nbf, latest) > 0))
+		goto out; /* not yet valid */
+	if (iat && (date_cmp(iat, latest) == DATE_NAN || date_cmp(iat, latest) > 0))
+		goto out; /* issued in the future */
 	if (!json_is_string(sub) || json_string_length(sub) == 0 || json_string_length(sub) > 255)
 		goto out;
 	if (*external) {

@@ -17,6 +17,7 @@
 #include "../core/arena.h"
 #include "../core/buf.h"
 #include "../core/err.h"
+#include "../core/mdx.h"
 
 struct md_section {
 	char *anchor;
@@ -47,9 +48,6 @@ char *md_sections_json(const struct md_info *info, struct arena *a);
 /* The slug of one heading text (no de-duplication), written into `out`. */
 int md_slug(const char *text, size_t n, struct buf *out) WUR;
 
-/* Copies `in` to `out` without MDX: top-level `import`/`export` lines, JSX
- * comments and JSX tags (<Tabs>, </TabItem>, <Foo x="1" />) are dropped; the
- * Markdown between tags is kept. Fenced code and inline code are left alone. */
-int md_strip_mdx(const char *in, size_t n, struct buf *out) WUR;
+/* md_strip_mdx: core/mdx.h. */
 
 #endif

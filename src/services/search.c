@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
 
@@ -55,7 +56,7 @@ int search_new(struct search **out, db *d, const struct search_config *cfg, stru
 		search_free(s);
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	}
-	if (cfg->embed && cfg->embed->url && *cfg->embed->url && !(s->em = embedder_new(cfg->embed))) {
+	if (cfg->embed && cfg->embed->url && *cfg->embed->url && !(s->em = embedder_new(cfg->embed, cfg->stop))) {
 		search_free(s);
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	}
@@ -207,21 +208,6 @@ int search_index_chapter(struct search *s, const char *book_id, const char *chap
 	return rc;
 }
 
-static int book_ids_cb(void *ctx, const db_row *r)
-{
-	struct {
-		struct arena *a;
-		char **ids;
-		int n, cap;
-	} *m = ctx;
-	if (!(m->ids = arena_grow(m->a, m->ids, m->n, &m->cap, sizeof(*m->ids))))
-		return ERR_INTERNAL;
-	size_t n;
-	const char *t = db_row_text(r, 0, &n);
-	m->ids[m->n++] = arena_strndup(m->a, t ? t : "", n);
-	return 0;
-}
-
 int search_index_book(struct search *s, const char *book_id, search_progress_fn progress, void *ctx,
 		      struct index_stats *st, struct err *e)
 {
@@ -245,7 +231,7 @@ int search_index_book(struct search *s, const char *book_id, search_progress_fn 
 		else
 			rc = err_set(e, ERR_INTERNAL, "out of memory");
 	} else {
-		rc = db_query(c, "SELECT id FROM books ORDER BY id", NULL, 0, book_ids_cb, &books, NULL, e);
+		rc = store_book_ids(c, &a, &books.ids, &books.n, e);
 	}
 	/* Count the chapters first, for progress. */
 	int total = 0, done = 0;
@@ -376,12 +362,6 @@ static int load_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
-static int dim_cb(void *ctx, const db_row *r)
-{
-	*(int *)ctx = (int)db_row_int(r, 0);
-	return 1;
-}
-
 static void sync_once(struct search *s)
 {
 	struct err e = { 0 };
@@ -399,11 +379,10 @@ static void sync_once(struct search *s)
 	if (count == s->synced_count && max == s->synced_max && (size_t)count == have)
 		goto out;
 	if (!dim) {
-		struct db_val p[] = { dbv_text(model) };
-		if (db_query(c, "SELECT dim FROM embeddings WHERE model = $1 ORDER BY created_at DESC LIMIT 1", p, 1,
-			     dim_cb, &dim, NULL, &e) < 0 ||
-		    dim <= 0)
+		int64_t newest = 0;
+		if (store_embedding_dim(c, model, &newest, &e) != 0 || newest <= 0 || newest > INT_MAX / (int)sizeof(float))
 			goto out;
+		dim = (int)newest;
 	}
 	struct loader l = { NULL, 0, xmalloc(sizeof(float) * (size_t)dim), dim };
 	if (!l.buf)

@@ -25,6 +25,7 @@ struct search_config {
 	int chunk_tokens;
 	const struct embed_config *embed; /* NULL: no provider, keyword search only */
 	int sync_ms;			  /* how often the vector index looks for changes */
+	struct stop *stop;		  /* cancels embedding calls; may be NULL */
 };
 
 struct index_stats {

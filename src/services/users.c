@@ -5,7 +5,6 @@
  */
 #include "users_int.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -14,7 +13,7 @@
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
-#include "../providers/jwks_source.h"
+#include "jwks_keys.h"
 #include "../store/changes.h"
 #include "jwt.h"
 #include "ratelimit.h"
@@ -94,28 +93,6 @@ void users_audit(const char *event, const char *user_id, const char *ip, const c
 	}
 }
 
-int users_normalize_email(char *email, size_t cap, struct err *e)
-{
-	char *s = email;
-	while (isspace((unsigned char)*s))
-		s++;
-	size_t n = strlen(s);
-	while (n && isspace((unsigned char)s[n - 1]))
-		n--;
-	memmove(email, s, n);
-	email[n] = '\0';
-	char *at = strrchr(email, '@');
-	if (n < 3 || n > 254 || n >= cap || !at || at == email || !at[1] || strchr(email, '@') != at ||
-	    !strchr(at + 1, '.') || strpbrk(email, " \t\r\n<>()[],;:\"\\"))
-		return err_set(e, ERR_INVALID, "not a valid email address");
-	for (char *p = at + 1; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	size_t dl = strlen(at + 1);
-	if ((dl >= 8 && !strcmp(at + 1 + dl - 8, ".invalid")) || (dl >= 6 && !strcmp(at + 1 + dl - 6, ".local")))
-		return err_set(e, ERR_INVALID, "not a valid email address (reserved domain)");
-	return 0;
-}
-
 /* ---- lifecycle ------------------------------------------------------------- */
 
 int users_new(struct users **out, db *d, const struct users_config *cfg, struct err *e)
@@ -127,16 +104,24 @@ int users_new(struct users **out, db *d, const struct users_config *cfg, struct 
 	u->cfg = *cfg;
 	u->per_ip = ratelimit_new(cfg->login_burst * 2, cfg->login_per_minute * 2, 4096);
 	u->per_account = ratelimit_new(cfg->login_burst, cfg->login_per_minute, 4096);
+	u->per_ip_register = ratelimit_new(cfg->register_burst, cfg->register_per_minute, 4096);
+	if (u->cfg.register_concurrency < 1)
+		u->cfg.register_concurrency = 1;
 	unsigned char junk[32];
 	randombytes_buf(junk, sizeof(junk));
-	if (!u->per_ip || !u->per_account ||
+	if (!u->per_ip || !u->per_account || !u->per_ip_register ||
 	    crypto_pwhash_str(u->dummy_hash, (const char *)junk, sizeof(junk), PW_OPSLIMIT, PW_MEMLIMIT)) {
 		users_free(u);
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	}
-	if (cfg->jwks_url && *cfg->jwks_url && !(u->jwks = jwks_source_new(cfg->jwks_url, 5, 10))) {
+	if (cfg->jwks_url && *cfg->jwks_url && !(u->jwks = jwks_source_new(cfg->jwks_url, &jwks_keys_ops, 5, 10, NULL))) {
 		users_free(u);
 		return err_set(e, ERR_INTERNAL, "out of memory");
+	}
+	int rc = users_email_backfill(u, e);
+	if (rc) {
+		users_free(u);
+		return rc;
 	}
 	*out = u;
 	return 0;
@@ -148,6 +133,7 @@ void users_free(struct users *u)
 		return;
 	ratelimit_free(u->per_ip);
 	ratelimit_free(u->per_account);
+	ratelimit_free(u->per_ip_register);
 	jwks_source_free(u->jwks);
 	xfree(u);
 }
@@ -236,7 +222,11 @@ int users_create_user(struct users *u, struct arena *a, const char *email, const
 	int rc = db_acquire(u->db, &c, e);
 	if (rc)
 		return rc;
+	char key[1024];
+	users_email_key(out->email, key, sizeof(key));
+	out->email_key = key;
 	rc = store_user_insert(c, out, e);
+	out->email_key = NULL;
 	db_release(c);
 	if (rc == ERR_CONFLICT)
 		err_set(e, ERR_CONFLICT, "an account with this email already exists");
@@ -260,14 +250,25 @@ int users_register(struct users *u, struct arena *a, const char *email, const ch
 	return rc;
 }
 
+/* The failure bucket of an account as seen from one client address: the
+ * address's guesses spend it, the owner elsewhere keeps a full one. The
+ * address is hashed so that any length fits the bucket's key. */
+static void account_key(const char *email, const char *ip, char key[80])
+{
+	char form[1024], h[65];
+	users_email_key(email, form, sizeof(form));
+	users_sha256_hex(form, h);
+	snprintf(key, 80, "a:%.40s|%.32s", h, ip);
+}
+
 int users_login_allowed(struct users *u, const char *ip, const char *email, int *retry_after, struct err *e)
 {
 	int64_t now = time_now_ms();
-	char key[200];
-	snprintf(key, sizeof(key), "acct:%s", email);
-	/* Every attempt takes a token from the IP and from the account, before
-	 * the (slow) password check, so concurrent guesses cannot overrun the
-	 * limit; a successful login gives the account's token back. */
+	char key[80];
+	account_key(email, ip, key);
+	/* Every attempt takes a token from the IP and from the account at this
+	 * IP, before the (slow) password check, so concurrent guesses cannot
+	 * overrun the limit; a successful login gives the account's token back. */
 	if (ratelimit_hit(u->per_ip, ip, 1, now, retry_after) ||
 	    ratelimit_hit(u->per_account, key, 1, now, retry_after)) {
 		users_audit("login_rate_limited", NULL, ip, NULL);
@@ -276,14 +277,33 @@ int users_login_allowed(struct users *u, const char *ip, const char *email, int 
 	return 0;
 }
 
-int users_login(struct users *u, struct arena *a, const char *email, const char *password, const char *ip,
-		struct user *out, struct tokens *t, struct err *e)
+int users_register_admit(struct users *u, const char *ip, int *retry_after, struct err *e)
+{
+	if (ratelimit_hit(u->per_ip_register, ip, 1, time_now_ms(), retry_after)) {
+		users_audit("register_rate_limited", NULL, ip, NULL);
+		return err_set(e, ERR_RATE_LIMITED, "too many accounts made from this address; try again later");
+	}
+	if (atomic_fetch_add(&u->registering, 1) >= u->cfg.register_concurrency) {
+		atomic_fetch_sub(&u->registering, 1);
+		*retry_after = 1;
+		return err_set(e, ERR_UNAVAILABLE, "too many sign-ups in progress; try again shortly");
+	}
+	return 0;
+}
+
+void users_register_release(struct users *u)
+{
+	atomic_fetch_sub(&u->registering, 1);
+}
+
+int users_login(struct users *u, struct arena *a, const char *email, const char *exact, const char *password,
+		const char *ip, struct user *out, struct tokens *t, struct err *e)
 {
 	db_conn *c;
 	int rc = db_acquire(u->db, &c, e);
 	if (rc)
 		return rc;
-	rc = store_user_get(c, a, "email", email, out, e);
+	rc = users_find_by_email(c, a, email, exact ? exact : email, out, e);
 	if (rc && rc != ERR_NOT_FOUND)
 		goto out;
 	/* Unknown email or no password: verify against a dummy hash anyway, so
@@ -291,8 +311,8 @@ int users_login(struct users *u, struct arena *a, const char *email, const char 
 	int found = rc == 0 && out->password_hash;
 	const char *hash = found ? out->password_hash : u->dummy_hash;
 	int ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0 && found;
-	char key[200];
-	snprintf(key, sizeof(key), "acct:%s", email);
+	char key[80];
+	account_key(email, ip, key);
 	if (!ok) {
 		users_audit("login_failed", rc == 0 ? out->id : NULL, ip, NULL);
 		rc = err_set(e, ERR_UNAUTHORIZED, "invalid email or password");
@@ -321,12 +341,15 @@ int users_refresh(struct users *u, struct arena *a, const char *refresh, const c
 		goto out;
 	rc = store_refresh_by_hash(c, hash, &rt, e);
 	int64_t now = time_now_ms(), changed = 0;
+	int ended = 0; /* the transaction is over (committed or rolled back) */
 	if (rc == 0 && (rt.used_at || rt.revoked_at)) {
 		/* Reuse of a spent token: whoever holds the family is suspect. */
 		if (!rt.revoked_at || rt.used_at) {
 			rc = store_refresh_revoke_family(c, rt.family_id, now, e);
-			if (!rc && (rc = db_commit(c, e)) == 0)
+			if (!rc && (rc = db_commit(c, e)) == 0) {
+				ended = 1;
 				users_audit("refresh_reuse", rt.user_id, ip, "token family revoked");
+			}
 		}
 		rc = rc ? rc : ERR_UNAUTHORIZED;
 	} else if (rc == 0 && rt.expires_at <= now) {
@@ -337,7 +360,7 @@ int users_refresh(struct users *u, struct arena *a, const char *refresh, const c
 	if (rc == 0 && (rc = store_user_get(c, a, "id", rt.user_id, &usr, e)) == 0 &&
 	    (rc = issue_both(u, c, &usr, rt.family_id, t, e)) == 0)
 		rc = db_commit(c, e);
-	if (rc)
+	if (rc && !ended)
 		db_rollback(c);
 out:
 	db_release(c);
@@ -385,6 +408,15 @@ int users_list(struct users *u, struct arena *a, struct user **items, int *n, st
 	if (rc)
 		return rc;
 	rc = store_user_list(c, a, items, n, e);
+	/* email_dup flags all but the oldest of a collision: mark them all. */
+	struct user_email *shared;
+	int ns = 0;
+	if (rc == 0)
+		rc = store_user_email_collisions(c, a, &shared, &ns, e);
+	for (int i = 0; rc == 0 && i < ns; i++)
+		for (int k = 0; k < *n; k++)
+			if (strcmp((*items)[k].id, shared[i].id) == 0)
+				(*items)[k].email_dup = 1;
 	db_release(c);
 	return rc;
 }
@@ -397,7 +429,7 @@ int users_set_role(struct users *u, const char *email, enum role role, struct er
 	db_conn *c;
 	int rc = db_acquire(u->db, &c, e);
 	if (rc == 0) {
-		rc = store_user_get(c, &a, "email", email, &usr, e);
+		rc = users_find_by_email(c, &a, email, NULL, &usr, e);
 		if (rc == 0)
 			rc = store_user_set_role(c, usr.id, role_name(role), time_now_ms(), e);
 		db_release(c);

@@ -47,6 +47,8 @@ struct users_config {
 	int access_ttl, refresh_ttl; /* seconds */
 	const char *jwks_url, *issuer, *audience; /* external provider, may be empty */
 	double login_burst, login_per_minute;
+	double register_burst, register_per_minute; /* per IP */
+	int register_concurrency; /* registrations hashing or queued at once */
 };
 
 struct tokens {
@@ -66,18 +68,38 @@ enum role role_parse(const char *s);
 unsigned scopes_parse_list(const char *const *names, int n);
 void scopes_format(unsigned scopes, char *out, size_t cap);
 
-/* Normalises an email in place (trim, lowercase domain); ERR_INVALID. */
+/* Checks an address (users_email.c: malformed, invisible characters, mixed
+ * scripts and reserved domains refused; ERR_INVALID) and rewrites it in
+ * place as shown: trimmed of Unicode white space, NFC, domain lowercased. */
 int users_normalize_email(char *email, size_t cap, struct err *e) WUR;
+/* The lookup form into out (the shown form case-folded whole), checked as
+ * above but for the reserved-domain rule. */
+int users_email_lookup_form(const char *in, char *out, size_t cap, struct err *e) WUR;
+/* The lookup form, never failing: an address the rules refuse (an old one,
+ * a provider's claim) is still composed and case-folded. */
+void users_email_key(const char *in, char *out, size_t cap);
+/* The address as accounts made before the lookup form stored it (ASCII
+ * trim, domain lowercased): what tells colliding old accounts apart. */
+void users_email_stored_form(const char *in, char *out, size_t cap);
 
 /* Login limits: check (and count) before a login attempt. ERR_RATE_LIMITED
- * with *retry_after set. */
+ * with *retry_after set. Failures count per (account, IP) and attempts per
+ * IP: guesses from one address never lock the owner out at another. */
 int users_login_allowed(struct users *u, const char *ip, const char *email, int *retry_after, struct err *e) WUR;
+/* Registration limits, before the password is hashed: per IP
+ * (ERR_RATE_LIMITED, *retry_after), and a cap on registrations holding the
+ * hashing queue at once (ERR_UNAVAILABLE) so that sign-ups never crowd out
+ * logins. Every 0 return is paired with one users_register_release. */
+int users_register_admit(struct users *u, const char *ip, int *retry_after, struct err *e) WUR;
+void users_register_release(struct users *u);
 
 int users_register(struct users *u, struct arena *a, const char *email, const char *password,
 		   const char *display_name, const char *ip, struct user *out, struct tokens *t,
 		   struct err *e) WUR;
-int users_login(struct users *u, struct arena *a, const char *email, const char *password, const char *ip,
-		struct user *out, struct tokens *t, struct err *e) WUR;
+/* email: as users_normalize_email left it; exact: users_email_stored_form
+ * of what was typed (NULL: email), which picks among colliding old accounts. */
+int users_login(struct users *u, struct arena *a, const char *email, const char *exact, const char *password,
+		const char *ip, struct user *out, struct tokens *t, struct err *e) WUR;
 int users_refresh(struct users *u, struct arena *a, const char *refresh, const char *ip, struct tokens *t,
 		  struct err *e) WUR;
 int users_logout(struct users *u, const char *refresh, struct err *e) WUR;
@@ -94,6 +116,10 @@ int users_get(struct users *u, struct arena *a, const struct principal *p, struc
 int users_can_write_book(const struct principal *p, const char *book_id, struct err *e) WUR;
 int users_require_user(const struct principal *p, struct err *e) WUR;
 int users_require_admin(const struct principal *p, struct err *e) WUR;
+/* 1 when the principal may touch book_id: every book, or a key limited to
+ * books that include it (NULL book_id: only an unlimited principal). Limits
+ * apply whatever the scopes, admin included. */
+int users_may_touch_book(const struct principal *p, const char *book_id);
 
 /* API keys. The new key's secret is returned once in `key_out` (>= 80 bytes). */
 int users_key_create(struct users *u, struct arena *a, const struct principal *p, const char *name,

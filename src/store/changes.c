@@ -62,10 +62,13 @@ int changes_open(db *d, struct changes **out, struct err *e)
 	return 0;
 }
 
+/* After db_unlisten: no callback of the listener runs any more. */
 void changes_free(struct changes *ch)
 {
-	if (ch && !ch->enabled) /* a listener, once started, calls for the process's life */
-		xfree(ch);
+	if (!ch)
+		return;
+	cache_free(ch->rows);
+	xfree(ch);
 }
 
 uint64_t changes_stamp(struct changes *ch, const char *key)

@@ -15,7 +15,7 @@ static const char *const tables[] = { "books",	     "book_isbns",    "chapters",
 struct copier {
 	db_conn *to;
 	const char *table;
-	char *insert_sql; /* built from the source's column names, once */
+	char *insert_sql; /* built from the source's column names, once per table */
 	long long rows;
 	struct err *e;
 };
@@ -26,16 +26,15 @@ static int count_cb(void *ctx, const db_row *r)
 	return 1;
 }
 
-/* The statements below name tables from the fixed list above, never input. */
+/* The statements of this file are built at run time (db_run_sql): they name
+ * tables from the fixed list above, never input, and their columns as the
+ * source database reports them. */
 static int count_rows(db_conn *c, const char *table, long long *n, struct err *e)
 {
-	static char sql[COPY_MAX_TABLES][96];
-	size_t i = 0;
-	while (i < ARRAY_LEN(tables) && strcmp(tables[i], table))
-		i++;
-	snprintf(sql[i], sizeof(sql[i]), "SELECT count(*) FROM %s", tables[i]);
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
 	*n = 0;
-	int rc = db_query(c, sql[i], NULL, 0, count_cb, n, NULL, e);
+	int rc = db_run_sql(c, sql, NULL, 0, count_cb, n, NULL, e);
 	return rc < 0 ? rc : 0;
 }
 
@@ -59,7 +58,7 @@ static int row_cb(void *ctx, const db_row *r)
 			buf_free(&b);
 			return err_set(cp->e, ERR_INTERNAL, "out of memory");
 		}
-		cp->insert_sql = buf_steal(&b); /* lives until the copy ends: statements are cached by it */
+		cp->insert_sql = buf_steal(&b);
 	}
 	struct db_val p[32];
 	for (int i = 0; i < n; i++) {
@@ -67,7 +66,7 @@ static int row_cb(void *ctx, const db_row *r)
 		const char *t = db_row_text(r, i, &len);
 		p[i] = db_row_is_null(r, i) ? dbv_null() : dbv_textn(t, len);
 	}
-	int rc = db_query(cp->to, cp->insert_sql, p, n, NULL, NULL, NULL, cp->e);
+	int rc = db_run_sql(cp->to, cp->insert_sql, p, n, NULL, NULL, NULL, cp->e);
 	if (rc)
 		return rc;
 	cp->rows++;
@@ -83,6 +82,9 @@ static int text_cb(void *ctx, const db_row *r)
 	return 1;
 }
 
+DB_STMT(table_columns, "SELECT group_concat(name, ', ') FROM pragma_table_info($1)");
+DB_STMT(fts_rebuild, "INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild')");
+
 /* "SELECT <stored columns> FROM table": on SQLite, table_info leaves out
  * generated columns (chunks.scope), which the target computes itself. */
 static char *select_of(db_conn *src, const char *table, struct err *e)
@@ -90,8 +92,7 @@ static char *select_of(db_conn *src, const char *table, struct err *e)
 	char cols[1024] = "*";
 	if (db_dialect(db_conn_db(src)) == DB_SQLITE) {
 		struct db_val p[] = { dbv_text(table) };
-		if (db_query(src, "SELECT group_concat(name, ', ') FROM pragma_table_info($1)", p, 1, text_cb, cols,
-			     NULL, e) < 0)
+		if (db_run(src, &table_columns, p, 1, text_cb, cols, NULL, e) < 0)
 			return NULL;
 		if (strlen(cols) >= sizeof(cols) - 1) {
 			err_set(e, ERR_INTERNAL, "%s: too many columns", table);
@@ -132,7 +133,7 @@ int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], i
 			rc = e->code ? e->code : ERR_INTERNAL;
 			break;
 		}
-		rc = db_query(src, select_sql[i], NULL, 0, row_cb, &cp, NULL, e);
+		rc = db_run_sql(src, select_sql[i], NULL, 0, row_cb, &cp, NULL, e);
 		sql[i] = cp.insert_sql;
 		if (rc)
 			break;
@@ -150,7 +151,7 @@ int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], i
 	/* SQLite's keyword index is written by bookd (store_chunk_insert), not
 	 * by a trigger: build it from the copied chunks. */
 	if (rc == 0 && db_dialect(to) == DB_SQLITE)
-		rc = db_query(dst, "INSERT INTO chunks_fts (chunks_fts) VALUES ('rebuild')", NULL, 0, NULL, NULL, NULL, e);
+		rc = db_run(dst, &fts_rebuild, NULL, 0, NULL, NULL, NULL, e);
 	if (rc == 0)
 		rc = db_commit(dst, e);
 	if (rc)
@@ -158,8 +159,6 @@ int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], i
 out:
 	db_release(src);
 	db_release(dst);
-	/* The connections cached statements keyed by these strings: close the
-	 * databases before reusing the memory. The caller does, right after. */
 	for (size_t i = 0; i < ARRAY_LEN(tables); i++) {
 		xfree(sql[i]);
 		xfree(select_sql[i]);

@@ -53,10 +53,17 @@ int db_open(db **out, const char *url, int pool, struct err *e)
 	return 0;
 }
 
+void db_unlisten(db *d)
+{
+	if (d && d->ops->unlisten)
+		d->ops->unlisten(d);
+}
+
 void db_close(db *d)
 {
 	if (!d)
 		return;
+	db_unlisten(d);
 	for (int i = 0; i < d->nopen; i++)
 		if (d->all[i])
 			d->ops->conn_close(d->all[i]);
@@ -166,23 +173,88 @@ db *db_conn_db(db_conn *c)
 	return c->owner;
 }
 
-int db_query(db_conn *c, const char *sql, const struct db_val *params, int nparams,
-	     db_row_fn fn, void *ctx, int64_t *changes, struct err *e)
+/* Slots are handed out once per handle; the lock only serialises first uses. */
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static int slots_used;
+
+static int stmt_slot(struct db_stmt *s, struct err *e)
 {
-	return c->owner->ops->query(c, sql, params, nparams, fn, ctx, changes, e);
+	int slot = atomic_load_explicit(&s->slot, memory_order_acquire);
+	if (slot)
+		return slot - 1;
+	pthread_mutex_lock(&slots_lock);
+	slot = atomic_load_explicit(&s->slot, memory_order_relaxed);
+	if (!slot && slots_used < DB_MAX_STMTS) {
+		slot = ++slots_used;
+		atomic_store_explicit(&s->slot, slot, memory_order_release);
+	}
+	pthread_mutex_unlock(&slots_lock);
+	if (!slot)
+		return err_set(e, ERR_INTERNAL, "statement %s: more than %d statements", s->name, DB_MAX_STMTS);
+	return slot - 1;
 }
 
-int db_begin(db_conn *c, struct err *e)
+static const char *stmt_sql(const db_conn *c, const struct db_stmt *s)
 {
-	int rc = db_query(c, c->owner->ops->begin_sql, NULL, 0, NULL, NULL, NULL, e);
+	return c->owner->ops->dialect == DB_POSTGRES && s->sql_pg ? s->sql_pg : s->sql;
+}
+
+static int run_stmt(db_conn *c, struct db_stmt *s, enum db_tx tx, const struct db_val *params, int nparams,
+		    db_row_fn fn, void *ctx, int64_t *changes, struct err *e)
+{
+	int slot = stmt_slot(s, e);
+	if (slot < 0)
+		return slot;
+	struct db_call q = { stmt_sql(c, s), s->name, slot, tx, params, nparams, fn, ctx, changes };
+	return c->owner->ops->run(c, &q, e);
+}
+
+int db_run(db_conn *c, struct db_stmt *s, const struct db_val *params, int nparams, db_row_fn fn, void *ctx,
+	   int64_t *changes, struct err *e)
+{
+	return run_stmt(c, s, DB_TX_NONE, params, nparams, fn, ctx, changes, e);
+}
+
+int db_run_sql(db_conn *c, const char *sql, const struct db_val *params, int nparams, db_row_fn fn, void *ctx,
+	       int64_t *changes, struct err *e)
+{
+	struct db_call q = { sql, NULL, -1, DB_TX_NONE, params, nparams, fn, ctx, changes };
+	return c->owner->ops->run(c, &q, e);
+}
+
+DB_STMT_DIALECTS(tx_begin, "BEGIN IMMEDIATE", "BEGIN");
+DB_STMT_DIALECTS(tx_begin_read, "BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+DB_STMT(tx_commit, "COMMIT");
+DB_STMT(tx_rollback, "ROLLBACK");
+DB_STMT(ping, "SELECT 1 FROM schema_migrations LIMIT 1");
+
+static int begin(db_conn *c, struct db_stmt *s, enum db_tx tx, struct err *e)
+{
+	if (c->in_tx)
+		return err_set(e, ERR_INTERNAL, "a transaction is already open on this connection");
+	int rc = run_stmt(c, s, tx, NULL, 0, NULL, NULL, NULL, e);
 	if (rc == 0)
 		c->in_tx = 1;
 	return rc;
 }
 
+int db_begin(db_conn *c, struct err *e)
+{
+	return begin(c, &tx_begin, DB_TX_BEGIN, e);
+}
+
+int db_begin_read(db_conn *c, struct err *e)
+{
+	return begin(c, &tx_begin_read, DB_TX_BEGIN_READ, e);
+}
+
+/* On failure the transaction may still be open (SQLite: busy): the caller
+ * rolls back, as after any other failure. */
 int db_commit(db_conn *c, struct err *e)
 {
-	int rc = db_query(c, "COMMIT", NULL, 0, NULL, NULL, NULL, e);
+	if (!c->in_tx)
+		return err_set(e, ERR_INTERNAL, "COMMIT outside a transaction");
+	int rc = run_stmt(c, &tx_commit, DB_TX_COMMIT, NULL, 0, NULL, NULL, NULL, e);
 	if (rc == 0)
 		c->in_tx = 0;
 	return rc;
@@ -190,10 +262,17 @@ int db_commit(db_conn *c, struct err *e)
 
 void db_rollback(db_conn *c)
 {
+	if (!c->in_tx)
+		return; /* nothing to undo; the connection is fine */
 	struct err e = { 0 };
-	if (db_query(c, "ROLLBACK", NULL, 0, NULL, NULL, NULL, &e))
+	if (run_stmt(c, &tx_rollback, DB_TX_ROLLBACK, NULL, 0, NULL, NULL, NULL, &e))
 		c->broken = 1;
 	c->in_tx = 0;
+}
+
+int db_in_tx(const db_conn *c)
+{
+	return c->in_tx;
 }
 
 int db_ping(db *d, struct err *e)
@@ -202,7 +281,7 @@ int db_ping(db *d, struct err *e)
 	int rc = db_acquire(d, &c, e);
 	if (rc)
 		return rc;
-	rc = d->ops->ping(c, e);
+	rc = db_run(c, &ping, NULL, 0, NULL, NULL, NULL, e);
 	db_release(c);
 	return rc;
 }

@@ -7,6 +7,23 @@
 
 #include "db.h"
 
+/* What a transaction-control statement does, for the backends. */
+enum db_tx { DB_TX_NONE, DB_TX_BEGIN, DB_TX_BEGIN_READ, DB_TX_COMMIT, DB_TX_ROLLBACK };
+
+/* One statement to run: the dialect's SQL and, for a DB_STMT handle, its
+ * slot in the connection's statement array (-1: prepare for this call only). */
+struct db_call {
+	const char *sql;
+	const char *name; /* the handle's, or NULL */
+	int slot;
+	enum db_tx tx;
+	const struct db_val *params;
+	int nparams;
+	db_row_fn fn;
+	void *ctx;
+	int64_t *changes;
+};
+
 struct db_ops {
 	const char *name;
 	enum db_dialect dialect;
@@ -14,12 +31,10 @@ struct db_ops {
 	void (*close)(db *d);
 	int (*conn_open)(db *d, db_conn **out, struct err *e);
 	void (*conn_close)(db_conn *c);
-	int (*query)(db_conn *c, const char *sql, const struct db_val *params, int nparams,
-		     db_row_fn fn, void *ctx, int64_t *changes, struct err *e);
-	int (*ping)(db_conn *c, struct err *e);
+	/* Runs one statement (struct db_call); returns as db_run. */
+	int (*run)(db_conn *c, const struct db_call *q, struct err *e);
 	/* Several statements, no parameters, no rows: migrations only. */
 	int (*exec_script)(db_conn *c, const char *sql, struct err *e);
-	const char *begin_sql;
 	/* Row accessors. */
 	int (*is_null)(const db_row *r, int col);
 	int64_t (*col_int)(const db_row *r, int col);
@@ -29,6 +44,8 @@ struct db_ops {
 	const char *(*col_name)(const db_row *r, int col);
 	/* Reports `channel`'s events to cb (NULL: not supported). */
 	int (*listen)(db *d, const char *channel, db_listen_fn cb, void *ctx, struct err *e);
+	/* Stops and joins every listener (NULL: none to stop). */
+	void (*unlisten)(db *d);
 	int (*notify)(db_conn *c, const char *channel, struct err *e);
 };
 
@@ -42,7 +59,7 @@ struct db_row {
 struct db_conn {
 	db *owner;
 	struct db_conn *next_free;
-	int in_tx;
+	int in_tx; /* between a successful BEGIN and its COMMIT or ROLLBACK */
 	int broken; /* set by a backend when the connection must be reopened */
 };
 

@@ -447,6 +447,16 @@ static const struct migration migrations[] = {
 	  "  INSERT INTO chunks_fts(rowid, heading_path, text, scope) VALUES (new.rowid, new.heading_path, new.text, new.scope);\n"
 	  "END;\n",
 	  "SELECT 1;\n" },
+	/* Accounts are found by the lookup form of their address (users_email.c),
+	 * computed in C at start-up for the rows made before (users_new). Rows
+	 * whose forms collide are flagged, all but the oldest, and reported:
+	 * never merged. The unique index holds where there is no collision. */
+	{ 9, "email lookup form",
+	  "ALTER TABLE users ADD COLUMN email_norm TEXT;\n"
+	  "ALTER TABLE users ADD COLUMN email_dup INTEGER NOT NULL DEFAULT 0;\n"
+	  "CREATE UNIQUE INDEX users_email_norm ON users(email_norm) WHERE email_dup = 0;\n"
+	  "CREATE INDEX users_email_norm_all ON users(email_norm);\n",
+	  NULL },
 };
 
 #define MIGRATION_LOCK 0x626f6f6b64 /* "bookd" */
@@ -461,11 +471,15 @@ static int read_version(void *ctx, const db_row *r)
 	return 0;
 }
 
+DB_STMT(max_version, "SELECT max(version) FROM schema_migrations");
+DB_STMT(migration_lock, "SELECT pg_advisory_lock($1)");
+DB_STMT(migration_unlock, "SELECT pg_advisory_unlock($1)");
+DB_STMT(migration_record, "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)");
+
 static int current_version(db_conn *c, int *v, struct err *e)
 {
 	*v = 0;
-	return db_query(c, "SELECT max(version) FROM schema_migrations", NULL, 0, read_version, v,
-			NULL, e);
+	return db_run(c, &max_version, NULL, 0, read_version, v, NULL, e);
 }
 
 int db_migrate(db *d, int *version, struct err *e)
@@ -479,7 +493,7 @@ int db_migrate(db *d, int *version, struct err *e)
 	 * each migration already. */
 	int pg = d->ops->dialect == DB_POSTGRES;
 	struct db_val lock_key[] = { dbv_int(MIGRATION_LOCK) };
-	if (pg && (rc = db_query(c, "SELECT pg_advisory_lock($1)", lock_key, 1, NULL, NULL, NULL, e)) != 0)
+	if (pg && (rc = db_run(c, &migration_lock, lock_key, 1, NULL, NULL, NULL, e)) != 0)
 		goto out;
 	rc = d->ops->exec_script(c, SCHEMA_TABLE_SQL, e);
 	if (rc)
@@ -489,7 +503,7 @@ int db_migrate(db *d, int *version, struct err *e)
 		const char *sql = d->ops->dialect == DB_POSTGRES && m->postgres ? m->postgres : m->sqlite;
 		int v;
 		if ((rc = db_begin(c, e)) != 0)
-			goto out;
+			goto unlock;
 		if ((rc = current_version(c, &v, e)) != 0)
 			goto fail;
 		if (v >= m->version) {
@@ -504,9 +518,7 @@ int db_migrate(db *d, int *version, struct err *e)
 		}
 		struct db_val p[] = { dbv_int(m->version), dbv_text(m->name),
 				      dbv_int((int64_t)time(NULL) * 1000) };
-		if ((rc = db_query(c, "INSERT INTO schema_migrations (version, name, applied_at) "
-				      "VALUES ($1, $2, $3)",
-				   p, 3, NULL, NULL, NULL, e)) != 0)
+		if ((rc = db_run(c, &migration_record, p, 3, NULL, NULL, NULL, e)) != 0)
 			goto fail;
 		if ((rc = db_commit(c, e)) != 0)
 			goto fail;
@@ -518,7 +530,7 @@ fail:
 unlock:
 	if (pg) {
 		struct err ue = { 0 };
-		if (db_query(c, "SELECT pg_advisory_unlock($1)", lock_key, 1, NULL, NULL, NULL, &ue))
+		if (db_run(c, &migration_unlock, lock_key, 1, NULL, NULL, NULL, &ue))
 			c->broken = 1; /* the session ends, and its lock with it */
 	}
 out:

@@ -1,10 +1,9 @@
 /*
  * The SQLite backend. Each connection runs in WAL mode (readers never block the
- * writer), with foreign keys on and a busy timeout, and caches its prepared
- * statements in a small open-addressing table keyed by the SQL string's
- * address (db.h requires SQL to be long-lived). Placeholders are written $1..$n;
- * the mapping from SQLite's parameter indexes to those numbers is computed once
- * per prepared statement.
+ * writer), with foreign keys on and a busy timeout, and keeps its prepared
+ * statements in an array indexed by the DB_STMT handle's slot (db.h).
+ * Placeholders are written $1..$n; the mapping from SQLite's parameter indexes
+ * to those numbers is computed once per prepared statement.
  *
  * SQLite has one writer at a time. Left to itself, a second writer gets
  * SQLITE_BUSY and its busy handler sleeps 1, 2, 5, 10... ms before retrying, so
@@ -24,6 +23,7 @@
  */
 #include <sqlite3.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,15 +34,14 @@
 #include "sqlite_rank.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <time.h>
 
-#define STMT_CACHE_SLOTS 128 /* power of two */
 #define WRITER_WAIT_S 5      /* as long as the busy timeout */
 #define CHECKPOINT_MS 200
 #define MAX_PARAMS 32
 
 struct stmt_entry {
-	const char *sql;
 	sqlite3_stmt *stmt;
 	int nmap;
 	unsigned char map[MAX_PARAMS]; /* sqlite index-1 -> $k (1-based) */
@@ -68,7 +67,7 @@ struct sqlite_conn {
 	struct db_conn base;
 	sqlite3 *h;
 	int writing; /* holds the db's writer slot */
-	struct stmt_entry cache[STMT_CACHE_SLOTS];
+	struct stmt_entry stmts[DB_MAX_STMTS];
 };
 
 static void writer_release(struct sqlite_db *sd)
@@ -107,6 +106,31 @@ static int exec_simple(sqlite3 *h, const char *sql, struct err *e)
 	return 0;
 }
 
+/* The database holds password and key hashes and chats: the owner's alone.
+ * SQLite gives the WAL and shared-memory files the database file's mode, so
+ * it is enough to tighten the database file before they are created (and
+ * any left by an older bookd). Returns whether a file had to be tightened. */
+static int tighten(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 077))
+		return 0;
+	if (chmod(path, st.st_mode & 0700) == 0)
+		return 1;
+	log_warn("sqlite: cannot make %s private: %s", path, strerror(errno));
+	return 0;
+}
+
+static void tighten_all(const char *path, int warn)
+{
+	static const char *const suffixes[] = { "", "-wal", "-shm" };
+	char name[4096];
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
+		if (snprintf(name, sizeof(name), "%s%s", path, suffixes[i]) < (int)sizeof(name) && tighten(name) &&
+		    warn)
+			log_warn("sqlite: %s was readable by others; it is now 0600", name);
+}
+
 static int sq_conn_open(db *d, db_conn **out, struct err *e)
 {
 	struct sqlite_conn *c = xcalloc(1, sizeof(*c));
@@ -121,6 +145,7 @@ static int sq_conn_open(db *d, db_conn **out, struct err *e)
 		xfree(c);
 		return ERR_UNAVAILABLE;
 	}
+	tighten(d->target); /* created just now under a permissive umask: before the WAL exists */
 	sqlite3_busy_timeout(c->h, 5000);
 	sqlite3_extended_result_codes(c->h, 1);
 	rc = exec_simple(c->h,
@@ -148,9 +173,9 @@ static void sq_conn_close(db_conn *base)
 	struct sqlite_conn *c = (struct sqlite_conn *)base;
 	if (c->writing) /* a transaction that could not be rolled back */
 		writer_release(base->owner->impl);
-	for (int i = 0; i < STMT_CACHE_SLOTS; i++)
-		if (c->cache[i].stmt)
-			sqlite3_finalize(c->cache[i].stmt);
+	for (int i = 0; i < DB_MAX_STMTS; i++)
+		if (c->stmts[i].stmt)
+			sqlite3_finalize(c->stmts[i].stmt);
 	sqlite3_close(c->h);
 	xfree(c);
 }
@@ -212,6 +237,7 @@ static int sq_open(db *d, const char *target, struct err *e)
 	pthread_cond_init(&sd->writer_free, &ca);
 	pthread_condattr_destroy(&ca);
 	d->impl = sd;
+	tighten_all(d->target, 1);
 	/* Open (and so create) the file once now, to fail fast on a bad path. */
 	db_conn *c;
 	int rc = db_acquire(d, &c, e);
@@ -271,42 +297,34 @@ static void writer_give(struct sqlite_conn *c)
 	}
 }
 
-static struct stmt_entry *stmt_get(struct sqlite_conn *c, const char *sql, struct err *e)
+static int stmt_prepare(struct sqlite_conn *c, const struct db_call *q, unsigned flags, struct stmt_entry *s,
+			struct err *e)
 {
-	uintptr_t h = (uintptr_t)sql;
-	h ^= h >> 17;
-	h *= 0x9e3779b97f4a7c15ULL;
-	size_t i = (size_t)(h >> 32) & (STMT_CACHE_SLOTS - 1);
-	for (size_t probe = 0; probe < STMT_CACHE_SLOTS; probe++, i = (i + 1) & (STMT_CACHE_SLOTS - 1)) {
-		struct stmt_entry *s = &c->cache[i];
-		if (s->sql == sql)
-			return s;
-		if (s->sql)
-			continue;
-		sqlite3_stmt *st;
-		int rc = sqlite3_prepare_v3(c->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-		if (rc != SQLITE_OK) {
-			map_rc(c->h, rc, "prepare", e);
-			return NULL;
-		}
-		int np = sqlite3_bind_parameter_count(st);
-		if (np > MAX_PARAMS) {
-			sqlite3_finalize(st);
-			err_set(e, ERR_INTERNAL, "too many parameters in statement");
-			return NULL;
-		}
-		for (int k = 1; k <= np; k++) {
-			const char *name = sqlite3_bind_parameter_name(st, k);
-			int num = name && name[0] == '$' ? (int)strtol(name + 1, NULL, 10) : k;
-			s->map[k - 1] = (unsigned char)num;
-		}
-		s->sql = sql;
-		s->stmt = st;
-		s->nmap = np;
-		return s;
+	const char *what = q->name ? q->name : q->sql;
+	sqlite3_stmt *st = NULL;
+	const char *tail = NULL;
+	int rc = sqlite3_prepare_v3(c->h, q->sql, -1, flags, &st, &tail);
+	if (rc != SQLITE_OK)
+		return map_rc(c->h, rc, "prepare", e);
+	if (tail)
+		tail += strspn(tail, " \t\n;");
+	if (!st || (tail && *tail)) {
+		sqlite3_finalize(st);
+		return err_set(e, ERR_INTERNAL, "statement %s: not exactly one statement", what);
 	}
-	err_set(e, ERR_INTERNAL, "statement cache full");
-	return NULL;
+	int np = sqlite3_bind_parameter_count(st);
+	if (np > MAX_PARAMS) {
+		sqlite3_finalize(st);
+		return err_set(e, ERR_INTERNAL, "statement %s: too many parameters", what);
+	}
+	for (int k = 1; k <= np; k++) {
+		const char *name = sqlite3_bind_parameter_name(st, k);
+		long num = name && name[0] == '$' ? strtol(name + 1, NULL, 10) : k;
+		s->map[k - 1] = (unsigned char)(num > 0 && num <= MAX_PARAMS ? num : 0);
+	}
+	s->stmt = st;
+	s->nmap = np;
+	return 0;
 }
 
 static int bind_one(sqlite3_stmt *st, int idx, const struct db_val *v)
@@ -320,25 +338,20 @@ static int bind_one(sqlite3_stmt *st, int idx, const struct db_val *v)
 	return SQLITE_MISUSE;
 }
 
-static int sq_query(db_conn *base, const char *sql, const struct db_val *params, int nparams,
-		    db_row_fn fn, void *ctx, int64_t *changes, struct err *e)
+static int stmt_exec(struct sqlite_conn *c, const struct db_call *q, const struct stmt_entry *s, struct err *e)
 {
-	struct sqlite_conn *c = (struct sqlite_conn *)base;
-	struct stmt_entry *s = stmt_get(c, sql, e);
-	if (!s)
-		return e->code;
 	sqlite3_stmt *st = s->stmt;
 	int rc = 0;
-	if (!c->writing && (sql == db_sqlite_ops.begin_sql || !sqlite3_stmt_readonly(st)) &&
-	    (rc = writer_take(c, e)))
+	if (!c->writing && (q->tx == DB_TX_BEGIN || !sqlite3_stmt_readonly(st)) && (rc = writer_take(c, e)))
 		return rc;
 	for (int k = 0; k < s->nmap; k++) {
 		int want = s->map[k];
-		if (want < 1 || want > nparams) {
-			rc = err_set(e, ERR_INTERNAL, "statement wants parameter $%d, %d given", want, nparams);
+		if (want < 1 || want > q->nparams) {
+			rc = err_set(e, ERR_INTERNAL, "statement %s wants parameter $%d, %d given",
+				     q->name ? q->name : q->sql, want, q->nparams);
 			goto out;
 		}
-		if (bind_one(st, k + 1, &params[want - 1]) != SQLITE_OK) {
+		if (bind_one(st, k + 1, &q->params[want - 1]) != SQLITE_OK) {
 			rc = map_rc(c->h, SQLITE_ERROR, "bind", e);
 			goto out;
 		}
@@ -352,15 +365,15 @@ static int sq_query(db_conn *base, const char *sql, const struct db_val *params,
 			rc = map_rc(c->h, step, "query", e);
 			goto out;
 		}
-		if (fn) {
-			rc = fn(ctx, &row);
+		if (q->fn) {
+			rc = q->fn(q->ctx, &row);
 			if (rc)
 				goto out;
 		}
 		row.row++;
 	}
-	if (changes)
-		*changes = sqlite3_changes64(c->h);
+	if (q->changes)
+		*q->changes = sqlite3_changes64(c->h);
 out:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -368,9 +381,24 @@ out:
 	return rc;
 }
 
-static int sq_ping(db_conn *base, struct err *e)
+static int sq_run(db_conn *base, const struct db_call *q, struct err *e)
 {
-	return sq_query(base, "SELECT 1 FROM schema_migrations LIMIT 1", NULL, 0, NULL, NULL, NULL, e);
+	struct sqlite_conn *c = (struct sqlite_conn *)base;
+	/* SQLite may have rolled the transaction back itself (an I/O error,
+	 * SQLITE_FULL): then there is nothing left to roll back. */
+	if (q->tx == DB_TX_ROLLBACK && sqlite3_get_autocommit(c->h)) {
+		writer_give(c);
+		return 0;
+	}
+	struct stmt_entry once = { 0 };
+	struct stmt_entry *s = q->slot >= 0 ? &c->stmts[q->slot] : &once;
+	int rc = 0;
+	if (!s->stmt && (rc = stmt_prepare(c, q, q->slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0, s, e)) != 0)
+		return rc;
+	rc = stmt_exec(c, q, s, e);
+	if (s == &once)
+		sqlite3_finalize(once.stmt);
+	return rc;
 }
 
 static int sq_exec_script(db_conn *base, const char *sql, struct err *e)
@@ -426,10 +454,8 @@ const struct db_ops db_sqlite_ops = {
 	.close = sq_close,
 	.conn_open = sq_conn_open,
 	.conn_close = sq_conn_close,
-	.query = sq_query,
-	.ping = sq_ping,
+	.run = sq_run,
 	.exec_script = sq_exec_script,
-	.begin_sql = "BEGIN IMMEDIATE",
 	.is_null = sq_is_null,
 	.col_int = sq_col_int,
 	.col_real = sq_col_real,

@@ -55,20 +55,21 @@ static int isbn_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
+DB_STMT(isbns_of_book, "SELECT isbn, isbn13, isbn_type FROM book_isbns WHERE book_id = $1 ORDER BY position");
+
 static int load_isbns(db_conn *c, struct book *b, struct err *e)
 {
 	struct db_val p[] = { dbv_text(b->id) };
-	int rc = db_query(c, "SELECT isbn, isbn13, isbn_type FROM book_isbns WHERE book_id = $1 ORDER BY position",
-			  p, 1, isbn_cb, b, NULL, e);
+	int rc = db_run(c, &isbns_of_book, p, 1, isbn_cb, b, NULL, e);
 	return rc > 0 ? 0 : rc;
 }
 
-static int book_get_by(db_conn *c, struct arena *a, const char *sql, const char *key,
-		       struct book *out, struct err *e)
+static int book_get_by(db_conn *c, struct arena *a, struct db_stmt *s, const char *key, struct book *out,
+		       struct err *e)
 {
 	struct book_one o = { a, out, 0 };
 	struct db_val p[] = { dbv_text(key) };
-	int rc = db_query(c, sql, p, 1, book_one_cb, &o, NULL, e);
+	int rc = db_run(c, s, p, 1, book_one_cb, &o, NULL, e);
 	if (rc < 0)
 		return rc;
 	if (!o.found)
@@ -76,17 +77,17 @@ static int book_get_by(db_conn *c, struct arena *a, const char *sql, const char 
 	return load_isbns(c, out, e);
 }
 
+DB_STMT(book_by_id, "SELECT " BOOK_COLS " FROM books b WHERE b.id = $1");
+DB_STMT(book_by_isbn13, "SELECT " BOOK_COLS " FROM books b JOIN book_isbns i ON i.book_id = b.id WHERE i.isbn13 = $1");
+
 int store_book_get(db_conn *c, struct arena *a, const char *id, struct book *out, struct err *e)
 {
-	return book_get_by(c, a, "SELECT " BOOK_COLS " FROM books b WHERE b.id = $1", id, out, e);
+	return book_get_by(c, a, &book_by_id, id, out, e);
 }
 
 int store_book_by_isbn13(db_conn *c, struct arena *a, const char *isbn13, struct book *out, struct err *e)
 {
-	return book_get_by(c, a,
-			   "SELECT " BOOK_COLS " FROM books b JOIN book_isbns i ON i.book_id = b.id "
-			   "WHERE i.isbn13 = $1",
-			   isbn13, out, e);
+	return book_get_by(c, a, &book_by_isbn13, isbn13, out, e);
 }
 
 struct book_many {
@@ -104,6 +105,8 @@ static int book_many_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
+DB_STMT(book_list, "SELECT " BOOK_COLS " FROM books b WHERE b.id > $1 ORDER BY b.id LIMIT $2");
+
 int store_book_list(db_conn *c, struct arena *a, const char *after, int limit, struct book **items,
 		    int *n, struct err *e)
 {
@@ -111,8 +114,7 @@ int store_book_list(db_conn *c, struct arena *a, const char *after, int limit, s
 	if (!m.items)
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	struct db_val p[] = { dbv_text(after ? after : ""), dbv_int(limit) };
-	int rc = db_query(c, "SELECT " BOOK_COLS " FROM books b WHERE b.id > $1 ORDER BY b.id LIMIT $2",
-			  p, 2, book_many_cb, &m, NULL, e);
+	int rc = db_run(c, &book_list, p, 2, book_many_cb, &m, NULL, e);
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < m.n; i++)
@@ -136,23 +138,58 @@ static int any_cb(void *ctx, const db_row *r)
 	return 1;
 }
 
+DB_STMT(book_ids, "SELECT id FROM books ORDER BY id");
+
+struct id_list {
+	struct arena *a;
+	char **ids;
+	int n, cap;
+	int oom;
+};
+
+static int ids_cb(void *ctx, const db_row *r)
+{
+	struct id_list *m = ctx;
+	if (!(m->ids = arena_grow(m->a, m->ids, m->n, &m->cap, sizeof(*m->ids))) ||
+	    !(m->ids[m->n] = db_row_dup(r, 0, m->a))) {
+		m->oom = 1;
+		return 1;
+	}
+	m->n++;
+	return 0;
+}
+
+int store_book_ids(db_conn *c, struct arena *a, char ***ids, int *n, struct err *e)
+{
+	struct id_list m = { a, NULL, 0, 0, 0 };
+	int rc = db_run(c, &book_ids, NULL, 0, ids_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	if (m.oom)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	*ids = m.ids;
+	*n = m.n;
+	return 0;
+}
+
+DB_STMT(book_any, "SELECT 1 FROM books LIMIT 1");
+
 int store_book_any(db_conn *c, int *any, struct err *e)
 {
 	*any = 0;
-	int rc = db_query(c, "SELECT 1 FROM books LIMIT 1", NULL, 0, any_cb, any, NULL, e);
+	int rc = db_run(c, &book_any, NULL, 0, any_cb, any, NULL, e);
 	return rc < 0 ? rc : 0;
 }
+
+/* IS is SQLite's null-safe equality; PostgreSQL spells it IS NOT DISTINCT FROM. */
+DB_STMT_DIALECTS(book_find, "SELECT id FROM books WHERE title = $1 AND author IS $2 ORDER BY id DESC LIMIT 1",
+		 "SELECT id FROM books WHERE title = $1 AND author IS NOT DISTINCT FROM $2 ORDER BY id DESC LIMIT 1");
 
 int store_book_find(db_conn *c, const char *title, const char *author, char id[UUID_STR_LEN], struct err *e)
 {
 	struct db_val p[] = { dbv_text(title), dbv_text(author) };
 	id[0] = '\0';
-	/* IS is SQLite's null-safe equality; PostgreSQL spells it IS NOT DISTINCT FROM. */
-	const char *sql = db_dialect(db_conn_db(c)) == DB_POSTGRES
-				  ? "SELECT id FROM books WHERE title = $1 AND author IS NOT DISTINCT FROM $2 "
-				    "ORDER BY id DESC LIMIT 1"
-				  : "SELECT id FROM books WHERE title = $1 AND author IS $2 ORDER BY id DESC LIMIT 1";
-	int rc = db_query(c, sql, p, 2, id_cb, id, NULL, e);
+	int rc = db_run(c, &book_find, p, 2, id_cb, id, NULL, e);
 	if (rc < 0)
 		return rc;
 	if (!id[0])
@@ -160,18 +197,52 @@ int store_book_find(db_conn *c, const char *title, const char *author, char id[U
 	return 0;
 }
 
+DB_STMT(isbns_delete, "DELETE FROM book_isbns WHERE book_id = $1");
+DB_STMT(isbn_insert, "INSERT INTO book_isbns (isbn13, book_id, isbn, isbn_type, position) VALUES ($1, $2, $3, $4, $5)");
+DB_STMT(isbn_holder, "SELECT b.id, b.title FROM book_isbns i JOIN books b ON b.id = i.book_id "
+		     "WHERE i.isbn13 = $1 AND i.book_id <> $2");
+
+struct holder {
+	char id[UUID_STR_LEN];
+	char title[96];
+};
+
+static int holder_cb(void *ctx, const db_row *r)
+{
+	struct holder *h = ctx;
+	db_row_copy(r, 0, h->id, sizeof(h->id));
+	db_row_copy(r, 1, h->title, sizeof(h->title));
+	return 1;
+}
+
+/* An ISBN held by another book is a conflict that names that book. Asked
+ * before the INSERT: on PostgreSQL a unique violation ends the transaction,
+ * so nothing could be read after it. */
+static int isbn_free(db_conn *c, const struct book *b, const struct book_isbn *s, struct err *e)
+{
+	struct holder h = { "", "" };
+	struct db_val p[] = { dbv_text(s->isbn13), dbv_text(b->id) };
+	int rc = db_run(c, &isbn_holder, p, 2, holder_cb, &h, NULL, e);
+	if (rc < 0)
+		return rc;
+	if (h.id[0])
+		return err_set(e, ERR_CONFLICT, "ISBN %s already belongs to another book: %s (\"%s\")", s->isbn, h.id,
+			       h.title);
+	return 0;
+}
+
 static int put_isbns(db_conn *c, const struct book *b, struct err *e)
 {
 	struct db_val del[] = { dbv_text(b->id) };
-	int rc = db_query(c, "DELETE FROM book_isbns WHERE book_id = $1", del, 1, NULL, NULL, NULL, e);
+	int rc = db_run(c, &isbns_delete, del, 1, NULL, NULL, NULL, e);
 	for (int i = 0; !rc && i < b->nisbns; i++) {
 		const struct book_isbn *s = &b->isbns[i];
 		struct db_val p[] = { dbv_text(s->isbn13), dbv_text(b->id), dbv_text(s->isbn),
 				      dbv_text(s->type), dbv_int(i) };
-		rc = db_query(c, "INSERT INTO book_isbns (isbn13, book_id, isbn, isbn_type, position) "
-				 "VALUES ($1, $2, $3, $4, $5)",
-			      p, 5, NULL, NULL, NULL, e);
-		if (rc == ERR_CONFLICT)
+		if ((rc = isbn_free(c, b, s, e)) != 0)
+			break;
+		rc = db_run(c, &isbn_insert, p, 5, NULL, NULL, NULL, e);
+		if (rc == ERR_CONFLICT) /* taken meanwhile, or twice in this book */
 			err_set(e, ERR_CONFLICT, "ISBN %s already belongs to another book", s->isbn);
 	}
 	return rc;
@@ -192,15 +263,20 @@ static void book_params(const struct book *b, struct db_val p[11])
 	p[10] = dbv_int(b->created_at); /* last: UPDATE binds only the first ten */
 }
 
+DB_STMT(book_insert, "INSERT INTO books (id, title, author, language, edition, publisher, pages, "
+		     "publish_date, cover_url, updated_at, created_at) "
+		     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+DB_STMT(book_update, "UPDATE books SET title = $2, author = $3, language = $4, edition = $5, "
+		     "publisher = $6, pages = $7, publish_date = $8, cover_url = $9, "
+		     "updated_at = $10 WHERE id = $1");
+DB_STMT(book_delete, "DELETE FROM books WHERE id = $1");
+DB_STMT(book_touch, "UPDATE books SET updated_at = $2 WHERE id = $1");
+
 int store_book_insert(db_conn *c, const struct book *b, struct err *e)
 {
 	struct db_val p[11];
 	book_params(b, p);
-	int rc = db_query(c,
-			  "INSERT INTO books (id, title, author, language, edition, publisher, pages, "
-			  "publish_date, cover_url, updated_at, created_at) "
-			  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-			  p, 11, NULL, NULL, NULL, e);
+	int rc = db_run(c, &book_insert, p, 11, NULL, NULL, NULL, e);
 	return rc ? rc : put_isbns(c, b, e);
 }
 
@@ -209,11 +285,7 @@ int store_book_update(db_conn *c, const struct book *b, struct err *e)
 	struct db_val p[11];
 	book_params(b, p);
 	int64_t changed = 0;
-	int rc = db_query(c,
-			  "UPDATE books SET title = $2, author = $3, language = $4, edition = $5, "
-			  "publisher = $6, pages = $7, publish_date = $8, cover_url = $9, "
-			  "updated_at = $10 WHERE id = $1",
-			  p, 10, NULL, NULL, &changed, e);
+	int rc = db_run(c, &book_update, p, 10, NULL, NULL, &changed, e);
 	if (rc)
 		return rc;
 	if (!changed)
@@ -225,7 +297,7 @@ int store_book_delete(db_conn *c, const char *id, struct err *e)
 {
 	struct db_val p[] = { dbv_text(id) };
 	int64_t changed = 0;
-	int rc = db_query(c, "DELETE FROM books WHERE id = $1", p, 1, NULL, NULL, &changed, e);
+	int rc = db_run(c, &book_delete, p, 1, NULL, NULL, &changed, e);
 	if (!rc && !changed)
 		rc = err_set(e, ERR_NOT_FOUND, "book not found");
 	return rc;
@@ -234,7 +306,7 @@ int store_book_delete(db_conn *c, const char *id, struct err *e)
 int store_book_touch(db_conn *c, const char *id, int64_t now, struct err *e)
 {
 	struct db_val p[] = { dbv_text(id), dbv_int(now) };
-	return db_query(c, "UPDATE books SET updated_at = $2 WHERE id = $1", p, 2, NULL, NULL, NULL, e);
+	return db_run(c, &book_touch, p, 2, NULL, NULL, NULL, e);
 }
 
 /* ---- chapters -------------------------------------------------------------- */
@@ -297,6 +369,9 @@ static int ref_number(const char *ref, int64_t *num)
 	return 1;
 }
 
+DB_STMT(chapter_by_number, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters WHERE book_id = $1 AND number = $2");
+DB_STMT(chapter_by_id, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters WHERE book_id = $1 AND id = $2");
+
 int store_chapter_get(db_conn *c, struct arena *a, const char *book_id, const char *ref,
 		      struct chapter *out, struct err *e)
 {
@@ -305,14 +380,10 @@ int store_chapter_get(db_conn *c, struct arena *a, const char *book_id, const ch
 	int rc;
 	if (ref_number(ref, &num)) {
 		struct db_val p[] = { dbv_text(book_id), dbv_int(num) };
-		rc = db_query(c, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters "
-				 "WHERE book_id = $1 AND number = $2",
-			      p, 2, chapter_many_cb, &m, NULL, e);
+		rc = db_run(c, &chapter_by_number, p, 2, chapter_many_cb, &m, NULL, e);
 	} else {
 		struct db_val p[] = { dbv_text(book_id), dbv_text(ref) };
-		rc = db_query(c, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters "
-				 "WHERE book_id = $1 AND id = $2",
-			      p, 2, chapter_many_cb, &m, NULL, e);
+		rc = db_run(c, &chapter_by_id, p, 2, chapter_many_cb, &m, NULL, e);
 	}
 	if (rc < 0)
 		return rc;
@@ -336,6 +407,9 @@ static int rev_cb(void *ctx, const db_row *r)
 	return 1;
 }
 
+DB_STMT(chapter_rev_by_number, "SELECT id, rev FROM chapters WHERE book_id = $1 AND number = $2");
+DB_STMT(chapter_rev_by_id, "SELECT id, rev FROM chapters WHERE book_id = $1 AND id = $2");
+
 int store_chapter_rev(db_conn *c, const char *book_id, const char *ref, char id[UUID_STR_LEN],
 		      int64_t *rev, struct err *e)
 {
@@ -344,17 +418,19 @@ int store_chapter_rev(db_conn *c, const char *book_id, const char *ref, char id[
 	int rc;
 	if (ref_number(ref, &num)) {
 		struct db_val p[] = { dbv_text(book_id), dbv_int(num) };
-		rc = db_query(c, "SELECT id, rev FROM chapters WHERE book_id = $1 AND number = $2", p, 2,
-			      rev_cb, &o, NULL, e);
+		rc = db_run(c, &chapter_rev_by_number, p, 2, rev_cb, &o, NULL, e);
 	} else {
 		struct db_val p[] = { dbv_text(book_id), dbv_text(ref) };
-		rc = db_query(c, "SELECT id, rev FROM chapters WHERE book_id = $1 AND id = $2", p, 2,
-			      rev_cb, &o, NULL, e);
+		rc = db_run(c, &chapter_rev_by_id, p, 2, rev_cb, &o, NULL, e);
 	}
 	if (rc < 0)
 		return rc;
 	return o.found ? 0 : err_set(e, ERR_NOT_FOUND, "chapter not found");
 }
+
+DB_STMT(chapter_list, "SELECT " CHAPTER_COLS ", NULL FROM chapters WHERE book_id = $1 AND number > $2 "
+		      "ORDER BY number LIMIT $3");
+DB_STMT(chapter_all, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters WHERE book_id = $1 ORDER BY number");
 
 int store_chapter_list(db_conn *c, struct arena *a, const char *book_id, int64_t after, int limit,
 		       struct chapter **items, int *n, struct err *e)
@@ -363,9 +439,7 @@ int store_chapter_list(db_conn *c, struct arena *a, const char *book_id, int64_t
 	if (!m.items)
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	struct db_val p[] = { dbv_text(book_id), dbv_int(after), dbv_int(limit) };
-	int rc = db_query(c, "SELECT " CHAPTER_COLS ", NULL FROM chapters WHERE book_id = $1 AND number > $2 "
-			     "ORDER BY number LIMIT $3",
-			  p, 3, chapter_many_cb, &m, NULL, e);
+	int rc = db_run(c, &chapter_list, p, 3, chapter_many_cb, &m, NULL, e);
 	if (rc < 0)
 		return rc;
 	*items = m.items;
@@ -378,9 +452,7 @@ int store_chapter_all(db_conn *c, struct arena *a, const char *book_id, struct c
 {
 	struct chapter_many m = { a, NULL, 0, 0, 1 };
 	struct db_val p[] = { dbv_text(book_id) };
-	int rc = db_query(c, "SELECT " CHAPTER_COLS ", content_markdown FROM chapters WHERE book_id = $1 "
-			     "ORDER BY number",
-			  p, 1, chapter_many_cb, &m, NULL, e);
+	int rc = db_run(c, &chapter_all, p, 1, chapter_many_cb, &m, NULL, e);
 	if (rc < 0)
 		return rc;
 	*items = m.items;
@@ -406,15 +478,22 @@ static void chapter_params(const struct chapter *ch, struct db_val p[13])
 	p[12] = dbv_int(ch->rev);
 }
 
+DB_STMT(chapter_insert, "INSERT INTO chapters (id, book_id, number, title, content_markdown, summary, "
+			"audio_url, word_count, sections, source_key, updated_at, created_at, rev) "
+			"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)");
+DB_STMT(chapter_update, "UPDATE chapters SET number = $3, title = $4, content_markdown = $5, summary = $6, "
+			"audio_url = $7, word_count = $8, sections = $9, source_key = $10, "
+			"updated_at = $11, rev = rev + 1 WHERE id = $1 AND book_id = $2");
+DB_STMT(chapter_delete, "DELETE FROM chapters WHERE book_id = $1 AND id = $2");
+DB_STMT(chapter_max_number, "SELECT max(number) FROM chapters WHERE book_id = $1");
+DB_STMT(chapter_park_numbers, "UPDATE chapters SET number = -number WHERE book_id = $1 AND number > 0");
+DB_STMT(chapter_renumber, "UPDATE chapters SET number = $3 WHERE book_id = $1 AND id = $2");
+
 int store_chapter_insert(db_conn *c, const struct chapter *ch, struct err *e)
 {
 	struct db_val p[13];
 	chapter_params(ch, p);
-	int rc = db_query(c,
-			  "INSERT INTO chapters (id, book_id, number, title, content_markdown, summary, "
-			  "audio_url, word_count, sections, source_key, updated_at, created_at, rev) "
-			  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-			  p, 13, NULL, NULL, NULL, e);
+	int rc = db_run(c, &chapter_insert, p, 13, NULL, NULL, NULL, e);
 	if (rc == ERR_CONFLICT)
 		err_set(e, ERR_CONFLICT, "chapter number %lld already exists in this book", (long long)ch->number);
 	return rc;
@@ -425,11 +504,7 @@ int store_chapter_update(db_conn *c, const struct chapter *ch, struct err *e)
 	struct db_val p[13];
 	chapter_params(ch, p);
 	int64_t changed = 0;
-	int rc = db_query(c,
-			  "UPDATE chapters SET number = $3, title = $4, content_markdown = $5, summary = $6, "
-			  "audio_url = $7, word_count = $8, sections = $9, source_key = $10, "
-			  "updated_at = $11, rev = rev + 1 WHERE id = $1 AND book_id = $2",
-			  p, 11, NULL, NULL, &changed, e);
+	int rc = db_run(c, &chapter_update, p, 11, NULL, NULL, &changed, e);
 	if (rc == ERR_CONFLICT)
 		return err_set(e, ERR_CONFLICT, "chapter number %lld already exists in this book", (long long)ch->number);
 	if (!rc && !changed)
@@ -441,7 +516,7 @@ int store_chapter_delete(db_conn *c, const char *book_id, const char *id, struct
 {
 	struct db_val p[] = { dbv_text(book_id), dbv_text(id) };
 	int64_t changed = 0;
-	int rc = db_query(c, "DELETE FROM chapters WHERE book_id = $1 AND id = $2", p, 2, NULL, NULL, &changed, e);
+	int rc = db_run(c, &chapter_delete, p, 2, NULL, NULL, &changed, e);
 	if (!rc && !changed)
 		rc = err_set(e, ERR_NOT_FOUND, "chapter not found");
 	return rc;
@@ -451,8 +526,7 @@ int store_chapter_next_number(db_conn *c, const char *book_id, int64_t *next, st
 {
 	struct db_val p[] = { dbv_text(book_id) };
 	int64_t max = 0;
-	int rc = db_query(c, "SELECT max(number) FROM chapters WHERE book_id = $1", p, 1, db_row_first_int, &max,
-			  NULL, e);
+	int rc = db_run(c, &chapter_max_number, p, 1, db_row_first_int, &max, NULL, e);
 	if (rc < 0)
 		return rc;
 	*next = max + 1;
@@ -462,15 +536,13 @@ int store_chapter_next_number(db_conn *c, const char *book_id, int64_t *next, st
 int store_chapter_park_numbers(db_conn *c, const char *book_id, struct err *e)
 {
 	struct db_val p[] = { dbv_text(book_id) };
-	return db_query(c, "UPDATE chapters SET number = -number WHERE book_id = $1 AND number > 0", p, 1,
-			NULL, NULL, NULL, e);
+	return db_run(c, &chapter_park_numbers, p, 1, NULL, NULL, NULL, e);
 }
 
 int store_chapter_renumber(db_conn *c, const char *book_id, const char *id, int64_t number, struct err *e)
 {
 	struct db_val p[] = { dbv_text(book_id), dbv_text(id), dbv_int(number) };
-	return db_query(c, "UPDATE chapters SET number = $3 WHERE book_id = $1 AND id = $2", p, 3, NULL, NULL,
-			NULL, e);
+	return db_run(c, &chapter_renumber, p, 3, NULL, NULL, NULL, e);
 }
 
 static int found_cb(void *ctx, const db_row *r)
@@ -480,13 +552,13 @@ static int found_cb(void *ctx, const db_row *r)
 	return 1;
 }
 
+DB_STMT_DIALECTS(book_lock, "SELECT id FROM books WHERE id = $1", "SELECT id FROM books WHERE id = $1 FOR UPDATE");
+
 int store_book_lock(db_conn *c, const char *book_id, struct err *e)
 {
 	struct db_val p[] = { dbv_text(book_id) };
 	int found = 0;
-	const char *sql = db_dialect(db_conn_db(c)) == DB_POSTGRES ? "SELECT id FROM books WHERE id = $1 FOR UPDATE"
-								     : "SELECT id FROM books WHERE id = $1";
-	int rc = db_query(c, sql, p, 1, found_cb, &found, NULL, e);
+	int rc = db_run(c, &book_lock, p, 1, found_cb, &found, NULL, e);
 	if (rc < 0)
 		return rc;
 	return found ? 0 : err_set(e, ERR_NOT_FOUND, "book not found");

@@ -50,6 +50,8 @@ int store_book_list(db_conn *c, struct arena *a, const char *after, int limit, s
 		    int *n, struct err *e) WUR;
 /* Whether any book exists at all. */
 int store_book_any(db_conn *c, int *any, struct err *e) WUR;
+/* Every book's id, in id order, in the arena. */
+int store_book_ids(db_conn *c, struct arena *a, char ***ids, int *n, struct err *e) WUR;
 /* The newest book with this title and author (author may be NULL); ERR_NOT_FOUND. */
 int store_book_find(db_conn *c, const char *title, const char *author, char id[UUID_STR_LEN], struct err *e) WUR;
 /* Insert or update all fields, and replace the ISBNs. ERR_CONFLICT when an ISBN

@@ -40,6 +40,11 @@ int store_chat_contexts(db_conn *c, struct arena *a, const char *session_id, int
 			char ***chapters, int *n, struct err *e) WUR;
 
 int store_chat_usage_add(db_conn *c, const char *subject, const char *day, int64_t tokens, struct err *e) WUR;
+/* Adds `tokens` to the day's count only if the count stays within `limit`:
+ * *granted 1 when added, 0 when the budget would be passed. One statement, so
+ * concurrent reservations cannot pass the limit together. */
+int store_chat_usage_reserve(db_conn *c, const char *subject, const char *day, int64_t tokens, int64_t limit,
+			     int *granted, struct err *e) WUR;
 int store_chat_usage_get(db_conn *c, const char *subject, const char *day, int64_t *tokens, struct err *e) WUR;
 
 #endif

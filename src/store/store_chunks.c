@@ -49,11 +49,11 @@ static int row_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
-static int many(db_conn *c, struct arena *a, const char *sql, const struct db_val *p, int np, int with_score,
+static int many(db_conn *c, struct arena *a, struct db_stmt *s, const struct db_val *p, int np, int with_score,
 		struct chunk_row **rows, int *n, struct err *e)
 {
 	struct rows m = { a, NULL, 0, 0, with_score };
-	int rc = db_query(c, sql, p, np, row_cb, &m, NULL, e);
+	int rc = db_run(c, s, p, np, row_cb, &m, NULL, e);
 	if (rc < 0)
 		return rc;
 	*rows = m.items;
@@ -61,14 +61,15 @@ static int many(db_conn *c, struct arena *a, const char *sql, const struct db_va
 	return 0;
 }
 
+DB_STMT(chunks_of_chapter, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
+			   "WHERE c.chapter_id = $1 ORDER BY c.ordinal");
+DB_STMT(chunk_by_id, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id WHERE c.id = $1");
+
 int store_chunks_of_chapter(db_conn *c, struct arena *a, const char *chapter_id, struct chunk_row **rows, int *n,
 			    struct err *e)
 {
 	struct db_val p[] = { dbv_text(chapter_id) };
-	return many(c, a,
-		    "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
-		    "WHERE c.chapter_id = $1 ORDER BY c.ordinal",
-		    p, 1, 0, rows, n, e);
+	return many(c, a, &chunks_of_chapter, p, 1, 0, rows, n, e);
 }
 
 int store_chunk_get(db_conn *c, struct arena *a, const char *id, struct chunk_row *out, struct err *e)
@@ -76,8 +77,7 @@ int store_chunk_get(db_conn *c, struct arena *a, const char *id, struct chunk_ro
 	struct db_val p[] = { dbv_text(id) };
 	struct chunk_row *rows;
 	int n;
-	int rc = many(c, a, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id WHERE c.id = $1",
-		      p, 1, 0, &rows, &n, e);
+	int rc = many(c, a, &chunk_by_id, p, 1, 0, &rows, &n, e);
 	if (rc)
 		return rc;
 	if (!n)
@@ -95,6 +95,15 @@ static char *undashed(char *out, const char *id)
 	return out;
 }
 
+DB_STMT(chunk_insert, "INSERT INTO chunks (id, book_id, chapter_id, ordinal, heading, heading_path, anchor, "
+		      "char_start, char_end, text, token_count, content_hash, created_at, updated_at) "
+		      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)");
+DB_STMT(chunk_fts_insert, "INSERT INTO chunks_fts (rowid, heading_path, text, scope) "
+			  "VALUES (last_insert_rowid(), $1, $2, $3)");
+DB_STMT(chunk_move, "UPDATE chunks SET ordinal = $2, heading = $3, anchor = $4, char_start = $5, char_end = $6, "
+		    "updated_at = $7 WHERE id = $1");
+DB_STMT(chunk_delete, "DELETE FROM chunks WHERE id = $1");
+
 int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e)
 {
 	struct db_val p[] = { dbv_text(r->id),	       dbv_text(r->book_id),	  dbv_text(r->chapter_id),
@@ -102,11 +111,7 @@ int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e)
 			      dbv_text(r->anchor),     dbv_int(r->char_start),	  dbv_int(r->char_end),
 			      dbv_text(r->text),       dbv_int(r->token_count),	  dbv_text(r->content_hash),
 			      dbv_int(r->created_at) };
-	int rc = db_query(c,
-			  "INSERT INTO chunks (id, book_id, chapter_id, ordinal, heading, heading_path, anchor, "
-			  "char_start, char_end, text, token_count, content_hash, created_at, updated_at) "
-			  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
-			  p, 13, NULL, NULL, NULL, e);
+	int rc = db_run(c, &chunk_insert, p, 13, NULL, NULL, NULL, e);
 	if (rc || db_dialect(db_conn_db(c)) != DB_SQLITE)
 		return rc;
 	/* The FTS5 row, here rather than by a trigger: a trigger runs in a
@@ -119,9 +124,7 @@ int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e)
 	*s++ = 'c';
 	*undashed(s, r->chapter_id) = '\0';
 	struct db_val f[] = { dbv_text(r->heading_path), dbv_text(r->text), dbv_text(scope) };
-	return db_query(c, "INSERT INTO chunks_fts (rowid, heading_path, text, scope) "
-			   "VALUES (last_insert_rowid(), $1, $2, $3)",
-			f, 3, NULL, NULL, NULL, e);
+	return db_run(c, &chunk_fts_insert, f, 3, NULL, NULL, NULL, e);
 }
 
 int store_chunk_move(db_conn *c, const struct chunk_row *r, struct err *e)
@@ -129,34 +132,26 @@ int store_chunk_move(db_conn *c, const struct chunk_row *r, struct err *e)
 	struct db_val p[] = { dbv_text(r->id),	      dbv_int(r->ordinal),  dbv_text(r->heading),
 			      dbv_text(r->anchor),    dbv_int(r->char_start), dbv_int(r->char_end),
 			      dbv_int(r->updated_at) };
-	return db_query(c,
-			"UPDATE chunks SET ordinal = $2, heading = $3, anchor = $4, char_start = $5, char_end = $6, "
-			"updated_at = $7 WHERE id = $1",
-			p, 7, NULL, NULL, NULL, e);
+	return db_run(c, &chunk_move, p, 7, NULL, NULL, NULL, e);
 }
 
 int store_chunk_delete(db_conn *c, const char *id, struct err *e)
 {
 	struct db_val p[] = { dbv_text(id) };
-	return db_query(c, "DELETE FROM chunks WHERE id = $1", p, 1, NULL, NULL, NULL, e);
+	return db_run(c, &chunk_delete, p, 1, NULL, NULL, NULL, e);
 }
 
-static int exists_cb(void *ctx, const db_row *r)
-{
-	*(int *)ctx = (int)db_row_int(r, 0);
-	return 0;
-}
+DB_STMT(only_book_q, "SELECT EXISTS (SELECT 1 FROM books WHERE id = $1) AND NOT EXISTS (SELECT 1 FROM books WHERE id <> $1)");
 
 /* Is book_id the only book there is? */
 static int only_book(db_conn *c, const char *book_id)
 {
 	struct db_val p[] = { dbv_text(book_id) };
-	int only = 0;
+	int64_t only = 0;
 	struct err e = { 0 };
-	if (db_query(c, "SELECT EXISTS (SELECT 1 FROM books WHERE id = $1) AND NOT EXISTS (SELECT 1 FROM books WHERE id <> $1)",
-		     p, 1, exists_cb, &only, NULL, &e))
+	if (db_run(c, &only_book_q, p, 1, db_row_first_int, &only, NULL, &e) < 0)
 		return 0;
-	return only;
+	return only != 0;
 }
 
 /* ---- keyword search on SQLite: BM25, leaving unread the rows that cannot win ----
@@ -198,18 +193,19 @@ static int version_cb(void *ctx, const db_row *r)
 
 /* Records 1 (row and token totals) and 10 (the segments): every commit that
  * changes the index rewrites one or both. 0 when unknown. */
+DB_STMT(fts_version, "SELECT block FROM chunks_fts_data WHERE id IN (1, 10) ORDER BY id");
+
 static int64_t index_version(db_conn *c)
 {
 	uint64_t h = HASH_FNV1A_SEED;
 	struct err e = { 0 };
-	if (db_query(c, "SELECT block FROM chunks_fts_data WHERE id IN (1, 10) ORDER BY id", NULL, 0, version_cb, &h,
-		     NULL, &e) < 0)
+	if (db_run(c, &fts_version, NULL, 0, version_cb, &h, NULL, &e) < 0)
 		return 0;
 	return (int64_t)(h >> 1) | 1; /* never 0 */
 }
 
 /* A count from the cache if the index is as it was when it was counted. */
-static int cached_count(db_conn *c, struct cache *stats, int64_t version, const char *key, const char *sql,
+static int cached_count(db_conn *c, struct cache *stats, int64_t version, const char *key, struct db_stmt *s,
 			const char *arg, int64_t *out, struct err *e)
 {
 	int cacheable = stats && version && strlen(key) < 100; /* the cache's keys are shorter than 112 */
@@ -221,7 +217,7 @@ static int cached_count(db_conn *c, struct cache *stats, int64_t version, const 
 	}
 	struct db_val p[] = { dbv_text(arg) };
 	*out = 0;
-	int rc = db_query(c, sql, p, arg ? 1 : 0, db_row_first_int, out, NULL, e);
+	int rc = db_run(c, s, p, arg ? 1 : 0, db_row_first_int, out, NULL, e);
 	if (rc < 0)
 		return rc;
 	if (cacheable && (b = rcbuf_new(out, sizeof(*out)))) {
@@ -240,6 +236,15 @@ static int or_terms(struct buf *q, const struct kw_term *t, int from, int to)
 	return brc ? brc : buf_puts(q, ")");
 }
 
+DB_STMT(chunk_total, "SELECT count(*) FROM chunks");
+DB_STMT(fts_df, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH $1");
+/* Rank inside FTS5 and keep the top rows before joining: joining every
+ * match first costs O(matches) row lookups. */
+DB_STMT(fts_top, "SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, bookd_bm25(chunks_fts, '" KW_WEIGHTS "', $2) AS score "
+		 "FROM chunks_fts WHERE chunks_fts MATCH $1 ORDER BY score DESC LIMIT $3) f "
+		 "JOIN chunks c ON c.rowid = f.rowid JOIN chapters ch ON ch.id = c.chapter_id "
+		 "ORDER BY f.score DESC, c.id");
+
 static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
 			  const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,
 			  struct err *e)
@@ -247,7 +252,7 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 	*rows = NULL;
 	*n = 0;
 	int64_t version = index_version(c), nrows = 0;
-	int rc = cached_count(c, stats, version, "rows", "SELECT count(*) FROM chunks", NULL, &nrows, e);
+	int rc = cached_count(c, stats, version, "rows", &chunk_total, NULL, &nrows, e);
 	if (rc)
 		return rc;
 	struct kw_term t[RANK_MAX_PHRASES];
@@ -262,8 +267,7 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 			return err_set(e, ERR_INVALID, "the query is too long");
 		}
 		t[nt].text = terms[i];
-		rc = cached_count(c, stats, version, key, "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH $1",
-				  match.p, &t[nt].df, e);
+		rc = cached_count(c, stats, version, key, &fts_df, match.p, &t[nt].df, e);
 		buf_free(&match);
 		if (rc)
 			return rc;
@@ -304,13 +308,6 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 		*undashed(id, chapter_id) = '\0';
 		snprintf(filters + strlen(filters), sizeof(filters) - strlen(filters), " AND scope : \"c%s\"", id);
 	}
-	/* Rank inside FTS5 and keep the top rows before joining: joining every
-	 * match first costs O(matches) row lookups. */
-	static const char sql[] =
-		"SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, bookd_bm25(chunks_fts, '" KW_WEIGHTS "', $2) AS score "
-		"FROM chunks_fts WHERE chunks_fts MATCH $1 ORDER BY score DESC LIMIT $3) f "
-		"JOIN chunks c ON c.rowid = f.rowid JOIN chapters ch ON ch.id = c.chapter_id "
-		"ORDER BY f.score DESC, c.id";
 	for (int pass = ncommon ? 0 : 1; pass < 2; pass++) {
 		struct buf q;
 		buf_init(&q, 16384);
@@ -324,7 +321,7 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 			return err_set(e, ERR_INVALID, "the query is too long");
 		}
 		struct db_val p[] = { dbv_text(q.p), dbv_text(dfs), dbv_int(limit) };
-		rc = many(c, a, sql, p, 3, 1, rows, n, e);
+		rc = many(c, a, &fts_top, p, 3, 1, rows, n, e);
 		buf_free(&q);
 		if (rc)
 			return rc;
@@ -336,6 +333,12 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 	}
 	return 0;
 }
+
+DB_STMT(pg_keyword, "SELECT " CHUNK_COLS ", ts_rank(c.tsv, query) AS score FROM chunks c "
+		    "JOIN chapters ch ON ch.id = c.chapter_id, to_tsquery('english', $1) query "
+		    "WHERE c.tsv @@ query AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
+		    "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
+		    "ORDER BY score DESC, c.id LIMIT $4");
 
 int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
 			 const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,
@@ -351,14 +354,14 @@ int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const
 		/* One snapshot for the version, the counts and both passes: a
 		 * commit between them could make a bound too small. A deferred
 		 * BEGIN only reads: it waits for no writer. */
-		int rc = db_query(c, "BEGIN", NULL, 0, NULL, NULL, NULL, e);
+		int rc = db_begin_read(c, e);
 		if (rc < 0)
 			return rc;
 		rc = sqlite_keyword(c, a, stats, terms, nterms, book_id, chapter_id, limit, rows, n, e);
-		struct err ce = { 0 };
-		int end = db_query(c, rc ? "ROLLBACK" : "COMMIT", NULL, 0, NULL, NULL, NULL, &ce);
-		if (!rc && end < 0)
-			rc = err_set(e, ce.code, "%s", ce.msg);
+		if (!rc)
+			rc = db_commit(c, e);
+		if (rc)
+			db_rollback(c);
 		return rc;
 	}
 	/* Terms hold letters and digits only (search.c): to_tsquery sees
@@ -374,13 +377,7 @@ int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const
 		return err_set(e, ERR_INVALID, "the query is too long");
 	}
 	struct db_val p[] = { dbv_text(q.p ? q.p : ""), dbv_text(book_id), dbv_text(chapter_id), dbv_int(limit) };
-	int rc = many(c, a,
-		      "SELECT " CHUNK_COLS ", ts_rank(c.tsv, query) AS score FROM chunks c "
-		      "JOIN chapters ch ON ch.id = c.chapter_id, to_tsquery('english', $1) query "
-		      "WHERE c.tsv @@ query AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
-		      "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
-		      "ORDER BY score DESC, c.id LIMIT $4",
-		      p, 4, 1, rows, n, e);
+	int rc = many(c, a, &pg_keyword, p, 4, 1, rows, n, e);
 	buf_free(&q);
 	return rc;
 }
@@ -393,27 +390,35 @@ static int stats_cb(void *ctx, const db_row *r)
 	return 1;
 }
 
+DB_STMT(chunk_count, "SELECT count(*) FROM chunks WHERE CAST($1 AS TEXT) IS NULL OR book_id = $1");
+
 int store_chunk_count(db_conn *c, const char *book_id, int64_t *n, struct err *e)
 {
 	struct db_val p[] = { dbv_text(book_id) };
-	int64_t max;
-	int64_t *o[2] = { n, &max };
 	*n = 0;
-	int rc = db_query(c, "SELECT count(*), 0 FROM chunks WHERE CAST($1 AS TEXT) IS NULL OR book_id = $1", p, 1,
-			  stats_cb, o, NULL, e);
+	int rc = db_run(c, &chunk_count, p, 1, db_row_first_int, n, NULL, e);
 	return rc < 0 ? rc : 0;
 }
+
+DB_STMT(chunks_unembedded, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
+			   "WHERE (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) AND NOT EXISTS "
+			   "(SELECT 1 FROM embeddings em WHERE em.chunk_id = c.id AND em.model = $1 "
+			   "AND em.content_hash = c.content_hash) ORDER BY c.id LIMIT $3");
+DB_STMT(embedding_put, "INSERT INTO embeddings (chunk_id, model, dim, vector, content_hash, created_at) "
+		       "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chunk_id, model) DO UPDATE SET "
+		       "dim = excluded.dim, vector = excluded.vector, content_hash = excluded.content_hash, "
+		       "created_at = excluded.created_at");
+DB_STMT(embeddings_scan, "SELECT em.chunk_id, c.book_id, c.chapter_id, em.dim, em.vector, em.created_at "
+			 "FROM embeddings em JOIN chunks c ON c.id = em.chunk_id "
+			 "WHERE em.model = $1 AND em.created_at >= $2 ORDER BY em.created_at");
+DB_STMT(embedding_stats, "SELECT count(*), max(created_at) FROM embeddings WHERE model = $1");
+DB_STMT(embedding_dim, "SELECT dim FROM embeddings WHERE model = $1 ORDER BY created_at DESC LIMIT 1");
 
 int store_chunks_unembedded(db_conn *c, struct arena *a, const char *model, const char *book_id, int limit,
 			    struct chunk_row **rows, int *n, struct err *e)
 {
 	struct db_val p[] = { dbv_text(model), dbv_text(book_id), dbv_int(limit) };
-	return many(c, a,
-		    "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
-		    "WHERE (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) AND NOT EXISTS "
-		    "(SELECT 1 FROM embeddings em WHERE em.chunk_id = c.id AND em.model = $1 "
-		    "AND em.content_hash = c.content_hash) ORDER BY c.id LIMIT $3",
-		    p, 3, 0, rows, n, e);
+	return many(c, a, &chunks_unembedded, p, 3, 0, rows, n, e);
 }
 
 int store_embedding_put(db_conn *c, const char *chunk_id, const char *model, int dim, const char *vector_b64,
@@ -421,22 +426,13 @@ int store_embedding_put(db_conn *c, const char *chunk_id, const char *model, int
 {
 	struct db_val p[] = { dbv_text(chunk_id), dbv_text(model), dbv_int(dim), dbv_text(vector_b64),
 			      dbv_text(content_hash), dbv_int(now) };
-	return db_query(c,
-			"INSERT INTO embeddings (chunk_id, model, dim, vector, content_hash, created_at) "
-			"VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (chunk_id, model) DO UPDATE SET "
-			"dim = excluded.dim, vector = excluded.vector, content_hash = excluded.content_hash, "
-			"created_at = excluded.created_at",
-			p, 6, NULL, NULL, NULL, e);
+	return db_run(c, &embedding_put, p, 6, NULL, NULL, NULL, e);
 }
 
 int store_embeddings_scan(db_conn *c, const char *model, int64_t since, db_row_fn fn, void *ctx, struct err *e)
 {
 	struct db_val p[] = { dbv_text(model), dbv_int(since) };
-	return db_query(c,
-			"SELECT em.chunk_id, c.book_id, c.chapter_id, em.dim, em.vector, em.created_at "
-			"FROM embeddings em JOIN chunks c ON c.id = em.chunk_id "
-			"WHERE em.model = $1 AND em.created_at >= $2 ORDER BY em.created_at",
-			p, 2, fn, ctx, NULL, e);
+	return db_run(c, &embeddings_scan, p, 2, fn, ctx, NULL, e);
 }
 
 int store_embedding_stats(db_conn *c, const char *model, int64_t *count, int64_t *max_created, struct err *e)
@@ -444,7 +440,14 @@ int store_embedding_stats(db_conn *c, const char *model, int64_t *count, int64_t
 	struct db_val p[] = { dbv_text(model) };
 	int64_t *o[2] = { count, max_created };
 	*count = *max_created = 0;
-	int rc = db_query(c, "SELECT count(*), max(created_at) FROM embeddings WHERE model = $1", p, 1, stats_cb, o,
-			  NULL, e);
+	int rc = db_run(c, &embedding_stats, p, 1, stats_cb, o, NULL, e);
+	return rc < 0 ? rc : 0;
+}
+
+int store_embedding_dim(db_conn *c, const char *model, int64_t *dim, struct err *e)
+{
+	struct db_val p[] = { dbv_text(model) };
+	*dim = 0;
+	int rc = db_run(c, &embedding_dim, p, 1, db_row_first_int, dim, NULL, e);
 	return rc < 0 ? rc : 0;
 }

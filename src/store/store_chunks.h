@@ -43,5 +43,7 @@ int store_embedding_put(db_conn *c, const char *chunk_id, const char *model, int
  * chunk_id, book_id, chapter_id, dim, vector, created_at). */
 int store_embeddings_scan(db_conn *c, const char *model, int64_t since, db_row_fn fn, void *ctx, struct err *e) WUR;
 int store_embedding_stats(db_conn *c, const char *model, int64_t *count, int64_t *max_created, struct err *e) WUR;
+/* The dimension of the newest embedding of `model`; 0 when there is none. */
+int store_embedding_dim(db_conn *c, const char *model, int64_t *dim, struct err *e) WUR;
 
 #endif

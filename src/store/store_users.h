@@ -10,7 +10,15 @@
 struct user {
 	char id[UUID_STR_LEN];
 	char *email, *password_hash, *display_name, *role, *external_sub;
+	char *email_key; /* lookup form of email: written by store_user_insert, not read back */
 	int64_t created_at, updated_at;
+	int email_dup; /* the address's lookup form is shared with another account (never merged) */
+};
+
+/* An account's address as stored and its lookup form (users_email.c). */
+struct user_email {
+	char id[UUID_STR_LEN];
+	char *email, *email_norm;
 };
 
 struct refresh_token {
@@ -28,6 +36,19 @@ int store_user_insert(db_conn *c, const struct user *u, struct err *e) WUR;
 /* by: "id", "email" or "sub" (external subject). ERR_NOT_FOUND. */
 int store_user_get(db_conn *c, struct arena *a, const char *by, const char *key, struct user *out,
 		   struct err *e) WUR;
+/* Every account whose address has the lookup form `norm`: one, or the
+ * members of a collision that predates the lookup form (oldest first). */
+int store_user_by_email(db_conn *c, struct arena *a, const char *norm, struct user **items, int *n,
+			struct err *e) WUR;
+/* Accounts made before the lookup form was stored (email_norm NULL). */
+int store_user_emails_unnormed(db_conn *c, struct arena *a, int limit, struct user_email **items, int *n,
+			       struct err *e) WUR;
+/* Stores an account's lookup form; *dup is set (and stored) when another
+ * account has it already. */
+int store_user_set_email_norm(db_conn *c, const char *id, const char *norm, int *dup, struct err *e) WUR;
+/* Every account of a collision, grouped by lookup form. */
+int store_user_email_collisions(db_conn *c, struct arena *a, struct user_email **items, int *n,
+				struct err *e) WUR;
 int store_user_list(db_conn *c, struct arena *a, struct user **items, int *n, struct err *e) WUR;
 int store_user_set_role(db_conn *c, const char *id, const char *role, int64_t now, struct err *e) WUR;
 

@@ -549,9 +549,11 @@ def cli_for(srv, args, stdin_text=None, timeout=30):
 
 def users_env(**extra) -> dict:
     """Environment for a users/auth test server: a known JWT secret and
-    login limits high enough not to interfere unless a test lowers them."""
+    login and registration limits high enough not to interfere unless a test
+    lowers them."""
     env = {"BOOKD_JWT_SECRET": JWT_SECRET, "BOOKD_LOGIN_BURST": "100000",
-           "BOOKD_LOGIN_PER_MINUTE": "100000"}
+           "BOOKD_LOGIN_PER_MINUTE": "100000", "BOOKD_REGISTER_BURST": "100000",
+           "BOOKD_REGISTER_PER_MINUTE": "100000"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
 

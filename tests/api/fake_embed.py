@@ -23,6 +23,9 @@ Controls (thread-safe, for tests):
     set_dim(model, dim)                        dimension per model
     key                                        required bearer key (401 otherwise)
     shuffle = True                             answer items in reverse order (by "index")
+    bad_index_next(n, kind="dup")              next n answers of 2+ texts number their items
+                                               wrongly: "dup" every index 0, "range" the
+                                               last index one past the end
 Counters: requests (total), requests_by_model, texts_by_model, max_inflight
 (most requests handled at once), log (one record per request: model, inputs,
 status, arrival time, dimensions asked for, Authorization header).
@@ -101,6 +104,7 @@ class FakeEmbed:
         self._hang_s = 0.0
         self._hang_all = 0.0
         self._malformed = 0
+        self._bad_index = []
         self.shuffle = False
         self.reset_counters()
         self.httpd = None
@@ -124,8 +128,13 @@ class FakeEmbed:
         with self.lock:
             self._malformed = n
 
+    def bad_index_next(self, n, kind="dup"):
+        with self.lock:
+            self._bad_index.extend([kind] * n)
+
     def clear_faults(self):
         with self.lock:
+            self._bad_index = []
             self._fail = []
             self._hang_n = 0
             self._hang_all = 0.0
@@ -272,6 +281,15 @@ class FakeEmbed:
                 dim = req.get("dimensions") or fake.dim_for(model)
                 data = [{"object": "embedding", "index": i, "embedding": embed_text(t, dim)}
                         for i, t in enumerate(inputs)]
+                with fake.lock:
+                    bad = fake._bad_index.pop(0) if fake._bad_index and len(data) > 1 else None
+                if bad == "dup":
+                    for d in data:
+                        d["index"] = 0
+                elif bad == "range":
+                    data[-1]["index"] = len(data)
+                if bad:
+                    rec["bad_index"] = bad
                 if fake.shuffle:
                     data.reverse()
                 toks = sum(len(t.split()) for t in inputs)

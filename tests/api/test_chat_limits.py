@@ -46,21 +46,25 @@ def test_anonymous_chat_limited_per_ip(server_factory):
 
 
 def test_daily_token_budget(server_factory, fake_llm):
+    """A question is let through when its worst case fits what is left of the
+    day's budget: its prompt (one passage: at most about 380 tokens) and the
+    longest answer (100)."""
     srv, _ = chat_server(server_factory, env=users_env(**llm_env(fake_llm, providers="p1:m1"),
-                                                       BOOKD_CHAT_DAILY_TOKENS="50"))
-    fake_llm.set_default(text="The ZMP [1].", usage=(30, 10))
+                                                       BOOKD_CHAT_DAILY_TOKENS="1000",
+                                                       BOOKD_CHAT_MAX_TOKENS="100"))
+    fake_llm.set_default(text="The ZMP [1].", usage=(300, 100))
     u = make_user(srv, tag="budget")
-    a = ask(srv, headers=u["headers"])
+    a = ask(srv, headers=u["headers"], top_k=1)
     assert a["provider"] == "p1"
-    assert a["usage"] == {"prompt_tokens": 30, "completion_tokens": 10, "total_tokens": 40}, a["usage"]
-    # 40 used of 50: still allowed; this one brings it to 80
-    assert ask(srv, "Who introduced it?", headers=u["headers"])["provider"] == "p1"
+    assert a["usage"] == {"prompt_tokens": 300, "completion_tokens": 100, "total_tokens": 400}, a["usage"]
+    # 400 used of 1000: still room for one; this one brings it to 800
+    assert ask(srv, "Who introduced it?", headers=u["headers"], top_k=1)["provider"] == "p1"
     n = len(fake_llm.calls())
-    r = srv.post(QUERY, json={"question": "And the support polygon?"}, headers=u["headers"])
+    r = srv.post(QUERY, json={"question": "And the support polygon?", "top_k": 1}, headers=u["headers"])
     assert_429(r)
     assert len(fake_llm.calls()) == n, "a question over budget still reached the language model"
     # a streamed question over budget is refused too (as 429 or as an error event)
-    s = SSE(srv, {"question": "And the support polygon?"}, headers=u["headers"])
+    s = SSE(srv, {"question": "And the support polygon?", "top_k": 1}, headers=u["headers"])
     if s.resp.status_code == 200:
         s.read_all()
         assert "done" not in s.names(), s.events
@@ -71,5 +75,5 @@ def test_daily_token_budget(server_factory, fake_llm):
     assert len(fake_llm.calls()) == n
     # the budget is per user
     other = make_user(srv, tag="budget2")
-    assert ask(srv, headers=other["headers"])["provider"] == "p1"
+    assert ask(srv, headers=other["headers"], top_k=1)["provider"] == "p1"
     srv.assert_alive()

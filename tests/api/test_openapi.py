@@ -50,7 +50,7 @@ SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 ROUTES_C = REPO_ROOT / "src" / "api" / "routes.c"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # `{ HTTP_GET, "/api/v1/books", api_books_list },`
-ROUTE_RE = re.compile(r'\{\s*HTTP_([A-Z]+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*(?:,\s*[\w|]+\s*)?\}')
+ROUTE_RE = re.compile(r'\{\s*HTTP_([A-Z]+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*(?:,\s*[\w|]+\s*){0,2}\}')
 PARAM_RE = re.compile(r"\{([^}/]+)\}")
 JOB_STATUSES = ["pending", "processing", "completed", "failed", "cancelled"]
 TERMINAL = {"completed", "failed", "cancelled"}

@@ -81,11 +81,13 @@ def gen(kind, kid, **kw):
 
 
 class IdP:
-    """Serves {"keys": [...]} on 127.0.0.1 and counts the fetches."""
+    """Serves {"keys": [...]} on 127.0.0.1 and counts the fetches (each after
+    `hang` seconds, when set)."""
 
     def __init__(self, keys):
         self.keys = list(keys)
         self.hits = []
+        self.hang = 0.0  # seconds each fetch waits before answering
         self.lock = threading.Lock()
         idp = self
 
@@ -93,6 +95,10 @@ class IdP:
             def do_GET(self):
                 with idp.lock:
                     idp.hits.append(time.monotonic())
+                    hang = idp.hang
+                if hang:
+                    time.sleep(hang)
+                with idp.lock:
                     body = json.dumps({"keys": [k.jwk() for k in idp.keys]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

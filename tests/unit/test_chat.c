@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "services/chat.h"
 
 static struct search_hit hit(const char *id, const char *text)
@@ -80,12 +81,53 @@ static void test_markers_out_of_range_are_dropped(void **state)
 	free(s);
 }
 
+/* "[1,2,3]" becomes "[1][2][3]": the text grows, and its end used to be cut
+ * to the answer's length, mid-character. */
+static void test_markers_that_grow_keep_the_whole_text(void **state)
+{
+	(void)state;
+	int cited[20], n;
+	const char *in = "Zéro [1,2,3] moment, [1, 2,3,4] point ünïcödé";
+	char *s = chat_clean_markers(in, 5, cited, &n);
+	assert_non_null(s);
+	assert_string_equal(s, "Zéro [1][2][3] moment, [1][2][3][4] point ünïcödé");
+	assert_true(utf8_valid(s, strlen(s)));
+	assert_int_equal(n, 4);
+	free(s);
+	/* many markers at the end of a long answer */
+	char big[4096] = "";
+	size_t off = 0;
+	while (off + 16 < sizeof(big))
+		off += (size_t)snprintf(big + off, sizeof(big) - off, "é[1,2,3,4,5]");
+	s = chat_clean_markers(big, 5, cited, &n);
+	assert_non_null(s);
+	assert_true(utf8_valid(s, strlen(s)));
+	assert_true(strlen(s) > strlen(big));
+	assert_int_equal(strlen(s), strlen(big) / 13 * 17);
+	free(s);
+}
+
+/* Whatever comes in, valid UTF-8 comes out: an invalid byte becomes U+FFFD. */
+static void test_markers_output_is_valid_utf8(void **state)
+{
+	(void)state;
+	int cited[20], n;
+	char *s = chat_clean_markers("caf\xe9 [2] \xf0\x9f\x98 ok \xc3\xa9", 2, cited, &n);
+	assert_non_null(s);
+	assert_true(utf8_valid(s, strlen(s)));
+	assert_string_equal(s, "caf\xef\xbf\xbd [2] \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd ok \xc3\xa9");
+	assert_int_equal(n, 1);
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_extractive_keeps_the_three_best_sentences),
 		cmocka_unit_test(test_extractive_without_matches_says_so),
 		cmocka_unit_test(test_markers_out_of_range_are_dropped),
+		cmocka_unit_test(test_markers_that_grow_keep_the_whole_text),
+		cmocka_unit_test(test_markers_output_is_valid_utf8),
 	};
 	return cmocka_run_group_tests_name("chat", tests, NULL, NULL);
 }

@@ -546,6 +546,125 @@ static void test_print_help_lists_every_variable(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- language models, lengths, long lines ---------------------------------- */
+
+static void test_llm_chain_from_env_file(void **state)
+{
+	struct fixture *f = *state;
+	write_env(f, "BOOKD_LLM_PROVIDERS=p1:m1, anthropic:claude-x\n"
+		     "BOOKD_LLM_P1_URL=http://127.0.0.1:9/v1\n"
+		     "BOOKD_LLM_P1_KEY=\"k1\"\n"
+		     "BOOKD_LLM_P1_TIMEOUT=7\n"
+		     "BOOKD_LLM_TRIES=5\n");
+	setenv("BOOKD_LLM_ANTHROPIC_KEY", "k2", 1);
+	struct config c;
+	load_ok(f, f->env, &c);
+	assert_int_equal(c.nllm, 2);
+	assert_int_equal(c.llm_tries, 5);
+	assert_string_equal(c.llm[0].name, "p1");
+	assert_string_equal(c.llm[0].model, "m1");
+	assert_string_equal(c.llm[0].url, "http://127.0.0.1:9/v1");
+	assert_string_equal(c.llm[0].key, "k1");
+	assert_string_equal(c.llm[0].api, "openai");
+	assert_int_equal(c.llm[0].timeout, 7);
+	assert_string_equal(c.llm[1].url, "https://api.anthropic.com/v1");
+	assert_string_equal(c.llm[1].api, "anthropic");
+	assert_string_equal(c.llm[1].key, "k2");
+	assert_int_equal(c.llm[1].timeout, 30);
+	char *out = print_config(&c);
+	assert_contains(out, "BOOKD_LLM_P1_URL=http://127.0.0.1:9/v1\n");
+	assert_contains(out, "BOOKD_LLM_P1_KEY=********\n");
+	assert_not_contains(out, "k1");
+	free(out);
+	config_free(&c);
+}
+
+static void test_llm_bad_values_all_named(void **state)
+{
+	struct fixture *f = *state;
+	setenv("BOOKD_LLM_PROVIDERS", "p1:m1,p2:m2,bad name:x,nocolon", 1);
+	setenv("BOOKD_LLM_P1_API", "grpc", 1);
+	setenv("BOOKD_LLM_P2_URL", "http://x/v1", 1);
+	setenv("BOOKD_LLM_P2_TIMEOUT", "0", 1);
+	char msg[2048];
+	load_fails(f, NULL, msg, sizeof(msg));
+	assert_contains(msg, "BOOKD_LLM_P1_URL is required");
+	assert_contains(msg, "BOOKD_LLM_P1_API=\"grpc\"");
+	assert_contains(msg, "BOOKD_LLM_P2_TIMEOUT");
+	assert_contains(msg, "\"bad name\"");
+	assert_contains(msg, "\"nocolon\" is not NAME:MODEL");
+}
+
+static void test_too_long_value_refused(void **state)
+{
+	struct fixture *f = *state;
+	char secret[301];
+	memset(secret, 's', 300);
+	secret[300] = '\0';
+	setenv("BOOKD_JWT_SECRET", secret, 1);
+	char msg[1024];
+	load_fails(f, NULL, msg, sizeof(msg));
+	assert_contains(msg, "BOOKD_JWT_SECRET is 300 bytes long; at most 255");
+	assert_not_contains(msg, "ssssssss");
+	secret[255] = '\0';
+	setenv("BOOKD_JWT_SECRET", secret, 1);
+	struct config c;
+	load_ok(f, NULL, &c);
+	assert_int_equal(strlen(c.jwt_secret), 255);
+	config_free(&c);
+}
+
+static void test_env_file_long_line_refused(void **state)
+{
+	struct fixture *f = *state;
+	size_t n = 70000;
+	char *text = malloc(n + 64);
+	assert_non_null(text);
+	memcpy(text, "BOOKD_PORT=9000\nBOOKD_CORS_ORIGINS=", 35);
+	memset(text + 35, 'x', n);
+	memcpy(text + 35 + n, "BOOKD_PORT=1\n", 14);
+	text[35 + n + 14] = '\0';
+	write_env(f, text);
+	free(text);
+	char msg[1024];
+	load_fails(f, f->env, msg, sizeof(msg));
+	assert_contains(msg, "line 2 is longer than 65536 bytes");
+	/* just under the line cap: read whole */
+	write_env(f, "BOOKD_CORS_ORIGINS=http://a.example,http://b.example\n");
+	struct config c;
+	load_ok(f, f->env, &c);
+	assert_string_equal(c.cors_origins, "http://a.example,http://b.example");
+	config_free(&c);
+}
+
+static void test_parse_env_text_entry_point(void **state)
+{
+	(void)state;
+	char msg[512];
+	const char *ok = "BOOKD_PORT=8080\nBOOKD_LLM_PROVIDERS=openai:gpt\n";
+	assert_int_equal(config_parse_env_text(ok, strlen(ok), msg, sizeof(msg)), 0);
+	const char *bad = "BOOKD_PORT=x\nBOOKD_LLM_PROVIDERS=p:m\n";
+	assert_int_equal(config_parse_env_text(bad, strlen(bad), msg, sizeof(msg)), -1);
+	assert_contains(msg, "BOOKD_PORT");
+	assert_contains(msg, "BOOKD_LLM_P_URL");
+	assert_int_equal(config_parse_env_text("", 0, msg, sizeof(msg)), 0);
+}
+
+static void test_help_lists_llm_patterns(void **state)
+{
+	(void)state;
+	char *out = NULL;
+	size_t n = 0;
+	FILE *fp = open_memstream(&out, &n);
+	assert_non_null(fp);
+	config_print_help(fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_contains(out, "BOOKD_LLM_PROVIDERS");
+	assert_contains(out, "BOOKD_LLM_<NAME>_KEY");
+	assert_contains(out, "BOOKD_LLM_<NAME>_TIMEOUT");
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -586,6 +705,12 @@ int main(void)
 		T(test_invalid_secret_not_echoed),
 		T(test_short_jwt_secret_not_echoed),
 		T(test_print_help_lists_every_variable),
+		T(test_llm_chain_from_env_file),
+		T(test_llm_bad_values_all_named),
+		T(test_too_long_value_refused),
+		T(test_env_file_long_line_refused),
+		T(test_parse_env_text_entry_point),
+		T(test_help_lists_llm_patterns),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

@@ -15,15 +15,15 @@ static void h_root(http_req *r, void *a) { (void)r; (void)a; }
 static void h_search(http_req *r, void *a) { (void)r; (void)a; }
 
 static const struct route routes[] = {
-	{ HTTP_GET, "/", h_root, 0 },
-	{ HTTP_GET, "/health", h_health, 0 },
-	{ HTTP_GET, "/books", h_list, 0 },
-	{ HTTP_POST, "/books", h_create, 0 },
-	{ HTTP_GET, "/books/search", h_search, 0 },
-	{ HTTP_GET, "/books/{id}", h_get, 0 },
-	{ HTTP_PATCH | HTTP_DELETE, "/books/{id}", h_update, 0 },
-	{ HTTP_GET, "/books/{id}/chapters", h_chapters, 0 },
-	{ HTTP_GET | HTTP_PUT, "/books/{id}/chapters/{n}", h_chapter, 0 },
+	{ HTTP_GET, "/", h_root, 0, NULL },
+	{ HTTP_GET, "/health", h_health, 0, NULL },
+	{ HTTP_GET, "/books", h_list, 0, NULL },
+	{ HTTP_POST, "/books", h_create, 0, NULL },
+	{ HTTP_GET, "/books/search", h_search, 0, NULL },
+	{ HTTP_GET, "/books/{id}", h_get, 0, NULL },
+	{ HTTP_PATCH | HTTP_DELETE, "/books/{id}", h_update, 0, NULL },
+	{ HTTP_GET, "/books/{id}/chapters", h_chapters, 0, NULL },
+	{ HTTP_GET | HTTP_PUT, "/books/{id}/chapters/{n}", h_chapter, 0, NULL },
 };
 
 static int match(int method, const char *path, struct route_match *m)
@@ -195,7 +195,7 @@ static void test_head_matches_get(void **state)
 
 static void test_head_on_post_only_path_is_405(void **state)
 {
-	static const struct route only_post[] = { { HTTP_POST, "/upload", h_create, 0 } };
+	static const struct route only_post[] = { { HTTP_POST, "/upload", h_create, 0, NULL } };
 	struct route_match m;
 	assert_int_equal(router_match(only_post, 1, HTTP_HEAD, "/upload", 7, &m), 0);
 	assert_int_equal(m.allowed, HTTP_POST | HTTP_OPTIONS);
@@ -261,8 +261,8 @@ static void test_match_result_reset_between_calls(void **state)
 static void test_too_many_params_does_not_match(void **state)
 {
 	static const struct route deep[] = {
-		{ HTTP_GET, "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", h_get, 0 },
-		{ HTTP_GET, "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", h_list, 0 },
+		{ HTTP_GET, "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}", h_get, 0, NULL },
+		{ HTTP_GET, "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}", h_list, 0, NULL },
 	};
 	struct route_match m;
 	const char *p9 = "/1/2/3/4/5/6/7/8/9";

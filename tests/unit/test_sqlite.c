@@ -14,6 +14,10 @@
 static char path[64];
 static db *d;
 
+DB_STMT(create_t, "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)");
+DB_STMT(count_t, "SELECT count(*) FROM t");
+DB_STMT(insert_t, "INSERT INTO t (k, v) VALUES ($1, $2)");
+
 static int setup(void **state)
 {
 	(void)state;
@@ -27,7 +31,7 @@ static int setup(void **state)
 	db_conn *c;
 	if (db_acquire(d, &c, &e))
 		return -1;
-	int rc = db_query(c, "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)", NULL, 0, NULL, NULL, NULL, &e);
+	int rc = db_run(c, &create_t, NULL, 0, NULL, NULL, NULL, &e);
 	db_release(c);
 	return rc;
 }
@@ -64,7 +68,7 @@ static int64_t rows(void)
 	struct err e = { 0 };
 	assert_int_equal(db_acquire(d, &c, &e), 0);
 	int64_t n = -1;
-	assert_int_equal(db_query(c, "SELECT count(*) FROM t", NULL, 0, count_rows, &n, NULL, &e), 0);
+	assert_int_equal(db_run(c, &count_t, NULL, 0, count_rows, &n, NULL, &e), 0);
 	db_release(c);
 	return n;
 }
@@ -79,7 +83,7 @@ static void *autocommit_writer(void *arg)
 	if (db_acquire(d, &c, &e))
 		return NULL;
 	struct db_val v[] = { dbv_int((intptr_t)arg), dbv_text("late") };
-	if (db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e) == 0)
+	if (db_run(c, &insert_t, v, 2, NULL, NULL, NULL, &e) == 0)
 		atomic_fetch_add(&inserted, 1);
 	done_at_us = (long long)(now_ms() * 1000);
 	db_release(c);
@@ -96,7 +100,7 @@ static void test_writer_waits_for_commit_not_for_a_sleep(void **state)
 	assert_int_equal(db_acquire(d, &c, &e), 0);
 	assert_int_equal(db_begin(c, &e), 0);
 	struct db_val v[] = { dbv_int(1), dbv_text("first") };
-	assert_int_equal(db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e), 0);
+	assert_int_equal(db_run(c, &insert_t, v, 2, NULL, NULL, NULL, &e), 0);
 
 	atomic_store(&inserted, 0);
 	done_at_us = 0;
@@ -126,10 +130,10 @@ static void *hammer(void *arg)
 		int ok = 0;
 		if (i % 2) {
 			struct db_val v[] = { dbv_int(base + i), dbv_text("a") };
-			ok = db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e) == 0;
+			ok = db_run(c, &insert_t, v, 2, NULL, NULL, NULL, &e) == 0;
 		} else if (db_begin(c, &e) == 0) {
 			struct db_val v[] = { dbv_int(base + i), dbv_text("t") };
-			ok = db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e) == 0 &&
+			ok = db_run(c, &insert_t, v, 2, NULL, NULL, NULL, &e) == 0 &&
 			     db_commit(c, &e) == 0;
 		}
 		if (ok)
@@ -165,7 +169,7 @@ static void test_rollback_frees_the_writer(void **state)
 	assert_int_equal(db_acquire(d, &c, &e), 0);
 	assert_int_equal(db_begin(c, &e), 0);
 	struct db_val v[] = { dbv_int(1), dbv_text("dup") };
-	assert_int_not_equal(db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", v, 2, NULL, NULL, NULL, &e), 0);
+	assert_int_not_equal(db_run(c, &insert_t, v, 2, NULL, NULL, NULL, &e), 0);
 	db_rollback(c);
 	db_release(c);
 	atomic_store(&inserted, 0);
@@ -195,7 +199,7 @@ static void test_a_commit_reaches_the_database_file(void **state)
 	assert_int_equal(db_begin(c, &e), 0);
 	for (int i = 0; i < 500; i++) {
 		struct db_val p[] = { dbv_int(100000 + i), dbv_text(v) };
-		assert_int_equal(db_query(c, "INSERT INTO t (k, v) VALUES ($1, $2)", p, 2, NULL, NULL, NULL, &e), 0);
+		assert_int_equal(db_run(c, &insert_t, p, 2, NULL, NULL, NULL, &e), 0);
 	}
 	assert_int_equal(db_commit(c, &e), 0);
 	db_release(c);
@@ -206,13 +210,110 @@ static void test_a_commit_reaches_the_database_file(void **state)
 	assert_true(file_size(path) >= before + 200 * 1024);
 }
 
+/* db_rollback with no transaction open is a no-op: the pooled connection
+ * (here: its temporary table) survives. */
+DB_STMT(temp_create, "CREATE TEMP TABLE mine (x INTEGER)");
+DB_STMT(temp_count, "SELECT count(*) FROM mine");
+
+static void test_rollback_outside_a_transaction_keeps_the_connection(void **state)
+{
+	(void)state;
+	db_conn *c;
+	struct err e = { 0 };
+	assert_int_equal(db_acquire(d, &c, &e), 0);
+	assert_int_equal(db_run(c, &temp_create, NULL, 0, NULL, NULL, NULL, &e), 0);
+	db_rollback(c);
+	db_release(c);
+	assert_int_equal(db_acquire(d, &c, &e), 0); /* LIFO: the same connection, unless it was dropped */
+	int64_t n = -1;
+	assert_int_equal(db_run(c, &temp_count, NULL, 0, count_rows, &n, NULL, &e), 0);
+	assert_int_equal(n, 0);
+	db_release(c);
+}
+
+/* One handle, prepared on several connections at once, each with its own
+ * parameters and rows. */
+DB_STMT(echo, "SELECT $1 + 0");
+
+static void test_a_handle_serves_every_connection(void **state)
+{
+	(void)state;
+	db_conn *c[3];
+	struct err e = { 0 };
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(db_acquire(d, &c[i], &e), 0);
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 3; i++) {
+			struct db_val p[] = { dbv_int(10 * i + round) };
+			int64_t v = -1;
+			assert_int_equal(db_run(c[i], &echo, p, 1, count_rows, &v, NULL, &e), 0);
+			assert_int_equal(v, 10 * i + round);
+		}
+	for (int i = 0; i < 3; i++)
+		db_release(c[i]);
+	assert_true(atomic_load(&echo.slot) > 0);
+}
+
+/* SQL built at run time runs uncached; a statement with two statements in
+ * it is refused rather than half run. */
+DB_STMT(two_statements, "SELECT 1; SELECT 2");
+
+static void test_run_sql_and_refusals(void **state)
+{
+	(void)state;
+	db_conn *c;
+	struct err e = { 0 };
+	assert_int_equal(db_acquire(d, &c, &e), 0);
+	char sql[64];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", "t");
+	int64_t n = -1;
+	assert_int_equal(db_run_sql(c, sql, NULL, 0, count_rows, &n, NULL, &e), 0);
+	assert_true(n >= 0);
+	assert_int_equal(db_run(c, &two_statements, NULL, 0, NULL, NULL, NULL, &e), ERR_INTERNAL);
+	db_release(c);
+}
+
+static int mode_of(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? (int)(st.st_mode & 0777) : -1;
+}
+
+/* The database, its WAL and shared memory are the owner's alone, whatever
+ * the umask; an older database readable by others is made private at open. */
+static void test_files_are_private(void **state)
+{
+	(void)state;
+	char p[80];
+	assert_int_equal(rows() >= 0, 1); /* the WAL and SHM exist once something was read */
+	assert_int_equal(mode_of(path), 0600);
+	snprintf(p, sizeof(p), "%s-wal", path);
+	assert_int_equal(mode_of(p), 0600);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	assert_int_equal(mode_of(p), 0600);
+
+	assert_int_equal(chmod(path, 0644), 0);
+	char url[80];
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	struct err e = { 0 };
+	db *again;
+	assert_int_equal(db_open(&again, url, 1, &e), 0);
+	assert_int_equal(mode_of(path), 0600);
+	db_close(again);
+}
+
 int main(void)
 {
+	umask(022); /* a permissive one: the files must be private all the same */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_writer_waits_for_commit_not_for_a_sleep),
 		cmocka_unit_test(test_concurrent_writers_all_land),
 		cmocka_unit_test(test_rollback_frees_the_writer),
 		cmocka_unit_test(test_a_commit_reaches_the_database_file),
+		cmocka_unit_test(test_rollback_outside_a_transaction_keeps_the_connection),
+		cmocka_unit_test(test_a_handle_serves_every_connection),
+		cmocka_unit_test(test_run_sql_and_refusals),
+		cmocka_unit_test(test_files_are_private),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
