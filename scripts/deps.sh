@@ -6,13 +6,26 @@ set -eu
 PKGS="build-essential pkg-config libmicrohttpd-dev libjansson-dev libsqlite3-dev
 libcmark-gfm-dev libcmark-gfm-extensions-dev libsodium-dev libcmocka-dev
 libssl-dev libcurl4-openssl-dev libutf8proc-dev libzip-dev libpq-dev postgresql python3-cryptography
-python3 python3-pytest python3-pytest-xdist python3-requests python3-yaml clang libclang-rt-14-dev wrk nginx-light curl"
+python3 python3-pytest python3-pytest-xdist python3-requests python3-yaml clang libclang-rt-14-dev wrk nginx-light curl
+chromium"
 
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# The browser tests' npm packages (tests/browser/package-lock.json), once.
+npm_deps() {
+	[ -d tests/browser/node_modules/playwright-core ] && return 0
+	command -v npm >/dev/null 2>&1 || { echo "deps: npm is missing (Node.js 20)" >&2; return 1; }
+	echo "deps: installing the browser tests' npm packages" >&2
+	(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+}
+
+cd "$(dirname "$0")/.."
+if [ -z "$missing" ]; then
+	npm_deps
+	exit 0
+fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -21,3 +34,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+npm_deps

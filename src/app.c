@@ -71,6 +71,10 @@ static int open_db(struct app_runtime *rt, struct err *e)
 	} else {
 		if (app_mkdir_private(cfg->data_dir))
 			return err_set(e, ERR_IO, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
+		struct stat st;
+		if (stat(cfg->data_dir, &st) == 0 && (st.st_mode & 077))
+			log_warn("data directory %s is open to other users (mode %03o): the files bookd creates in it "
+				 "are private, but `chmod 700` it", cfg->data_dir, (unsigned)(st.st_mode & 0777));
 		url = strf("sqlite:%s/bookd.db", cfg->data_dir);
 	}
 	if (!url)
@@ -169,6 +173,7 @@ static int open_users(struct app_runtime *rt, struct err *e)
 		.register_burst = cfg->register_burst,
 		.register_per_minute = cfg->register_per_minute,
 		.register_concurrency = cfg->register_concurrency,
+		.stop = &rt->cancel,
 	};
 	return users_new(&rt->users, rt->db, &uc, e);
 }

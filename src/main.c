@@ -28,9 +28,15 @@ int main(int argc, char **argv)
 		cmd = "version";
 	else if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
 		cmd = "help";
-	for (int i = 0; i < cli_ncommands; i++)
+	int rc = 2;
+	const struct cli_command *c = NULL;
+	for (int i = 0; i < cli_ncommands && !c; i++)
 		if (!strcmp(cmd, cli_commands[i].name))
-			return cli_commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "bookd: unknown command \"%s\" (see bookd --help)\n", cmd);
-	return 2;
+			c = &cli_commands[i];
+	if (c)
+		rc = c->run(argc - 1, argv + 1); /* every thread it started is joined when it returns */
+	else
+		fprintf(stderr, "bookd: unknown command \"%s\" (see bookd --help)\n", cmd);
+	phttp_global_cleanup();
+	return rc;
 }

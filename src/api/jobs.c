@@ -12,6 +12,7 @@
 
 #include "../core/hash.h"
 #include "../core/json.h"
+#include "../core/mem.h"
 #include "../core/timeutil.h"
 #include "../services/jobs.h"
 #include "api.h"
@@ -362,7 +363,7 @@ void api_jobs_events(http_req *req, void *app_)
 		api_fail(req, &e);
 		return;
 	}
-	struct job_stream *s = calloc(1, sizeof(*s));
+	struct job_stream *s = xcalloc(1, sizeof(*s));
 	if (!s) {
 		err_set(&e, ERR_INTERNAL, "out of memory");
 		api_fail(req, &e);
@@ -370,5 +371,5 @@ void api_jobs_events(http_req *req, void *app_)
 	}
 	s->app = app;
 	snprintf(s->id, sizeof(s->id), "%s", j.id);
-	http_stream_watch(http_respond_stream(req, "text/event-stream", JOB_POLL_MS, job_stream_next, free, s));
+	http_stream_watch(http_respond_stream(req, "text/event-stream", JOB_POLL_MS, job_stream_next, xfree, s));
 }

@@ -51,6 +51,50 @@ size_t utf8_first_invalid(const char *str, size_t n)
 	return n;
 }
 
+/* Length of the maximal ill-formed subsequence at s[0] (invalid there): the
+ * lead byte and the continuation bytes that could still have completed it. */
+static size_t invalid_run(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+	if (!len)
+		return 1;
+	unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
+	unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+	size_t k = 1;
+	for (; k < len && k < n; k++) {
+		if (s[k] < lo || s[k] > hi)
+			break;
+		lo = 0x80;
+		hi = 0xbf;
+	}
+	return k;
+}
+
+size_t utf8_repair(const char *str, size_t n, char *out, size_t *bad)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, o = 0, replaced = 0;
+	while (i < n) {
+		size_t ok = utf8_first_invalid(str + i, n - i);
+		if (out)
+			memcpy(out + o, s + i, ok);
+		o += ok;
+		i += ok;
+		if (i == n)
+			break;
+		size_t run = invalid_run(s + i, n - i);
+		if (out)
+			memcpy(out + o, "\xEF\xBF\xBD", 3);
+		o += 3;
+		i += run;
+		replaced += run;
+	}
+	if (bad)
+		*bad = replaced;
+	return o;
+}
+
 int utf8_valid(const char *s, size_t n)
 {
 	return utf8_first_invalid(s, n) == n;

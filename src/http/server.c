@@ -1,353 +1,23 @@
-#include "server.h"
-
+/*
+ * The server: libmicrohttpd daemons, one thread each, fed by one accepting
+ * thread (listener.h); the callbacks that take a request from its head to its
+ * answer (request.c checks the head, upload.c takes upload bodies, route()
+ * runs the handler, send_response adds the common headers); deferred work;
+ * start and the staged stop of server.h.
+ */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
-#include <microhttpd.h>
-#include <netdb.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-
-#include "../core/buf.h"
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
-#include "../core/utf8.h"
 #include "../core/uuid.h"
-#include "conns.h"
-#include "listener.h"
-#include "proxy.h"
-
-#define MAX_CORS_ORIGINS 16
-#define REQUEST_ID_MAX 128
-#define STREAM_TICK_MS 100 /* how often parked streams are checked for being due */
-#define MAX_FORM_FIELDS 8
-#define MAX_FORM_VALUE 1024
-/* libmicrohttpd answers a request head that does not fit its per-connection
- * memory itself, with an HTML page. Its memory is twice the largest head we
- * take, so a head up to twice too large still gets our JSON 431. That memory
- * is zeroed after every request of a keep-alive connection: 32 KiB, not more,
- * or the zeroing alone costs a tenth of a small request. */
-#define MAX_HEAD (16 * 1024)
-#define CONN_MEMORY (2 * MAX_HEAD)
-#define ABANDON_WAIT_MS 1000 /* for the 503s of deferred requests at stop */
-
-/* One libmicrohttpd daemon with one thread of its own; the listener hands
- * each new connection to the least loaded (see pick_worker). */
-struct http_worker {
-	struct http_server *s;
-	struct MHD_Daemon *d;
-	atomic_int busy;   /* inside a libmicrohttpd callback of ours: a handler runs */
-	atomic_long conns; /* connections it holds */
-};
-
-#define MAX_WORKERS 256
-
-struct http_server {
-	struct http_worker workers[MAX_WORKERS];
-	int nworkers;
-	unsigned next_worker; /* where the search for the least loaded starts (accepting thread only) */
-	struct listener listen;
-	struct http_server_opts o;
-	atomic_ulong next_id;
-	unsigned id_prefix;
-	int cors_any;
-	int ncors;
-	char *cors[MAX_CORS_ORIGINS];
-	char *cors_copy;
-	int port;
-	struct proxies trusted;
-	struct conns conns;
-	long hard_limit; /* connections refused at accept past this */
-	/* requests in flight, deferred requests, for drain and stop */
-	pthread_mutex_t lock;
-	pthread_cond_t changed; /* inflight, resuming or abandoned went down */
-	atomic_long inflight;	/* counted requests (not watches) */
-	http_req *pending;	/* deferred requests whose work runs (under lock) */
-	int resuming;		/* deferred work done, resume under way (under lock) */
-	int abandoned;		/* answered 503 at stop, not yet complete (under lock) */
-	/* streams waiting for their next event */
-	pthread_mutex_t park_lock;
-	struct http_stream *parked;
-	pthread_t ticker;
-	int ticker_started;
-	atomic_int quiesced; /* not accepting: responses close, watches end */
-	atomic_int ending;   /* every stream gets its final call */
-	atomic_int stopping; /* streams end at once, the ticker exits */
-};
-
-struct http_stream {
-	struct http_server *srv;
-	struct MHD_Connection *conn;
-	http_req *req; /* only while the handler runs (http_stream_watch) */
-	http_stream_fn fn;
-	void (*free_fn)(void *);
-	void *ctx;
-	struct http_stream *next, **pprev; /* in srv->parked (under park_lock) */
-	int64_t poll_us;  /* a parked stream's fn is asked again after this long */
-	int64_t due_us;	  /* ... that is, at this time (monotonic; under park_lock) */
-	int parked;	  /* in srv->parked, connection suspended (under park_lock) */
-	int wake_pending; /* woken while not parked: ask fn again before parking */
-	atomic_int watch;
-};
-
-struct resp_header {
-	struct resp_header *next;
-	const char *name, *value;
-};
-
-/* A deferred request's work: running, done (the connection is resumed by the
- * executor thread), or abandoned (the server stopped first and answered). */
-enum { DEFER_NONE, DEFER_PENDING, DEFER_DONE, DEFER_ABANDONED };
-
-struct http_req {
-	struct MHD_Connection *conn;
-	struct http_server *srv;
-	struct conn *c; /* the connection's accounting, or NULL */
-	atomic_int refs; /* the connection, and deferred work while it runs */
-	int counted;	 /* in srv->inflight */
-	struct arena arena;
-	int method;
-	const char *method_str;
-	char *path;
-	size_t path_len;
-	int nparams;
-	char *params[ROUTER_MAX_PARAMS];
-	struct buf body;
-	size_t discarded;
-	/* set while reading the body: answer this instead of routing */
-	int fail_status;
-	const char *fail_code, *fail_msg, *fail_field;
-	const char *origin; /* an allowed Origin, or NULL */
-	char client_ip[64];
-	void *auth;
-	struct route_match match;
-	int matched;
-	/* ROUTE_UPLOAD */
-	int upload_fd; /* -1: none */
-	char *upload_path;
-	struct http_upload upload;
-	int has_upload, upload_kept;
-	size_t upload_max;
-	struct MHD_PostProcessor *pp;
-	int nform;
-	const char *form_keys[MAX_FORM_FIELDS];
-	char *form_vals[MAX_FORM_FIELDS];
-	/* deferred work (http_defer) */
-	int deferred;		/* suspended, waiting for the executor */
-	atomic_int defer_state; /* DEFER_* */
-	http_req *pnext, **pprev; /* in srv->pending (under srv->lock) */
-	http_handler defer_fn;
-	executor_fn defer_work;
-	void *defer_ctx;
-	char request_id[REQUEST_ID_MAX + 1];
-	int64_t start_us;
-	/* the response */
-	struct MHD_Response *resp;
-	int status;
-	size_t resp_bytes;
-	int close; /* answered before the body was read: close the connection */
-	struct resp_header *headers, **headers_tail;
-};
-
-/* ---- the handler-facing API ------------------------------------------------ */
-
-int http_method(const http_req *r) { return r->method; }
-const char *http_path(const http_req *r) { return r->path; }
-struct arena *http_arena(http_req *r) { return &r->arena; }
-const char *http_request_id(const http_req *r) { return r->request_id; }
-void http_set_auth(http_req *r, void *auth) { r->auth = auth; }
-void *http_auth(const http_req *r) { return r->auth; }
-
-const char *http_param(const http_req *r, int i)
-{
-	return i >= 0 && i < r->nparams ? r->params[i] : NULL;
-}
-
-const char *http_header(http_req *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-const char *http_query(http_req *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-const char *http_body(const http_req *r, size_t *len)
-{
-	*len = r->body.n;
-	return r->body.p ? r->body.p : "";
-}
-
-#define MAX_FORWARD_LINES 8
-
-struct forward_lines {
-	const char *xff[MAX_FORWARD_LINES], *fwd[MAX_FORWARD_LINES];
-	int nxff, nfwd;
-};
-
-static enum MHD_Result collect_forward(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	struct forward_lines *f = cls;
-	(void)kind;
-	if (!value)
-		return MHD_YES;
-	if (strcasecmp(key, "X-Forwarded-For") == 0 && f->nxff < MAX_FORWARD_LINES)
-		f->xff[f->nxff++] = value;
-	else if (strcasecmp(key, "Forwarded") == 0 && f->nfwd < MAX_FORWARD_LINES)
-		f->fwd[f->nfwd++] = value;
-	return MHD_YES;
-}
-
-const char *http_client_ip(http_req *r)
-{
-	if (r->client_ip[0])
-		return r->client_ip;
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	struct ipaddr peer, client;
-	if (ipaddr_from_sockaddr(ci ? ci->client_addr : NULL, &peer)) {
-		snprintf(r->client_ip, sizeof(r->client_ip), "unknown");
-		return r->client_ip;
-	}
-	client = peer;
-	if (r->srv->trusted.n && proxies_contains(&r->srv->trusted, &peer)) {
-		struct forward_lines f = { 0 };
-		MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_forward, &f);
-		proxies_client(&r->srv->trusted, &peer, f.xff, f.nxff, f.fwd, f.nfwd, &client);
-	}
-	ipaddr_format(&client, r->client_ip, sizeof(r->client_ip));
-	return r->client_ip;
-}
-
-static void set_response(http_req *r, int status, const char *ctype, struct MHD_Response *resp, size_t len);
-
-const struct http_upload *http_upload(http_req *r)
-{
-	return r->has_upload ? &r->upload : NULL;
-}
-
-const char *http_form(http_req *r, const char *name)
-{
-	for (int i = 0; i < r->nform; i++)
-		if (strcmp(r->form_keys[i], name) == 0)
-			return r->form_vals[i];
-	return NULL;
-}
-
-int http_upload_keep(http_req *r, const char *path)
-{
-	if (!r->has_upload || rename(r->upload_path, path))
-		return -1;
-	r->upload_kept = 1;
-	return 0;
-}
-
-/* ---- streams ---------------------------------------------------------------- */
-
-/* Whether the stream's next call is its final one. */
-static int stream_final(const struct http_stream *st)
-{
-	return atomic_load(&st->srv->ending) || (atomic_load(&st->watch) && atomic_load(&st->srv->quiesced));
-}
-
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	struct http_stream *st = cls;
-	(void)pos;
-	for (;;) {
-		if (atomic_load(&st->srv->stopping))
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		int final = stream_final(st);
-		long n = st->fn(st->ctx, buf, max, final);
-		if (n > 0)
-			return n;
-		if (n < 0 || final)
-			return MHD_CONTENT_READER_END_OF_STREAM;
-		/* Nothing yet: sleep until woken (returning 0 without suspending
-		 * would spin). A wake that came while we were asking fn is not
-		 * lost: it left wake_pending, and we ask again. */
-		pthread_mutex_lock(&st->srv->park_lock);
-		if (st->wake_pending) {
-			st->wake_pending = 0;
-			pthread_mutex_unlock(&st->srv->park_lock);
-			continue;
-		}
-		if (stream_final(st) || atomic_load(&st->srv->stopping)) {
-			/* The flags are set before the parked are woken under this
-			 * lock: parking now would sleep through the shutdown. */
-			pthread_mutex_unlock(&st->srv->park_lock);
-			continue;
-		}
-		MHD_suspend_connection(st->conn);
-		st->parked = 1;
-		st->due_us = time_mono_us() + st->poll_us;
-		st->next = st->srv->parked;
-		st->pprev = &st->srv->parked;
-		if (st->next)
-			st->next->pprev = &st->next;
-		st->srv->parked = st;
-		pthread_mutex_unlock(&st->srv->park_lock);
-		return 0;
-	}
-}
-
-static void unpark(struct http_stream *st)
-{
-	*st->pprev = st->next;
-	if (st->next)
-		st->next->pprev = st->pprev;
-	st->parked = 0;
-}
-
-void http_stream_wake(struct http_stream *st)
-{
-	pthread_mutex_lock(&st->srv->park_lock);
-	if (st->parked) {
-		unpark(st);
-		MHD_resume_connection(st->conn);
-	} else {
-		st->wake_pending = 1;
-	}
-	pthread_mutex_unlock(&st->srv->park_lock);
-}
-
-static void stream_free(void *cls)
-{
-	struct http_stream *st = cls;
-	/* It may still be parked if the connection died: unlink it. */
-	pthread_mutex_lock(&st->srv->park_lock);
-	if (st->parked)
-		unpark(st);
-	pthread_mutex_unlock(&st->srv->park_lock);
-	if (st->free_fn)
-		st->free_fn(st->ctx);
-	xfree(st);
-}
-
-/* Resumes the parked streams that are due (all of them when `all`): a stream
- * woken by its producer never waits for this, so a busy stream costs the
- * ticker nothing, and an idle one is asked once per poll interval. */
-static void wake_parked(struct http_server *s, int all)
-{
-	int64_t now = time_mono_us();
-	pthread_mutex_lock(&s->park_lock);
-	for (struct http_stream *st = s->parked, *next; st; st = next) {
-		next = st->next;
-		if (all || st->due_us <= now) {
-			unpark(st);
-			MHD_resume_connection(st->conn);
-		}
-	}
-	pthread_mutex_unlock(&s->park_lock);
-}
+#include "server_int.h"
 
 /* Every 100 ms: parked streams that are due, and requests past their deadline. */
 static void *ticker(void *arg)
@@ -356,65 +26,13 @@ static void *ticker(void *arg)
 	while (!atomic_load(&s->stopping)) {
 		struct timespec ts = { 0, STREAM_TICK_MS * 1000 * 1000 };
 		nanosleep(&ts, NULL);
-		wake_parked(s, 0);
+		srv_wake_parked(s, 0);
 		int late = conns_expire(&s->conns, time_mono_us());
 		if (late)
 			log_info("closed %d connection(s) whose request took longer than %d s", late,
 				 s->o.request_timeout);
 	}
 	return NULL;
-}
-
-struct http_stream *http_respond_stream(http_req *r, const char *ctype, int poll_ms, http_stream_fn fn,
-					void (*free_fn)(void *), void *ctx)
-{
-	if (r->resp) {
-		log_error("request %s: a stream after an answer; the stream is dropped", r->request_id);
-		if (free_fn)
-			free_fn(ctx);
-		return NULL;
-	}
-	struct http_stream *st = xcalloc(1, sizeof(*st));
-	if (!st) {
-		if (free_fn)
-			free_fn(ctx);
-		http_respond_error(r, 500, "internal", "out of memory", NULL);
-		return NULL;
-	}
-	*st = (struct http_stream){ .srv = r->srv,
-				    .conn = r->conn,
-				    .req = r,
-				    .fn = fn,
-				    .free_fn = free_fn,
-				    .ctx = ctx,
-				    .poll_us = (int64_t)(poll_ms > STREAM_TICK_MS ? poll_ms : STREAM_TICK_MS) * 1000 };
-	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
-								       stream_free);
-	if (!resp) {
-		stream_free(st);
-		http_respond_error(r, 500, "internal", "out of memory", NULL);
-		return NULL;
-	}
-	MHD_add_response_header(resp, "Cache-Control", "no-cache");
-	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-	set_response(r, 200, ctype, resp, 0);
-	return st;
-}
-
-void http_stream_watch(struct http_stream *st)
-{
-	if (!st || atomic_exchange(&st->watch, 1))
-		return;
-	http_req *r = st->req;
-	struct http_server *s = st->srv;
-	if (r && r->counted) {
-		r->counted = 0;
-		if (atomic_fetch_sub(&s->inflight, 1) == 1) {
-			pthread_mutex_lock(&s->lock);
-			pthread_cond_broadcast(&s->changed);
-			pthread_mutex_unlock(&s->lock);
-		}
-	}
 }
 
 /* ---- deferred work ---------------------------------------------------------- */
@@ -502,7 +120,7 @@ void http_set_header(http_req *r, const char *name, const char *value)
 	r->headers_tail = &h->next;
 }
 
-static void set_response(http_req *r, int status, const char *ctype, struct MHD_Response *resp, size_t len)
+void srv_set_response(http_req *r, int status, const char *ctype, struct MHD_Response *resp, size_t len)
 {
 	if (r->resp) {
 		/* Answered twice, a handler bug: the first answer stands. It is the
@@ -523,7 +141,7 @@ static void set_response(http_req *r, int status, const char *ctype, struct MHD_
 
 void http_respond(http_req *r, int status, const char *ctype, const char *body, size_t len)
 {
-	set_response(r, status, ctype,
+	srv_set_response(r, status, ctype,
 		     MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY), len);
 }
 
@@ -532,7 +150,7 @@ void http_respond_owned(http_req *r, int status, const char *ctype, char *body, 
 	struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!resp)
 		free(body);
-	set_response(r, status, ctype, resp, len);
+	srv_set_response(r, status, ctype, resp, len);
 }
 
 static void unref_cb(void *cls)
@@ -547,12 +165,12 @@ void http_respond_rcbuf(http_req *r, int status, const char *ctype, struct rcbuf
 		MHD_create_response_from_buffer_with_free_callback_cls(b->n, b->data, unref_cb, b);
 	if (!resp)
 		rcbuf_unref(b);
-	set_response(r, status, ctype, resp, b->n);
+	srv_set_response(r, status, ctype, resp, b->n);
 }
 
 void http_respond_empty(http_req *r, int status)
 {
-	set_response(r, status, NULL, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT), 0);
+	srv_set_response(r, status, NULL, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT), 0);
 }
 
 void http_respond_error(http_req *r, int status, const char *code, const char *message, const struct err *e)
@@ -567,7 +185,7 @@ void http_respond_error(http_req *r, int status, const char *code, const char *m
 	json_decref(o);
 	if (!s) {
 		static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-		set_response(r, 500, "application/json",
+		srv_set_response(r, 500, "application/json",
 			     MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT),
 			     sizeof(oom) - 1);
 		return;
@@ -577,7 +195,7 @@ void http_respond_error(http_req *r, int status, const char *code, const char *m
 
 /* An answer given before the body is read: the connection closes after it,
  * since what follows on it cannot be trusted to be the next request. */
-static void reject(http_req *r, int status, const char *code, const char *message, const struct err *e)
+void srv_reject(http_req *r, int status, const char *code, const char *message, const struct err *e)
 {
 	http_respond_error(r, status, code, message, e);
 	r->close = 1;
@@ -592,82 +210,12 @@ static void fail_field(struct err *e, int status, const char *field, const char 
 		e->code = ERR_INVALID;
 }
 
-static void reject_field(http_req *r, int status, const char *field, const char *problem)
+void srv_reject_field(http_req *r, int status, const char *field, const char *problem)
 {
 	struct err e = { 0 };
 	fail_field(&e, status, field, problem);
-	reject(r, status, err_code_name(e.code), e.msg, &e);
+	srv_reject(r, status, err_code_name(e.code), e.msg, &e);
 }
-
-/* ---- request id, CORS ------------------------------------------------------ */
-
-static int request_id_sane(const char *s)
-{
-	size_t n = 0;
-	for (; s[n]; n++) {
-		char c = s[n];
-		if (n >= REQUEST_ID_MAX ||
-		    !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_' || c == '.'))
-			return 0;
-	}
-	return n > 0;
-}
-
-static void assign_request_id(http_req *r)
-{
-	const char *given = http_header(r, "X-Request-ID");
-	if (given && request_id_sane(given)) {
-		snprintf(r->request_id, sizeof(r->request_id), "%s", given);
-		return;
-	}
-	unsigned long n = atomic_fetch_add_explicit(&r->srv->next_id, 1, memory_order_relaxed);
-	snprintf(r->request_id, sizeof(r->request_id), "%08x%012lx", r->srv->id_prefix, n & 0xffffffffffffUL);
-}
-
-static const char *cors_allowed(struct http_server *s, const char *origin)
-{
-	if (!origin)
-		return NULL;
-	if (s->cors_any)
-		return origin;
-	for (int i = 0; i < s->ncors; i++)
-		if (strcmp(s->cors[i], origin) == 0)
-			return s->cors[i];
-	return NULL;
-}
-
-static void parse_cors(struct http_server *s, const char *list)
-{
-	s->cors_copy = xstrdup(list ? list : "");
-	if (!s->cors_copy)
-		return;
-	char *save = NULL;
-	for (char *t = strtok_r(s->cors_copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		while (*t == ' ')
-			t++;
-		size_t n = strlen(t);
-		while (n && t[n - 1] == ' ')
-			t[--n] = '\0';
-		while (n && t[n - 1] == '/') /* "https://x.org/" means the origin https://x.org */
-			t[--n] = '\0';
-		if (strcmp(t, "*") == 0)
-			s->cors_any = 1;
-		else if (n && s->ncors < MAX_CORS_ORIGINS)
-			s->cors[s->ncors++] = t;
-	}
-}
-
-static void preflight(http_req *r)
-{
-	http_respond_empty(r, 204);
-	MHD_add_response_header(r->resp, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-	MHD_add_response_header(r->resp, "Access-Control-Allow-Headers",
-				"Authorization, Content-Type, X-API-Key, X-Request-ID, Idempotency-Key, "
-				"If-None-Match, Accept, Last-Event-ID");
-	MHD_add_response_header(r->resp, "Access-Control-Max-Age", "600");
-}
-
 
 /* ---- the MHD callbacks ----------------------------------------------------- */
 
@@ -696,8 +244,8 @@ static http_req *req_new(struct http_server *s, struct MHD_Connection *conn, con
 	}
 	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	r->c = sc ? sc->socket_context : NULL;
-	assign_request_id(r);
-	r->origin = cors_allowed(s, http_header(r, "Origin"));
+	srv_assign_request_id(r);
+	r->origin = srv_cors_allowed(s, http_header(r, "Origin"));
 	r->counted = 1;
 	atomic_fetch_add(&s->inflight, 1);
 	return r;
@@ -720,323 +268,10 @@ static void req_unref(http_req *r)
 		req_free(r);
 }
 
-/* What check_headers learns from one pass over the header lines. */
-struct head_scan {
-	int ncl, nte, nhost;
-	const char *cl, *te;
-	int bad_name;
-	const char *bad_utf8; /* a header whose value must be UTF-8 and is not */
-};
+/* ---- routing --------------------------------------------------------------- */
 
-/* The header values that reach handlers as text (stored, or shown back). */
-static const char *const text_headers[] = { "X-Filename", "Idempotency-Key", "Last-Event-ID" };
-
-static int is_tchar(unsigned char c)
-{
-	return c > 32 && c < 127 && !strchr("\"(),/:;<=>?@[\\]{}", c);
-}
-
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	struct head_scan *h = cls;
-	(void)kind;
-	if (!*key)
-		h->bad_name = 1;
-	for (const char *p = key; *p; p++)
-		if (!is_tchar((unsigned char)*p))
-			h->bad_name = 1;
-	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-		h->ncl++;
-		h->cl = value;
-	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
-		h->nte++;
-		h->te = value;
-	} else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
-		h->nhost++;
-	}
-	for (size_t i = 0; value && !h->bad_utf8 && i < ARRAY_LEN(text_headers); i++)
-		if (strcasecmp(key, text_headers[i]) == 0 && !utf8_valid(value, strlen(value)))
-			h->bad_utf8 = text_headers[i];
-	return MHD_YES;
-}
-
-struct query_scan {
-	const char *bad;	/* the argument's name, when that is valid */
-	int bad_name;
-};
-
-static enum MHD_Result scan_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	struct query_scan *q = cls;
-	(void)kind;
-	if (!utf8_valid(key, strlen(key))) {
-		q->bad_name = 1;
-		return MHD_NO;
-	}
-	if (value && !utf8_valid(value, strlen(value))) {
-		q->bad = key;
-		return MHD_NO;
-	}
-	return MHD_YES;
-}
-
-/* Content-Length: decimal digits only, and a number that fits. */
-static int parse_length(const char *s, unsigned long long *out)
-{
-	unsigned long long n = 0;
-	if (!s || !*s)
-		return -1;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || n > (~0ULL - 9) / 10)
-			return -1;
-		n = n * 10 + (unsigned)(*s - '0');
-	}
-	*out = n;
-	return 0;
-}
-
-/* Request framing: the checks that keep this request from being read
- * differently by a proxy in front (request smuggling). */
-static int check_framing(http_req *r, const char *version)
-{
-	struct head_scan h = { 0 };
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &h);
-	const char *why = NULL;
-	if (h.bad_name)
-		why = "a header name has a space or a character a header name may not have";
-	else if (h.nte > 1)
-		why = "more than one Transfer-Encoding header";
-	else if (h.te && strcasecmp(h.te, "chunked") != 0)
-		why = "Transfer-Encoding must be exactly chunked";
-	else if (h.ncl > 1)
-		why = "more than one Content-Length header";
-	else if (h.cl && h.te)
-		why = "both Content-Length and Transfer-Encoding given";
-	else if (h.nhost > 1)
-		why = "more than one Host header";
-	else if (!h.nhost && strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
-		why = "an HTTP/1.1 request needs a Host header";
-	if (why) {
-		reject(r, 400, "bad_request", why, NULL);
-		return -1;
-	}
-	unsigned long long n;
-	if (h.cl && parse_length(h.cl, &n)) {
-		reject(r, 400, "bad_request", "Content-Length is not a number of bytes", NULL);
-		return -1;
-	}
-	if (h.bad_utf8) {
-		reject_field(r, 400, h.bad_utf8, "is not valid UTF-8");
-		return -1;
-	}
-	return 0;
-}
-
-/* Checks made once the headers are in, before any body is read. */
-static int check_headers(http_req *r, const char *version)
-{
-	struct http_server *s = r->srv;
-	if (r->c && r->c->over) {
-		reject(r, 503, "unavailable", "too many connections; try again shortly", NULL);
-		http_set_header(r, "Retry-After", "1");
-		return -1;
-	}
-	if (check_framing(r, version))
-		return -1;
-	const union MHD_ConnectionInfo *hs = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
-	if (hs && hs->header_size > MAX_HEAD) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "the request head is larger than %d bytes", MAX_HEAD);
-		reject(r, 431, "headers_too_large", msg, NULL);
-		return -1;
-	}
-	if (!r->method) {
-		reject(r, 405, "method_not_allowed", "method not supported", NULL);
-		return -1;
-	}
-	if (!utf8_valid(r->path, r->path_len)) {
-		reject_field(r, 400, "path", "is not valid UTF-8");
-		return -1;
-	}
-	struct query_scan q = { 0 };
-	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, scan_query, &q);
-	if (q.bad || q.bad_name) {
-		reject_field(r, 400, q.bad ? q.bad : "query string", "is not valid UTF-8");
-		return -1;
-	}
-	r->matched = router_match(s->o.routes, s->o.nroutes, r->method, r->path, r->path_len, &r->match);
-	if (!r->matched)
-		return 0; /* 404, 405, OPTIONS: answered by route() */
-	r->nparams = r->match.nparams;
-	for (int i = 0; i < r->match.nparams; i++) {
-		r->params[i] = arena_strndup(&r->arena, r->match.params[i].p, r->match.params[i].n);
-		if (!r->params[i]) {
-			reject(r, 500, "internal", "out of memory", NULL);
-			return -1;
-		}
-	}
-	size_t cap = (r->match.route->flags & ROUTE_UPLOAD) ? s->o.max_upload : s->o.max_body;
-	unsigned long long n;
-	const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (cl && parse_length(cl, &n) == 0 && n > cap) {
-		char msg[96];
-		snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", cap);
-		reject(r, 413, "payload_too_large", msg, NULL);
-		return -1;
-	}
-	if (r->match.route->authorize && r->match.route->authorize(r, s->o.app)) {
-		if (!r->resp)
-			reject(r, 500, "internal", "internal error", NULL);
-		r->close = 1;
-		return -1;
-	}
-	return 0;
-}
-
-/* ---- uploads ----------------------------------------------------------------- */
-
-/* Fails the request once its body has been read (the first failure stands). */
-static void fail(http_req *r, int status, const char *code, const char *msg, const char *field)
-{
-	if (r->fail_status)
-		return;
-	r->fail_status = status;
-	r->fail_code = code;
-	r->fail_msg = msg;
-	r->fail_field = field;
-}
-
-static int upload_write(http_req *r, const char *data, size_t n)
-{
-	if (r->upload.size + n > r->upload_max) {
-		fail(r, 413, "payload_too_large", NULL, NULL);
-		return -1;
-	}
-	while (n) {
-		ssize_t w = write(r->upload_fd, data, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			log_error("request %s: cannot write the upload: %s", r->request_id, strerror(errno));
-			fail(r, 500, "internal", "cannot store the upload", NULL);
-			return -1;
-		}
-		data += w;
-		n -= (size_t)w;
-		r->upload.size += (size_t)w;
-	}
-	return 0;
-}
-
-static enum MHD_Result on_form_part(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
-				    const char *ctype, const char *te, const char *data, uint64_t off, size_t size)
-{
-	http_req *r = cls;
-	(void)kind;
-	(void)te;
-	if (!key || !utf8_valid(key, strlen(key))) {
-		fail(r, 400, "bad_request", "a form field name is not valid UTF-8", "form");
-		return MHD_NO;
-	}
-	if (filename) {
-		/* The first file part is the upload; later ones are ignored. */
-		if (!r->upload.filename) {
-			if (!utf8_valid(filename, strlen(filename))) {
-				fail(r, 400, "bad_request", "filename is not valid UTF-8", "filename");
-				return MHD_NO;
-			}
-			r->upload.filename = arena_strdup(&r->arena, filename);
-			r->upload.content_type = ctype ? arena_strdup(&r->arena, ctype) : NULL;
-			if (!r->upload.filename) {
-				fail(r, 500, "internal", "out of memory", NULL);
-				return MHD_NO;
-			}
-		} else if (strcmp(r->upload.filename, filename) != 0) {
-			return MHD_YES;
-		}
-		return upload_write(r, data, size) ? MHD_NO : MHD_YES;
-	}
-	/* A small text field: at most MAX_FORM_FIELDS, up to 1 KiB each. */
-	int i = 0;
-	while (i < r->nform && strcmp(r->form_keys[i], key) != 0)
-		i++;
-	if (i == r->nform) {
-		if (r->nform >= MAX_FORM_FIELDS) {
-			fail(r, 422, "validation_failed", "the form has more than 8 text fields", "form");
-			return MHD_NO;
-		}
-		r->form_keys[i] = arena_strdup(&r->arena, key);
-		r->form_vals[i] = arena_strdup(&r->arena, "");
-		if (!r->form_keys[i] || !r->form_vals[i]) {
-			fail(r, 500, "internal", "out of memory", NULL);
-			return MHD_NO;
-		}
-		r->nform++;
-	}
-	size_t have = strlen(r->form_vals[i]);
-	if (off != have) {
-		fail(r, 422, "validation_failed", arena_printf(&r->arena, "form field %s is given more than once", r->form_keys[i]),
-		     r->form_keys[i]);
-		return MHD_NO;
-	}
-	if (have + size > MAX_FORM_VALUE) {
-		fail(r, 422, "validation_failed",
-		     arena_printf(&r->arena, "form field %s is longer than %d bytes", r->form_keys[i], MAX_FORM_VALUE),
-		     r->form_keys[i]);
-		return MHD_NO;
-	}
-	char *v = arena_alloc(&r->arena, have + size + 1);
-	if (!v) {
-		fail(r, 500, "internal", "out of memory", NULL);
-		return MHD_NO;
-	}
-	memcpy(v, r->form_vals[i], have);
-	memcpy(v + have, data, size);
-	v[have + size] = '\0';
-	r->form_vals[i] = v;
-	return MHD_YES;
-}
-
-/* After the body: every text field must be UTF-8 (a value comes in pieces
- * that may split a character, so it is checked whole). */
-static void check_form(http_req *r)
-{
-	for (int i = 0; i < r->nform && !r->fail_status; i++)
-		if (!utf8_valid(r->form_vals[i], strlen(r->form_vals[i])))
-			fail(r, 400, "bad_request", arena_printf(&r->arena, "form field %s is not valid UTF-8", r->form_keys[i]),
-			     r->form_keys[i]);
-}
-
-static int upload_begin(http_req *r)
-{
-	struct http_server *s = r->srv;
-	r->upload_max = s->o.max_upload;
-	r->upload_path = arena_printf(&r->arena, "%s/upload-XXXXXX", s->o.upload_dir);
-	if (!r->upload_path || (r->upload_fd = mkstemp(r->upload_path)) < 0) {
-		r->upload_path = NULL;
-		r->upload_fd = -1;
-		log_error("cannot create an upload file in %s: %s", s->o.upload_dir, strerror(errno));
-		reject(r, 500, "internal", "cannot store the upload", NULL);
-		return -1;
-	}
-	const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0) {
-		r->pp = MHD_create_post_processor(r->conn, 64 * 1024, on_form_part, r);
-		if (!r->pp) {
-			reject(r, 400, "bad_request", "malformed multipart/form-data", NULL);
-			return -1;
-		}
-	} else {
-		r->upload.content_type = ct ? arena_strdup(&r->arena, ct) : NULL;
-		const char *fn = http_header(r, "X-Filename");
-		if (!fn)
-			fn = http_query(r, "filename");
-		r->upload.filename = fn ? arena_strdup(&r->arena, fn) : NULL;
-	}
-	r->upload.path = r->upload_path;
-	return 0;
-}
-
+/* Runs the matched route's handler, or answers a preflight, OPTIONS, 405 or
+ * 404 itself. */
 static void route(http_req *r)
 {
 	struct http_server *s = r->srv;
@@ -1044,7 +279,7 @@ static void route(http_req *r)
 	int ok = r->matched;
 	if (r->method == HTTP_OPTIONS && !ok) {
 		if (r->origin && http_header(r, "Access-Control-Request-Method")) {
-			preflight(r);
+			srv_cors_preflight(r);
 			return;
 		}
 		if (m.allowed) {
@@ -1082,13 +317,7 @@ static enum MHD_Result send_response(http_req *r)
 	MHD_add_response_header(r->resp, "X-Request-ID", r->request_id);
 	for (struct resp_header *h = r->headers; h; h = h->next)
 		MHD_add_response_header(r->resp, h->name, h->value);
-	if (r->origin) {
-		MHD_add_response_header(r->resp, "Access-Control-Allow-Origin", r->origin);
-		MHD_add_response_header(r->resp, "Access-Control-Expose-Headers",
-					"X-Request-ID, ETag, Location, Retry-After");
-	}
-	if (r->srv->ncors || r->srv->cors_any)
-		MHD_add_response_header(r->resp, "Vary", "Origin");
+	srv_cors_headers(r);
 	/* Early answers, and every answer once the server stops accepting. */
 	if (r->close || atomic_load(&r->srv->quiesced))
 		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -1153,8 +382,8 @@ static enum MHD_Result handle(struct http_server *s, struct MHD_Connection *conn
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
-		if (check_headers(r, version) ||
-		    (r->matched && (r->match.route->flags & ROUTE_UPLOAD) && upload_begin(r))) {
+		if (srv_check_headers(r, version) ||
+		    (r->matched && (r->match.route->flags & ROUTE_UPLOAD) && srv_upload_begin(r))) {
 			conns_request_in(&s->conns, r->c);
 			return send_response(r);
 		}
@@ -1175,15 +404,15 @@ static enum MHD_Result handle(struct http_server *s, struct MHD_Connection *conn
 		}
 		if (r->pp) {
 			if (MHD_post_process(r->pp, upload_data, n) != MHD_YES)
-				fail(r, 400, NULL, NULL, NULL);
+				srv_fail(r, 400, NULL, NULL, NULL);
 		} else if (r->upload_path) {
-			(void)upload_write(r, upload_data, n);
+			(void)srv_upload_write(r, upload_data, n);
 		} else {
 			int rc = buf_append(&r->body, upload_data, n);
 			if (rc == BUF_TOOBIG)
-				fail(r, 413, NULL, NULL, NULL);
+				srv_fail(r, 413, NULL, NULL, NULL);
 			else if (rc)
-				fail(r, 500, NULL, NULL, NULL);
+				srv_fail(r, 500, NULL, NULL, NULL);
 			if (r->fail_status)
 				buf_free(&r->body);
 		}
@@ -1194,9 +423,9 @@ static enum MHD_Result handle(struct http_server *s, struct MHD_Connection *conn
 	/* The request is in: its deadline no longer applies. */
 	conns_request_in(&s->conns, r->c);
 	if (r->pp && !r->fail_status && MHD_post_process(r->pp, NULL, 0) != MHD_YES)
-		fail(r, 400, NULL, NULL, NULL);
+		srv_fail(r, 400, NULL, NULL, NULL);
 	if (r->pp)
-		check_form(r);
+		srv_check_form(r);
 	if (r->upload_path && !r->fail_status) {
 		close(r->upload_fd);
 		r->upload_fd = -1;
@@ -1382,7 +611,7 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	unsigned char rnd[4];
 	if (random_bytes(rnd, sizeof(rnd)) == 0)
 		s->id_prefix = (unsigned)rnd[0] << 24 | (unsigned)rnd[1] << 16 | (unsigned)rnd[2] << 8 | rnd[3];
-	parse_cors(s, o->cors_origins);
+	srv_cors_parse(s, o->cors_origins);
 	pthread_mutex_init(&s->park_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_t ca;
@@ -1444,7 +673,7 @@ void http_server_quiesce(struct http_server *s)
 	if (!s || atomic_exchange(&s->quiesced, 1))
 		return;
 	listener_stop(&s->listen); /* new connections are refused from here on */
-	wake_parked(s, 1);	   /* watches get their final call */
+	srv_wake_parked(s, 1);	   /* watches get their final call */
 }
 
 long http_server_drain(struct http_server *s, long timeout_ms)
@@ -1466,7 +695,7 @@ void http_server_end_streams(struct http_server *s)
 	if (!s)
 		return;
 	atomic_store(&s->ending, 1);
-	wake_parked(s, 1);
+	srv_wake_parked(s, 1);
 }
 
 /* Deferred requests whose work has not finished are answered 503 (the
@@ -1506,12 +735,13 @@ void http_server_stop(struct http_server *s)
 		return;
 	abandon_deferred(s);
 	atomic_store(&s->stopping, 1); /* streams end at their next read */
-	wake_parked(s, 1);
+	srv_wake_parked(s, 1);
 	if (s->ticker_started)
 		pthread_join(s->ticker, NULL);
-	wake_parked(s, 1); /* every suspended connection must be resumed before the stop */
+	srv_wake_parked(s, 1); /* every suspended connection must be resumed before the stop */
 	listener_stop(&s->listen); /* a no-op after quiesce */
 	for (int i = 0; i < s->nworkers; i++)
 		MHD_stop_daemon(s->workers[i].d);
 	server_free(s);
 }
+

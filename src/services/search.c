@@ -13,13 +13,13 @@
 
 #include "../core/cache.h"
 #include "../core/log.h"
+#include "../core/text.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
 #include "../store/store_books.h"
 #include "chunker.h"
 #include "vindex.h"
 
-#define MAX_TERMS 32
 #define TERM_STATS_BYTES (512 * 1024) /* ~3,000 words' document frequencies */
 #define RRF_K 60.0
 #define EMBED_ROUND 256 /* chunks fetched and embedded per round */
@@ -439,54 +439,9 @@ int search_start_sync(struct search *s, struct err *e)
 
 /* ---- querying -------------------------------------------------------------- */
 
-/* A word character: a letter, digit or mark in any script. */
-static size_t word_char(const char *p, size_t n, int *is_word)
-{
-	utf8proc_int32_t cp;
-	utf8proc_ssize_t len = utf8proc_iterate((const utf8proc_uint8_t *)p, (utf8proc_ssize_t)n, &cp);
-	if (len <= 0) {
-		*is_word = 0;
-		return 1; /* invalid byte: a separator */
-	}
-	utf8proc_category_t c = utf8proc_category(cp);
-	*is_word = (c >= UTF8PROC_CATEGORY_LU && c <= UTF8PROC_CATEGORY_NO);
-	return (size_t)len;
-}
-
 int search_terms(const char *q, struct arena *a, const char ***terms)
 {
-	const char **t = arena_alloc(a, sizeof(char *) * MAX_TERMS);
-	int n = 0;
-	if (!t)
-		return 0;
-	size_t len = strlen(q);
-	for (size_t i = 0; i < len && n < MAX_TERMS;) {
-		int w;
-		size_t k = word_char(q + i, len - i, &w);
-		if (!w) {
-			i += k;
-			continue;
-		}
-		size_t start = i;
-		while (i < len) {
-			k = word_char(q + i, len - i, &w);
-			if (!w)
-				break;
-			i += k;
-		}
-		char *word = arena_strndup(a, q + start, i - start);
-		if (!word)
-			break;
-		for (char *c = word; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
-		int dup = 0;
-		for (int j = 0; j < n; j++)
-			dup |= !strcmp(t[j], word);
-		if (!dup)
-			t[n++] = word;
-	}
-	*terms = t;
-	return n;
+	return text_terms(q, a, terms);
 }
 
 static int keyword(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,

@@ -114,7 +114,7 @@ int users_new(struct users **out, db *d, const struct users_config *cfg, struct 
 		users_free(u);
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	}
-	if (cfg->jwks_url && *cfg->jwks_url && !(u->jwks = jwks_source_new(cfg->jwks_url, &jwks_keys_ops, 5, 10, NULL))) {
+	if (cfg->jwks_url && *cfg->jwks_url && !(u->jwks = jwks_source_new(cfg->jwks_url, &jwks_keys_ops, 5, 10, cfg->stop))) {
 		users_free(u);
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	}

@@ -17,6 +17,7 @@
 
 #include "../store/db.h"
 #include "../store/store_users.h"
+#include "../core/stop.h"
 
 enum role { ROLE_NONE = 0, ROLE_READER = 1, ROLE_EDITOR = 2, ROLE_ADMIN = 3 };
 enum scope { SCOPE_READ = 1, SCOPE_WRITE = 2, SCOPE_ADMIN = 4 };
@@ -49,6 +50,7 @@ struct users_config {
 	double login_burst, login_per_minute;
 	double register_burst, register_per_minute; /* per IP */
 	int register_concurrency; /* registrations hashing or queued at once */
+	struct stop *stop;	  /* cancels a JWKS fetch at shutdown (may be NULL) */
 };
 
 struct tokens {

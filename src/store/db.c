@@ -290,7 +290,12 @@ char *db_row_dup(const db_row *r, int col, struct arena *a)
 {
 	size_t n;
 	const char *t = db_row_text(r, col, &n);
-	return t ? arena_strndup(a, t, n) : NULL;
+	if (!t)
+		return NULL;
+	char *copy = arena_strndup(a, t, n);
+	if (!copy) /* not a SQL NULL: the row callback cannot tell, the statement fails */
+		((db_row *)r)->oom = 1;
+	return copy;
 }
 
 void db_row_copy(const db_row *r, int col, char *dst, size_t cap)

@@ -116,7 +116,9 @@ double db_row_real(const db_row *r, int col);
 const char *db_row_text(const db_row *r, int col, size_t *len);
 
 /* Conveniences over the accessors, for the store files' row callbacks:
- * a copy in the arena (NULL for SQL NULL), a copy into a fixed buffer
+ * a copy in the arena (NULL for SQL NULL; when the arena cannot take it,
+ * NULL too, and the statement then fails with "out of memory" however the
+ * callback goes on), a copy into a fixed buffer
  * (truncated, "" for NULL), and an integer with NULL read as 0. */
 char *db_row_dup(const db_row *r, int col, struct arena *a);
 void db_row_copy(const db_row *r, int col, char *dst, size_t cap);

@@ -53,6 +53,7 @@ struct db_row {
 	const struct db_ops *ops;
 	void *impl; /* backend's statement or result */
 	int row;
+	int oom; /* a copy out of it failed: the statement fails (the backends check after each row) */
 };
 
 /* The generic part of a connection; backends embed it first. */

@@ -457,6 +457,38 @@ static const struct migration migrations[] = {
 	  "CREATE UNIQUE INDEX users_email_norm ON users(email_norm) WHERE email_dup = 0;\n"
 	  "CREATE INDEX users_email_norm_all ON users(email_norm);\n",
 	  NULL },
+	/* Conversations keyed by the id a client minted (client_key, as given),
+	 * one per owner: a user's, or the anonymous callers' shared space (''),
+	 * where the key alone is the capability. And readers' ratings of answers,
+	 * one per answer and rater (a user, or an address). */
+	{ 10, "client session keys and answer feedback",
+	  "ALTER TABLE chat_sessions ADD COLUMN client_key TEXT;\n"
+	  "CREATE UNIQUE INDEX chat_sessions_client ON chat_sessions(coalesce(user_id, ''), client_key)\n"
+	  "  WHERE client_key IS NOT NULL;\n"
+	  "CREATE TABLE chat_feedback (\n"
+	  "  id TEXT PRIMARY KEY,\n"
+	  "  message_id TEXT NOT NULL REFERENCES chat_messages(id) ON DELETE CASCADE,\n"
+	  "  rater TEXT NOT NULL,\n"
+	  "  user_id TEXT REFERENCES users(id) ON DELETE SET NULL,\n"
+	  "  rating INTEGER NOT NULL,\n"
+	  "  comment TEXT,\n"
+	  "  created_at INTEGER NOT NULL\n"
+	  ");\n"
+	  "CREATE UNIQUE INDEX chat_feedback_rater ON chat_feedback(message_id, rater);\n",
+	  /* PostgreSQL */
+	  "ALTER TABLE chat_sessions ADD COLUMN client_key TEXT;\n"
+	  "CREATE UNIQUE INDEX chat_sessions_client ON chat_sessions((coalesce(user_id, '')), client_key)\n"
+	  "  WHERE client_key IS NOT NULL;\n"
+	  "CREATE TABLE chat_feedback (\n"
+	  "  id TEXT COLLATE \"C\" PRIMARY KEY,\n"
+	  "  message_id TEXT NOT NULL REFERENCES chat_messages(id) ON DELETE CASCADE,\n"
+	  "  rater TEXT NOT NULL,\n"
+	  "  user_id TEXT REFERENCES users(id) ON DELETE SET NULL,\n"
+	  "  rating INTEGER NOT NULL,\n"
+	  "  comment TEXT,\n"
+	  "  created_at BIGINT NOT NULL\n"
+	  ");\n"
+	  "CREATE UNIQUE INDEX chat_feedback_rater ON chat_feedback(message_id, rater);\n" },
 };
 
 #define MIGRATION_LOCK 0x626f6f6b64 /* "bookd" */

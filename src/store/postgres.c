@@ -286,7 +286,10 @@ static int pg_run(db_conn *base, const struct db_call *q, struct err *e)
 		db_row row = { .ops = &db_postgres_ops, .impl = res, .row = 0 };
 		for (int i = 0; q->fn && i < n; i++) {
 			row.row = i;
-			if ((rc = q->fn(q->ctx, &row)) != 0)
+			rc = q->fn(q->ctx, &row);
+			if (!rc && row.oom)
+				rc = err_set(e, ERR_INTERNAL, "out of memory");
+			if (rc)
 				break;
 		}
 		if (q->changes) {

@@ -367,6 +367,8 @@ static int stmt_exec(struct sqlite_conn *c, const struct db_call *q, const struc
 		}
 		if (q->fn) {
 			rc = q->fn(q->ctx, &row);
+			if (!rc && row.oom)
+				rc = err_set(e, ERR_INTERNAL, "out of memory");
 			if (rc)
 				goto out;
 		}
