@@ -75,7 +75,10 @@
 #   BENCH_CHAT_CHUNKS       deltas of the instant fake's answer (default 4)
 #   BENCH_CHAT_PACED_CHUNKS deltas of the paced fake's answer (default 10)
 #   BENCH_CHAT_PACED_MS     ms before each paced delta (default 50; 0 = no paced phases)
-#   BENCH_CHAT_PHASES       the phases to run (default "stream whole stream_paced whole_paced")
+#   BENCH_CHAT_PHASES       the phases to run (default "stream whole stream_paced whole_paced");
+#                           whole_alias is `whole` asked through POST /api/chat (a book
+#                           site's widget, api/compat.c): "whole whole_alias" compares them
+#                           side by side on one bookd
 #   BENCH_CHAT_STAGGER_MS   spread the chats' first questions over this many ms
 #                           (default PACED_CHUNKS x PACED_MS, at most the
 #                           warm-up; 0: all at once). With
@@ -138,9 +141,9 @@ done
 [ "$STAGGER_MS" -le $((WARMUP * 1000)) ] || die "BENCH_CHAT_STAGGER_MS must be at most the warm-up"
 for p in $PHASES; do
 	case $p in
-	stream | whole) ;;
+	stream | whole | whole_alias) ;;
 	stream_paced | whole_paced) [ "$PACED_MS" -gt 0 ] || die "phase $p needs BENCH_CHAT_PACED_MS > 0" ;;
-	*) die "unknown phase '$p' in BENCH_CHAT_PHASES (stream, whole, stream_paced, whole_paced)" ;;
+	*) die "unknown phase '$p' in BENCH_CHAT_PHASES (stream, whole, whole_alias, stream_paced, whole_paced)" ;;
 	esac
 done
 [ -n "$PHASES" ] || die "BENCH_CHAT_PHASES names no phase"
@@ -308,12 +311,12 @@ load_check() { # during: chat_load must still be running
 
 # GET /run answers when the phase is over: 200 and its figures (JSON), or 422
 # if any answer failed. curl runs in the background so that a signal stops it.
-phase() { # key mode chunks delay_ms
+phase() { # key mode chunks delay_ms [route]
 	{ [ -n "$BOOKD_PID" ] && [ -n "$LOAD_PID" ]; } || return 0
 	m0=$(machine_ticks)
 	b0=$(bookd_ticks)
 	curl -s --max-time $((WARMUP + DURATION + 120)) -o "$tmp/$1.json" -w '%{http_code}' \
-		"$FAKE/run?key=$1&mode=$2&chunks=$3&delay_ms=$4&clients=$CLIENTS&warmup=$WARMUP&duration=$DURATION&bookd=$BPORT&stagger_ms=$STAGGER_MS" \
+		"$FAKE/run?key=$1&mode=$2&chunks=$3&delay_ms=$4&clients=$CLIENTS&warmup=$WARMUP&duration=$DURATION&bookd=$BPORT&stagger_ms=$STAGGER_MS&route=${5:-query}" \
 		>"$tmp/$1.code" &
 	CURL_PID=$!
 	crc=0
@@ -346,13 +349,17 @@ phase() { # key mode chunks delay_ms
 	echo
 }
 
-wanted() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
-wanted stream && phase stream stream "$CHUNKS" 0
-wanted whole && phase whole whole "$CHUNKS" 0
-if [ "$PACED_MS" -gt 0 ]; then
-	wanted stream_paced && phase stream_paced stream "$PACED_CHUNKS" "$PACED_MS"
-	wanted whole_paced && phase whole_paced whole "$PACED_CHUNKS" "$PACED_MS"
-fi
+# In the order BENCH_CHAT_PHASES lists them (each phase's sessions stay in the
+# database: "whole_alias whole" and "whole whole_alias" show what order costs).
+for p in $PHASES; do
+	case $p in
+	stream) phase stream stream "$CHUNKS" 0 ;;
+	whole) phase whole whole "$CHUNKS" 0 ;;
+	whole_alias) phase whole_alias whole "$CHUNKS" 0 alias ;;
+	stream_paced) phase stream_paced stream "$PACED_CHUNKS" "$PACED_MS" ;;
+	whole_paced) phase whole_paced whole "$PACED_CHUNKS" "$PACED_MS" ;;
+	esac
+done
 load_after=$(loadavg)
 
 # ---- bookd must exit cleanly ----------------------------------------------------------

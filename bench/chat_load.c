@@ -311,6 +311,7 @@ struct phase {
 	char key[32];
 	unsigned id;
 	int stream, clients, chunks, port;
+	int alias; /* ask POST /api/chat {"message"} (a book site's widget) instead */
 	int64_t warmup, duration, delay, stagger;
 	int ctl; /* the /run connection, answered when the phase is over */
 	struct answer *ans;
@@ -762,6 +763,14 @@ static const char *phase_parse(struct phase *ph, const char *q)
 		stagger = 0;
 	else if (parse_u64(st, strlen(st), 10, warmup * 1000, &stagger))
 		return "stagger_ms: 0 to the warm-up";
+	char route[8];
+	if (query_get(q, "route", route, sizeof(route)))
+		snprintf(route, sizeof(route), "query");
+	if (strcmp(route, "query") && strcmp(route, "alias"))
+		return "route: query or alias";
+	ph->alias = !strcmp(route, "alias");
+	if (ph->alias && !strcmp(mode, "stream"))
+		return "route=alias answers whole only";
 	ph->stream = !strcmp(mode, "stream");
 	ph->chunks = (int)chunks;
 	ph->delay = (int64_t)delay * MS;
@@ -821,6 +830,7 @@ static void fake_phase_over(void)
 static const char *const PHASE_LABELS[][2] = {
 	{ "stream", "streamed, instant fake" },
 	{ "whole", "not streamed, instant fake" },
+	{ "whole_alias", "POST /api/chat, instant fake" },
 	{ "stream_paced", "streamed, paced fake" },
 	{ "whole_paced", "not streamed, paced fake" },
 };
@@ -1188,11 +1198,13 @@ static void cc_ask(struct cconn *c)
 	size_t id = ph->issued++;
 	c->a = &ph->ans[id];
 	char body[256], req[1024];
-	int b = snprintf(body, sizeof(body), "{\"question\": \"%s bench-id:%ux%zu\"}", QUESTION, ph->id, id);
+	int b = snprintf(body, sizeof(body), "{\"%s\": \"%s bench-id:%ux%zu\"}", ph->alias ? "message" : "question",
+			 QUESTION, ph->id, id);
 	int n = snprintf(req, sizeof(req),
-			 "POST /api/v1/chatbot/query HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-API-Key: %s\r\n"
+			 "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nX-API-Key: %s\r\n"
 			 "Content-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s",
-			 ph->port, shared.key, ph->stream ? "Accept: text/event-stream\r\n" : "", b, body);
+			 ph->alias ? "/api/chat" : "/api/v1/chatbot/query", ph->port, shared.key,
+			 ph->stream ? "Accept: text/event-stream\r\n" : "", b, body);
 	c->t0 = now_ns();
 	/* Under 1 KB to an idle socket: a short write means bookd is not reading (as in fake_send()). */
 	ssize_t w = send(c->fd, req, (size_t)n, MSG_NOSIGNAL);

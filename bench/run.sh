@@ -17,6 +17,7 @@
 #                      (default 5)
 #   BENCH_LOGIN_CLIENTS  concurrent login clients of the burst (default 8)
 #   BENCH_SKIP_JOBS    1 = do not run bench/jobs.sh afterwards
+#   BENCH_SKIP_SITE    1 = do not run bench/site.sh (static site vs nginx)
 #   BENCH_ONLY_HTTP    1 = stop after the HTTP and job benchmarks (skip backends,
 #                      search, chat and the retrieval evaluation)
 #   BENCH_PYTHON       Python 3 for bench/logins.py (default python3)
@@ -474,6 +475,19 @@ if [ "${BENCH_SKIP_JOBS:-0}" != 1 ]; then
 	jrc=0
 	BENCH_PYTHON=$PYTHON BOOKD_BIN=$BIN sh bench/jobs.sh || jrc=$?
 	[ "$jrc" -eq 0 ] || problems="$problems; bench/jobs.sh failed (exit $jrc)"
+fi
+
+# ---- 6b. the static site: bench/site.sh (bookd --site next to nginx) ----------
+
+if [ "${BENCH_SKIP_SITE:-0}" != 1 ]; then
+	stop_pid "$BOOKD_PID" TERM 10
+	BOOKD_PID=""
+	stop_pid "$NGINX_PID" TERM 5
+	NGINX_PID=""
+	echo
+	src=0
+	BOOKD_BIN=$BIN sh bench/site.sh || src=$?
+	[ "$src" -eq 0 ] || problems="$problems; bench/site.sh failed (exit $src)"
 fi
 
 # ---- 7. the rest, one after another (each starts and stops its own servers) ---

@@ -16,6 +16,7 @@
 #include "core/mem.h"
 #include "core/timeutil.h"
 #include "http/server.h"
+#include "http/site.h"
 #include "services/chat.h"
 #include "services/jobs.h"
 #include "services/ratelimit.h"
@@ -57,7 +58,16 @@ int app_mkdir_private(const char *path)
 				return -1;
 			*p = '/';
 		}
-	return mkdir(tmp, 0700) && errno != EEXIST ? -1 : 0;
+	if (mkdir(tmp, 0700) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -1;
+	/* An existing directory of ours (an older install) is made private too;
+	 * one of another owner is left as it is. */
+	struct stat st;
+	if (stat(tmp, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 077) && chmod(tmp, st.st_mode & 07700))
+		log_warn("cannot make %s private: %s", tmp, strerror(errno));
+	return 0;
 }
 
 /* ---- the parts, in the order they are built ---------------------------------- */
@@ -73,8 +83,8 @@ static int open_db(struct app_runtime *rt, struct err *e)
 			return err_set(e, ERR_IO, "cannot create data directory %s: %s", cfg->data_dir, strerror(errno));
 		struct stat st;
 		if (stat(cfg->data_dir, &st) == 0 && (st.st_mode & 077))
-			log_warn("data directory %s is open to other users (mode %03o): the files bookd creates in it "
-				 "are private, but `chmod 700` it", cfg->data_dir, (unsigned)(st.st_mode & 0777));
+			log_warn("data directory %s is open to other users (mode %03o) and not ours to change",
+				 cfg->data_dir, (unsigned)(st.st_mode & 0777));
 		url = strf("sqlite:%s/bookd.db", cfg->data_dir);
 	}
 	if (!url)
@@ -168,6 +178,10 @@ static int open_users(struct app_runtime *rt, struct err *e)
 		.jwks_url = cfg->jwks_url,
 		.issuer = cfg->jwt_issuer,
 		.audience = cfg->jwt_audience,
+		.better_auth_url = cfg->better_auth_url,
+		.better_auth_cache_seconds = cfg->better_auth_cache_seconds,
+		.better_auth_timeout_ms = cfg->better_auth_timeout_ms,
+		.trust_user_header = cfg->trust_user_header,
 		.login_burst = cfg->login_burst,
 		.login_per_minute = cfg->login_per_minute,
 		.register_burst = cfg->register_burst,
@@ -206,7 +220,8 @@ static int open_chat(struct app_runtime *rt, struct err *e)
 				  .top_k = cfg->chat_top_k,
 				  .deadline_s = cfg->chat_deadline,
 				  .max_tokens = cfg->chat_max_tokens,
-				  .daily_tokens = cfg->chat_daily_tokens };
+				  .daily_tokens = cfg->chat_daily_tokens,
+				  .anon_daily_tokens = cfg->chat_anon_daily_tokens };
 	return chat_new(&rt->chat, rt->db, rt->search, rt->llm, &cc, e);
 }
 
@@ -253,6 +268,9 @@ static int open_http(struct app_runtime *rt, struct err *e)
 	a->chat_limit = ratelimit_new(cfg->chat_anon_per_minute * 2.0, cfg->chat_anon_per_minute, 8192);
 	if (!a->chapters || !a->hasher || !a->io || !a->chat_exec || !a->chat_limit)
 		return err_set(e, ERR_INTERNAL, "out of memory");
+	int rc = cfg->site_dir[0] ? site_open(&rt->site, cfg->site_dir, cfg->site_base_url, e) : 0;
+	if (rc)
+		return rc;
 	struct http_server_opts o = {
 		.host = cfg->host,
 		.port = cfg->port,
@@ -262,6 +280,7 @@ static int open_http(struct app_runtime *rt, struct err *e)
 		.max_connections_per_ip = cfg->max_connections_per_ip,
 		.request_timeout = cfg->request_timeout,
 		.trusted_proxies = cfg->trusted_proxies,
+		.forwarded_header = cfg->forwarded_header,
 		.max_body = cfg->max_body,
 		.cors_origins = cfg->cors_origins,
 		.upload_dir = rt->upload_dir,
@@ -269,6 +288,8 @@ static int open_http(struct app_runtime *rt, struct err *e)
 		.routes = api_routes,
 		.nroutes = api_nroutes,
 		.app = a,
+		.fallback = rt->site ? site_serve : NULL,
+		.fallback_ctx = rt->site,
 	};
 	return http_server_start(&rt->http, &o, e);
 }
@@ -383,6 +404,7 @@ void app_close(struct app_runtime *rt)
 	executor_stop(a->io);
 	executor_stop(a->hasher);
 	http_server_stop(rt->http);
+	site_close(rt->site);
 	jobs_quiesce(rt->jobs);
 	jobs_join(rt->jobs);
 	db_unlisten(rt->db); /* its callbacks wake the job queue and the caches */

@@ -53,6 +53,7 @@ struct app_runtime {
 	char *upload_dir;
 	struct app api; /* what HTTP handlers share */
 	struct http_server *http;
+	struct site *site; /* the static site served beside the API, or NULL */
 	int open; /* app_open ran (app_close is a no-op otherwise) */
 };
 

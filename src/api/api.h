@@ -99,7 +99,14 @@ void api_books_import(http_req *req, void *app);
 void api_books_reindex(http_req *req, void *app);
 void api_search(http_req *req, void *app);
 void api_chat_query(http_req *req, void *app);
-void api_chat_compat(http_req *req, void *app);
+/* The chat dialects of existing book sites (compat.c). */
+void api_compat_chat(http_req *req, void *app);
+void api_compat_v1_chat(http_req *req, void *app);
+void api_compat_ask_stream(http_req *req, void *app);
+void api_compat_session_new(http_req *req, void *app);
+void api_compat_history(http_req *req, void *app);
+void api_compat_feedback(http_req *req, void *app);
+void api_feedback_list(http_req *req, void *app);
 void api_chat_context(http_req *req, void *app);
 void api_chat_sessions(http_req *req, void *app);
 void api_chat_session_get(http_req *req, void *app);

@@ -17,7 +17,7 @@ struct pw_job {
 	int is_register;
 	char email[300], exact[300];
 	char *password, *display_name;
-	char ip[64];
+	char ip[64], limit_key[64];
 	struct user user;
 	struct tokens tokens;
 	struct err e;
@@ -39,10 +39,15 @@ static json_t *tokens_json(const struct tokens *t)
 static void pw_work(void *ctx)
 {
 	struct pw_job *j = ctx;
-	j->rc = j->is_register ? users_register(j->app->users, j->arena, j->email, j->password, j->display_name,
-						j->ip, &j->user, &j->tokens, &j->e)
-			       : users_login(j->app->users, j->arena, j->email, j->exact, j->password, j->ip,
-					     &j->user, &j->tokens, &j->e);
+	/* Queued when shutdown stopped waiting: answer at once, hash nothing. */
+	if (stop_fired(j->app->cancel))
+		j->rc = err_set(&j->e, ERR_UNAVAILABLE, "the server is shutting down; try again shortly");
+	else if (j->is_register)
+		j->rc = users_register(j->app->users, j->arena, j->email, j->password, j->display_name, j->ip,
+				       &j->user, &j->tokens, &j->e);
+	else
+		j->rc = users_login(j->app->users, j->arena, j->email, j->exact, j->password, j->ip, j->limit_key,
+				    &j->user, &j->tokens, &j->e);
 	sodium_memzero(j->password, strlen(j->password));
 	if (j->is_register)
 		users_register_release(j->app->users);
@@ -89,9 +94,10 @@ static void password_request(http_req *req, struct app *app, int is_register)
 		goto fail;
 	}
 	snprintf(j->ip, sizeof(j->ip), "%s", http_client_ip(req));
+	snprintf(j->limit_key, sizeof(j->limit_key), "%s", http_client_limit_key(req));
 	int retry = 1;
-	if (is_register ? users_register_admit(app->users, j->ip, &retry, &e)
-			: users_login_allowed(app->users, j->ip, j->email, &retry, &e)) {
+	if (is_register ? users_register_admit(app->users, j->limit_key, &retry, &e)
+			: users_login_allowed(app->users, j->limit_key, j->email, &retry, &e)) {
 		sodium_memzero((char *)password, strlen(password));
 		api_rate_limited(req, &e, retry);
 		json_decref(o);

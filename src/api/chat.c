@@ -18,11 +18,10 @@
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
-#include "../services/chat.h"
-#include "api.h"
+#include "chat_int.h"
 
-#define QUESTION_MAX 2000
-#define SELECTION_MAX 5000
+#define QUESTION_MAX CHAT_QUESTION_MAX
+#define SELECTION_MAX CHAT_SELECTION_MAX
 /* A silent stream sends a comment line this often while the model thinks. */
 #define KEEPALIVE_MS 1000
 
@@ -31,7 +30,7 @@ struct ask {
 	struct arena arena; /* the question's strings: outlives the request when streaming */
 	char user_id[UUID_STR_LEN], subject[80];
 	struct chat_query q;
-	int compat; /* POST /chat */
+	const struct chat_dialect *d;
 	/* the outcome (non-streamed) */
 	struct chat_answer ans;
 	struct err e;
@@ -62,66 +61,102 @@ static void ask_unref(struct ask *a)
 
 /* ---- parsing ------------------------------------------------------------------ */
 
-static int caller(http_req *req, struct app *app, struct ask *a, int need_user)
+int api_chat_caller(http_req *req, struct app *app, enum chat_callers who, char user_id[UUID_STR_LEN],
+		    char subject[80])
 {
 	struct principal p;
 	if (api_principal(req, app, &p))
 		return -1;
 	struct err e = { 0 };
+	user_id[0] = '\0';
 	if (p.kind == P_ANON) {
-		if (need_user || !app->cfg->chat_anonymous) {
+		if (who == CHAT_USERS || !app->cfg->chat_anonymous) {
 			err_set(&e, ERR_UNAUTHORIZED, "authentication required");
 			api_fail(req, &e);
 			return -1;
 		}
 		int retry;
-		if (ratelimit_hit(app->chat_limit, http_client_ip(req), 1, time_now_ms(), &retry)) {
+		if (who == CHAT_ASKS && ratelimit_hit(app->chat_limit, http_client_limit_key(req), 1, time_now_ms(), &retry)) {
 			err_set(&e, ERR_RATE_LIMITED, "too many questions from this address; try again later");
 			api_rate_limited(req, &e, retry);
 			return -1;
 		}
-		snprintf(a->subject, sizeof(a->subject), "ip:%s", http_client_ip(req));
+		snprintf(subject, 80, "ip:%s", http_client_ip(req));
 		return 0;
 	}
 	struct user u;
 	if (api_user_of(req, app, &p, &u))
 		return -1;
-	snprintf(a->user_id, sizeof(a->user_id), "%s", u.id);
-	snprintf(a->subject, sizeof(a->subject), "user:%s", u.id);
-	a->q.user_id = a->user_id;
+	snprintf(user_id, UUID_STR_LEN, "%s", u.id);
+	snprintf(subject, 80, "user:%s", u.id);
 	return 0;
 }
 
-static const char *opt_str(struct ask *a, json_t *o, const char *key, size_t max, struct err *e)
+static int caller(http_req *req, struct app *app, struct ask *a, int need_user)
+{
+	if (api_chat_caller(req, app, need_user ? CHAT_USERS : CHAT_ASKS, a->user_id, a->subject))
+		return -1;
+	a->q.user_id = a->user_id[0] ? a->user_id : NULL;
+	return 0;
+}
+
+const char *api_chat_opt_str(struct arena *a, json_t *o, const char *key, size_t max, struct err *e)
 {
 	const char *v = NULL;
 	if (jget_str(o, key, J_OPTIONAL, 0, max, &v, e) <= 0 || !v || !*v)
 		return NULL;
-	return arena_strdup(&a->arena, v);
+	return arena_strdup(a, v);
 }
 
-static int parse(http_req *req, struct ask *a, json_t *o, int compat, int *stream)
+static const char *opt_str(struct ask *a, json_t *o, const char *key, size_t max, struct err *e)
+{
+	return api_chat_opt_str(&a->arena, o, key, max, e);
+}
+
+const char *api_chat_session_key(struct arena *a, json_t *o, struct err *e)
+{
+	json_t *v = json_object_get(o, "session_id");
+	const char *sid = json_is_integer(v) ? arena_printf(a, "%" JSON_INTEGER_FORMAT, json_integer_value(v))
+					     : api_chat_opt_str(a, o, "session_id", CHAT_KEY_MAX, e);
+	if (sid && !chat_session_key_valid(sid)) {
+		err_field(e, "session_id", "must be 1 to 128 printable ASCII characters");
+		sid = NULL;
+	}
+	return sid;
+}
+
+/* POST /api/v1/chatbot/query */
+static void read_native(http_req *req, struct app *app, json_t *o, struct arena *a, struct chat_query *q,
+			int *stream, struct err *e)
+{
+	(void)app;
+	const char *question = NULL;
+	(void)jget_str(o, "question", J_REQUIRED, 1, QUESTION_MAX, &question, e);
+	q->question = question ? arena_strdup(a, question) : NULL;
+	q->session_id = api_chat_session_key(a, o, e);
+	q->selected_text = api_chat_opt_str(a, o, "selected_text", SELECTION_MAX, e);
+	q->book_id = api_chat_opt_str(a, o, "book_id", 36, e);
+	q->chapter_id = api_chat_opt_str(a, o, "chapter_id", 36, e);
+	if (q->book_id && !uuid_valid(q->book_id, strlen(q->book_id)))
+		err_field(e, "book_id", "must be a book id");
+	if (q->chapter_id && !uuid_valid(q->chapter_id, strlen(q->chapter_id)))
+		err_field(e, "chapter_id", "must be a chapter id");
+	long long top_k = 0;
+	if (jget_int(o, "top_k", J_OPTIONAL, 1, 20, &top_k, e) > 0)
+		q->top_k = (int)top_k;
+	int s = 0;
+	(void)jget_bool(o, "stream", J_OPTIONAL, &s, e);
+	const char *accept = http_header(req, "Accept");
+	*stream = s || (accept && strstr(accept, "text/event-stream"));
+}
+
+static int parse(http_req *req, struct ask *a, json_t *o, int *stream)
 {
 	struct err e = { 0 };
-	const char *question = NULL;
-	(void)jget_str(o, compat ? "message" : "question", J_REQUIRED, 1, QUESTION_MAX, &question, &e);
-	a->q.question = question ? arena_strdup(&a->arena, question) : NULL;
-	a->q.session_id = opt_str(a, o, "session_id", 64, &e);
-	a->q.selected_text = opt_str(a, o, "selected_text", SELECTION_MAX, &e);
-	a->q.book_id = opt_str(a, o, "book_id", 36, &e);
-	a->q.chapter_id = opt_str(a, o, "chapter_id", 36, &e);
-	if (a->q.book_id && !uuid_valid(a->q.book_id, strlen(a->q.book_id)))
-		err_field(&e, "book_id", "must be a book id");
-	if (a->q.chapter_id && !uuid_valid(a->q.chapter_id, strlen(a->q.chapter_id)))
-		err_field(&e, "chapter_id", "must be a chapter id");
-	long long top_k = 0;
-	if (jget_int(o, "top_k", J_OPTIONAL, 1, 20, &top_k, &e) > 0)
-		a->q.top_k = (int)top_k;
-	int s = 0;
-	(void)jget_bool(o, "stream", J_OPTIONAL, &s, &e);
-	const char *accept = http_header(req, "Accept");
-	*stream = !compat && (s || (accept && strstr(accept, "text/event-stream")));
-	a->q.unknown_session_starts_new = compat;
+	*stream = 0;
+	a->d->read(req, a->app, o, &a->arena, &a->q, stream, &e);
+	if (!a->d->sse)
+		*stream = 0;
 	if (e.code) {
 		api_fail(req, &e);
 		return -1;
@@ -167,26 +202,30 @@ static void ask_done(http_req *req, void *app)
 		if (a->rc == ERR_RATE_LIMITED)
 			http_set_header(req, "Retry-After", "3600");
 		api_fail(req, &a->e);
-	} else if (a->compat) {
-		char ts[32];
-		time_format_rfc3339(a->ans.timestamp, ts);
-		api_json(req, 200, json_pack("{s:s, s:s, s:s}", "response", a->ans.answer, "session_id", a->ans.session_id,
-					    "timestamp", ts));
 	} else {
-		api_json(req, 200, chat_answer_json(&a->ans));
+		api_json(req, 200, a->d->reply(&a->ans));
 	}
 	ask_unref(a);
 }
 
 /* ---- streamed -------------------------------------------------------------------- */
 
-/* Queues an event for the reader; `last` ends the stream after it. */
+static int cancelled(void *ctx);
+
+/* One event in the dialect's framing. */
+static int frame(struct buf *b, const char *event, const char *text)
+{
+	return event ? buf_printf(b, "event: %s\ndata: %s\n\n", event, text) : buf_printf(b, "data: %s\n\n", text);
+}
+
+/* Queues an event for the reader (takes `data`); `last` ends the stream after it. */
 static int push(struct ask *a, const char *event, json_t *data, int last)
 {
 	char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+	json_decref(data);
 	pthread_mutex_lock(&a->lock);
 	int gone = a->gone;
-	int queued = !gone && text && buf_printf(&a->out, "event: %s\ndata: %s\n\n", event, text) == 0;
+	int queued = !gone && text && frame(&a->out, event, text) == 0;
 	if (last)
 		a->finished = 1;
 	if ((queued || last) && a->hs)
@@ -198,18 +237,18 @@ static int push(struct ask *a, const char *event, json_t *data, int last)
 
 static int on_passages(void *ctx, json_t *passages)
 {
-	json_t *d = json_pack("{s:O}", "passages", passages);
-	int gone = push(ctx, "citations", d, 0);
-	json_decref(d);
-	return gone;
+	struct ask *a = ctx;
+	const struct chat_sse *w = a->d->sse;
+	if (!w->passages_json)
+		return cancelled(a);
+	return push(a, w->passages, w->passages_json(passages), 0);
 }
 
 static int on_delta(void *ctx, const char *text, size_t n)
 {
-	json_t *d = json_pack("{s:s%}", "text", text, n);
-	int gone = push(ctx, "delta", d, 0);
-	json_decref(d);
-	return gone;
+	struct ask *a = ctx;
+	const struct chat_sse *w = a->d->sse;
+	return push(a, w->delta, w->delta_json(text, n), 0);
 }
 
 /* The reader left, or shutdown stopped waiting for answers. */
@@ -229,21 +268,21 @@ static void stream_run(void *ctx)
 	struct ask *a = ctx;
 	a->rc = chat_ask(a->app->chat, &a->arena, &a->q, &a->ans, &a->e);
 	shutdown_error(a);
+	const struct chat_sse *w = a->d->sse;
 	json_t *d;
 	const char *event;
 	if (a->rc == 0 && !a->ans.broken) {
-		event = "done";
-		d = chat_answer_json(&a->ans);
+		event = w->done;
+		d = w->done_json(&a->ans);
 	} else {
 		int code = a->rc ? a->rc : ERR_UNAVAILABLE;
 		const char *msg = a->rc ? (code == ERR_INTERNAL ? "internal error" : a->e.msg)
 					: "the answer broke off; please ask again";
-		event = "error";
-		d = json_pack("{s:{s:s, s:s}}", "error", "code", err_code_name(code), "message", msg);
+		event = w->error;
+		d = w->error_json(err_code_name(code), msg);
 	}
 	/* The last event and the end of the stream go out on one wake. */
 	push(a, event, d, 1);
-	json_decref(d);
 	ask_unref(a);
 }
 
@@ -264,12 +303,19 @@ static long stream_next(void *ctx, char *buf, size_t max, int final)
 	} else if (a->finished) {
 		n = -1;
 	} else if (final) {
-		/* The server is stopping before the answer is done: say so, last. */
-		static const char bye[] = "event: error\ndata: {\"error\":{\"code\":\"unavailable\","
-					  "\"message\":\"server is shutting down\"}}\n\n";
-		n = max >= sizeof(bye) - 1 ? (long)sizeof(bye) - 1 : -1;
+		/* The server is stopping before the answer is done: say so, last,
+		 * in the dialect's own error shape. */
+		const struct chat_sse *w = a->d->sse;
+		json_t *d = w->error_json("unavailable", "server is shutting down");
+		char *text = d ? json_dumps(d, JSON_COMPACT) : NULL;
+		struct buf bye;
+		buf_init(&bye, max);
+		n = text && frame(&bye, w->error, text) == 0 ? (long)bye.n : -1;
 		if (n > 0)
-			memcpy(buf, bye, (size_t)n);
+			memcpy(buf, bye.p, (size_t)n);
+		buf_free(&bye);
+		free(text);
+		json_decref(d);
 		a->finished = 1;
 		a->gone = 1; /* a model call still running stops */
 	} else if (time_mono_us() - a->last_write_us >= KEEPALIVE_MS * 1000 && max > 16) {
@@ -297,7 +343,7 @@ static void stream_gone(void *ctx)
 
 /* ---- routes --------------------------------------------------------------------- */
 
-static void ask(http_req *req, struct app *app, int compat)
+void api_chat_ask(http_req *req, struct app *app, const struct chat_dialect *d)
 {
 	struct ask *a = ask_new(app);
 	struct err e = { 0 };
@@ -306,10 +352,10 @@ static void ask(http_req *req, struct app *app, int compat)
 		api_fail(req, &e);
 		return;
 	}
-	a->compat = compat;
+	a->d = d;
 	json_t *o = NULL;
 	int stream = 0;
-	if (caller(req, app, a, 0) || api_read_object(req, &o) || parse(req, a, o, compat, &stream)) {
+	if (caller(req, app, a, 0) || api_read_object(req, &o) || parse(req, a, o, &stream)) {
 		json_decref(o);
 		ask_unref(a);
 		return;
@@ -344,14 +390,32 @@ static void ask(http_req *req, struct app *app, int compat)
 	}
 }
 
-void api_chat_query(http_req *req, void *app)
+/* ---- the native dialect ------------------------------------------------------------ */
+
+static json_t *native_passages(json_t *passages)
 {
-	ask(req, app, 0);
+	return json_pack("{s:O}", "passages", passages);
 }
 
-void api_chat_compat(http_req *req, void *app)
+static json_t *native_delta(const char *text, size_t n)
 {
-	ask(req, app, 1);
+	return json_pack("{s:s%}", "text", text, n);
+}
+
+static json_t *native_error(const char *code, const char *message)
+{
+	return json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
+}
+
+static const struct chat_sse native_sse = {
+	"citations", "delta", "done", "error", native_passages, native_delta, chat_answer_json, native_error,
+};
+
+static const struct chat_dialect native = { read_native, chat_answer_json, &native_sse };
+
+void api_chat_query(http_req *req, void *app)
+{
+	api_chat_ask(req, app, &native);
 }
 
 void api_chat_context(http_req *req, void *app_)
@@ -372,13 +436,13 @@ void api_chat_context(http_req *req, void *app_)
 	}
 	const char *text = NULL;
 	(void)jget_str(o, "text", J_REQUIRED, 1, SELECTION_MAX, &text, &e);
-	const char *session = opt_str(a, o, "session_id", 64, &e), *book = opt_str(a, o, "book_id", 36, &e),
+	const char *session = api_chat_session_key(&a->arena, o, &e), *book = opt_str(a, o, "book_id", 36, &e),
 		   *chapter = opt_str(a, o, "chapter_id", 36, &e);
 	if (book && !uuid_valid(book, strlen(book)))
 		err_field(&e, "book_id", "must be a book id");
 	if (chapter && !uuid_valid(chapter, strlen(chapter)))
 		err_field(&e, "chapter_id", "must be a chapter id");
-	char sid[UUID_STR_LEN], cid[UUID_STR_LEN];
+	char sid[CHAT_KEY_MAX + 1], cid[UUID_STR_LEN];
 	if (!e.code && chat_add_context(app->chat, http_arena(req), a->q.user_id, session, text, book, chapter, sid, cid,
 					&e) == 0)
 		api_json(req, 201, json_pack("{s:s, s:s}", "session_id", sid, "context_id", cid));

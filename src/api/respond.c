@@ -79,8 +79,16 @@ int api_principal(http_req *req, struct app *app, struct principal *p)
 		return 0;
 	}
 	struct err e = { 0 };
-	if (users_authenticate(app->users, http_arena(req), http_header(req, "Authorization"),
-			       http_header(req, "X-API-Key"), p, &e) == 0)
+	struct credentials cr = {
+		.api_key = http_header(req, "X-API-Key"),
+		.authorization = http_header(req, "Authorization"),
+		/* a cookie rides along with any request the browser makes: only
+		 * from a page this server trusts (CSRF) */
+		.cookie = http_origin_trusted(req) ? http_header(req, "Cookie") : NULL,
+		/* only a trusted proxy may say who the user is */
+		.user_header = http_peer_trusted(req) ? http_header(req, "X-User-ID") : NULL,
+	};
+	if (users_authenticate(app->users, http_arena(req), &cr, p, &e) == 0)
 		return 0;
 	api_fail(req, &e);
 	return -1;

@@ -6,7 +6,10 @@
 #include "cli.h"
 
 const struct cli_command cli_commands[] = {
-	{ "serve", cli_serve, "  serve                     run the HTTP API (default: http://127.0.0.1:8000)\n" },
+	{ "serve", cli_serve,
+	  "  serve [--site DIR]        run the HTTP API (default: http://127.0.0.1:8000); with --site, also\n"
+	  "                            serve a built static site (a Docusaurus build/) on the same origin\n"
+	  "      --site-base-url PATH  the site's baseUrl (default /)\n" },
 	{ "import", cli_import,
 	  "  import PATH [options]     import a book from a Markdown/MDX folder (Docusaurus docs/),\n"
 	  "                            a .md/.mdx file or a .txt file; re-importing updates in place\n"

@@ -80,9 +80,13 @@ int cli_import(int argc, char **argv)
 		goto out;
 	}
 	queue_index(&rt, r.book_id);
-	json_t *o = json_pack("{s:s, s:i, s:s, s:b, s:i, s:i, s:i, s:i}", "book_id", r.book_id, "chapters",
-			      r.chapters, "title", r.title, "created", r.created, "added", r.added, "updated",
-			      r.updated, "unchanged", r.unchanged, "removed", r.removed);
+	for (int i = 0; i < r.nwarnings; i++)
+		fprintf(stderr, "bookd: warning: %s: %s: %s\n", r.warnings[i].file, r.warnings[i].action,
+			r.warnings[i].message);
+	if (r.warnings_omitted)
+		fprintf(stderr, "bookd: warning: %d more files skipped or cleaned\n", r.warnings_omitted);
+	json_t *o = ingest_result_json(&r);
+	ingest_result_free(&r);
 	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	if (s)
 		printf("%s\n", s);

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "log.h"
 #include "mem.h"
+#include "uuid.h"
 
 enum cfg_type { CFG_STR, CFG_INT, CFG_BYTES, CFG_BOOL, CFG_LONG };
 
@@ -60,9 +61,15 @@ static const struct cfg_def defs[] = {
 	{ "BOOKD_REQUEST_TIMEOUT", CFG_INT, "60", 1, 3600, 0, OFF(request_timeout),
 	  "seconds a request's head and body may take to arrive, however slowly they trickle" },
 	{ "BOOKD_TRUSTED_PROXIES", CFG_STR, "", 0, 0, 0, OFF(trusted_proxies),
-	  "reverse proxies (CIDR list) whose X-Forwarded-For / Forwarded name the client" },
+	  "reverse proxies (CIDR list) whose BOOKD_FORWARDED_HEADER names the client" },
+	{ "BOOKD_FORWARDED_HEADER", CFG_STR, "x-forwarded-for", 0, 0, 0, OFF(forwarded_header),
+	  "x-forwarded-for, forwarded or x-real-ip: the one header the trusted proxies set or append" },
 	{ "BOOKD_LOG_LEVEL", CFG_STR, "info", 0, 0, 0, OFF(log_level),
 	  "debug, info, warn or error" },
+	{ "BOOKD_SITE_DIR", CFG_STR, "", 0, 0, 0, OFF(site_dir),
+	  "a built static site (a Docusaurus build/ folder) served beside the API; empty = none (serve --site DIR)" },
+	{ "BOOKD_SITE_BASE_URL", CFG_STR, "/", 0, 1024, 0, OFF(site_base_url),
+	  "the path the site is served under, its Docusaurus baseUrl (e.g. /my-book/)" },
 	{ "BOOKD_CACHE_SIZE", CFG_BYTES, "64M", 0, 1LL << 40, 0, OFF(cache_bytes),
 	  "memory for rendered chapter responses; 0 disables the cache" },
 	{ "BOOKD_CACHE_NOTIFIED", CFG_BOOL, "true", 0, 1, 0, OFF(cache_notified),
@@ -83,6 +90,15 @@ static const struct cfg_def defs[] = {
 	  "JWKS of an external identity provider whose JWTs are accepted (EdDSA, RS256, ES256)" },
 	{ "BOOKD_JWT_ISSUER", CFG_STR, "", 0, 0, 0, OFF(jwt_issuer), "required iss of external tokens" },
 	{ "BOOKD_JWT_AUDIENCE", CFG_STR, "", 0, 0, 0, OFF(jwt_audience), "required aud of external tokens" },
+	{ "BOOKD_BETTER_AUTH_URL", CFG_STR, "", 0, 0, 0, OFF(better_auth_url),
+	  "a Better-Auth server (base URL) whose session tokens (Bearer or cookie) are accepted, "
+	  "checked by its /api/auth/get-session" },
+	{ "BOOKD_BETTER_AUTH_CACHE_SECONDS", CFG_INT, "60", 1, 3600, 0, OFF(better_auth_cache_seconds),
+	  "seconds a Better-Auth session check is reused (a refused token: at most 10)" },
+	{ "BOOKD_BETTER_AUTH_TIMEOUT_MS", CFG_INT, "2500", 100, 30000, 0, OFF(better_auth_timeout_ms),
+	  "longest wait for the Better-Auth server; past it the request gets 503" },
+	{ "BOOKD_TRUST_USER_HEADER", CFG_BOOL, "false", 0, 1, 0, OFF(trust_user_header),
+	  "true = X-User-ID names the user, from peers in BOOKD_TRUSTED_PROXIES only" },
 	{ "BOOKD_HASH_THREADS", CFG_INT, "1", 1, 64, 0, OFF(hash_threads),
 	  "threads hashing passwords (argon2id), apart from the HTTP threads" },
 	{ "BOOKD_LOGIN_BURST", CFG_INT, "10", 1, 100000, 0, OFF(login_burst),
@@ -115,8 +131,12 @@ static const struct cfg_def defs[] = {
 	{ "BOOKD_EMBED_TIMEOUT", CFG_INT, "30", 1, 600, 0, OFF(embed_timeout), "seconds per embedding request" },
 	{ "BOOKD_CHUNK_TOKENS", CFG_INT, "256", 32, 8192, 0, OFF(chunk_tokens),
 	  "largest chunk, in estimated tokens (bytes / 4)" },
-	{ "BOOKD_CHAT_ANONYMOUS", CFG_BOOL, "false", 0, 1, 0, OFF(chat_anonymous),
-	  "true = anyone may ask the chatbot (public book sites), limited per IP" },
+	{ "BOOKD_CHAT_ANONYMOUS", CFG_BOOL, "true", 0, 1, 0, OFF(chat_anonymous),
+	  "true = anyone may ask the chatbot (public book sites), limited per IP; false = signed-in users only" },
+	{ "BOOKD_CHAT_ANON_DAILY_TOKENS", CFG_LONG, "200000", 0, 1LL << 40, 0, OFF(chat_anon_daily_tokens),
+	  "language-model tokens anonymous questions from one IP may use per day; 0 = unlimited" },
+	{ "BOOKD_DEFAULT_BOOK", CFG_STR, "", 0, 36, 0, OFF(default_book),
+	  "book id the chat widgets' routes (/chat, /api/chat, …) ask when a request names none; empty = every book" },
 	{ "BOOKD_CHAT_ANON_PER_MINUTE", CFG_INT, "10", 1, 100000, 0, OFF(chat_anon_per_minute),
 	  "anonymous questions per minute per IP (twice that in a burst)" },
 	{ "BOOKD_CHAT_THREADS", CFG_INT, "32", 1, 1024, 0, OFF(chat_threads),
@@ -125,7 +145,7 @@ static const struct cfg_def defs[] = {
 	{ "BOOKD_CHAT_TOP_K", CFG_INT, "5", 1, 20, 0, OFF(chat_top_k), "passages retrieved per question" },
 	{ "BOOKD_CHAT_MAX_TOKENS", CFG_INT, "800", 16, 32000, 0, OFF(chat_max_tokens), "longest answer, in tokens" },
 	{ "BOOKD_CHAT_DAILY_TOKENS", CFG_LONG, "0", 0, 1LL << 40, 0, OFF(chat_daily_tokens),
-	  "tokens a user (or IP) may use per day; 0 = unlimited" },
+	  "language-model tokens a signed-in user may use per day; 0 = unlimited" },
 	{ "BOOKD_LOGIN_PER_MINUTE", CFG_INT, "5", 1, 100000, 0, OFF(login_per_minute),
 	  "login attempts regained per minute, per account (twice that per IP)" },
 	{ "BOOKD_LLM_PROVIDERS", CFG_STR, "", 0, 0, 0, OFF(llm_providers),
@@ -630,6 +650,10 @@ static int load(struct config *c, struct source *src, struct msg *m)
 	if (c->log_level && strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
 	    strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
 		msg_add(m, "BOOKD_LOG_LEVEL=\"%.64s\" must be debug, info, warn or error", c->log_level);
+	if (c->forwarded_header && strcasecmp(c->forwarded_header, "x-forwarded-for") &&
+	    strcasecmp(c->forwarded_header, "forwarded") && strcasecmp(c->forwarded_header, "x-real-ip"))
+		msg_add(m, "BOOKD_FORWARDED_HEADER=\"%.64s\" must be x-forwarded-for, forwarded or x-real-ip",
+			c->forwarded_header);
 	if (c->auth_mode && strcmp(c->auth_mode, "jwt") && strcmp(c->auth_mode, "api_key"))
 		msg_add(m, "BOOKD_AUTH_MODE=\"%.64s\" must be jwt or api_key", c->auth_mode);
 	if (c->auth_mode && !strcmp(c->auth_mode, "api_key") && c->api_key && !c->api_key[0])
@@ -642,6 +666,11 @@ static int load(struct config *c, struct source *src, struct msg *m)
 		msg_add(m, "BOOKD_HOST=\"\" must not be empty");
 	if (c->data_dir && c->data_dir[0] == '\0')
 		msg_add(m, "BOOKD_DATA_DIR=\"\" must not be empty");
+	if (c->default_book && c->default_book[0] && !uuid_valid(c->default_book, strlen(c->default_book)))
+		msg_add(m, "BOOKD_DEFAULT_BOOK=\"%.64s\" must be a book id", c->default_book);
+	if (c->site_base_url && (c->site_base_url[0] != '/' || strstr(c->site_base_url, "//") ||
+				 strstr(c->site_base_url, "/.") || strpbrk(c->site_base_url, "\\?#")))
+		msg_add(m, "BOOKD_SITE_BASE_URL=\"%.64s\" must be a path such as / or /my-book/", c->site_base_url);
 	if (m->bad)
 		return -1;
 	warn_unknown(c, src);

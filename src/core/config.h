@@ -43,6 +43,8 @@ struct config {
 	int max_connections;
 	int max_connections_per_ip, request_timeout;
 	char *trusted_proxies;
+	char *forwarded_header;
+	char *site_dir, *site_base_url;
 	char *log_level;
 	size_t cache_bytes;
 	int cache_notified;
@@ -51,6 +53,8 @@ struct config {
 	char *jwt_secret, *jwt_secret_previous; /* secrets */
 	int jwt_ttl, refresh_ttl;
 	char *jwks_url, *jwt_issuer, *jwt_audience;
+	char *better_auth_url;
+	int better_auth_cache_seconds, better_auth_timeout_ms, trust_user_header;
 	int hash_threads;
 	int login_burst, login_per_minute;
 	int register_burst, register_per_minute, register_concurrency;
@@ -59,7 +63,8 @@ struct config {
 	char *embed_url, *embed_model, *embed_key; /* embed_key: secret */
 	int embed_dim, embed_batch, embed_concurrency, embed_timeout, chunk_tokens;
 	int chat_anonymous, chat_threads, chat_deadline, chat_top_k, chat_max_tokens, chat_anon_per_minute;
-	long chat_daily_tokens;
+	long chat_daily_tokens, chat_anon_daily_tokens;
+	char *default_book;
 	char *llm_providers;
 	int llm_tries, llm_breaker_failures, llm_breaker_seconds;
 	int nllm;

@@ -8,6 +8,7 @@
 #define BOOKD_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../core/arena.h"
 #include "../core/executor.h"
@@ -46,8 +47,20 @@ const char *http_request_id(const http_req *req);
 
 /* The client's IP address as text ("127.0.0.1", "::1"): the peer, or, when
  * the peer is a trusted proxy (BOOKD_TRUSTED_PROXIES), the client its
- * X-Forwarded-For / Forwarded header names. */
+ * BOOKD_FORWARDED_HEADER (X-Forwarded-For, Forwarded or X-Real-IP) names. */
 const char *http_client_ip(http_req *req);
+/* What per-address rate limits key on: the client's IPv4 address, or its
+ * IPv6 /64 ("2001:db8:1:2::/64"), which one subscriber usually holds whole.
+ * Logs keep http_client_ip. */
+const char *http_client_limit_key(http_req *req);
+
+/* 1 when the connection's peer is one of BOOKD_TRUSTED_PROXIES (whatever the
+ * forwarding headers say): only then may a header speak for the client. */
+int http_peer_trusted(http_req *req);
+/* 1 when the request comes from no page (no Origin header), from its own
+ * origin (Origin names the Host it was sent to), or from an origin listed in
+ * BOOKD_CORS_ORIGINS: what cookie credentials are taken from. */
+int http_origin_trusted(http_req *req);
 
 /* What the route's authorizer learnt about the caller (arena memory), for the
  * handler; NULL when no authorizer ran. */
@@ -117,5 +130,9 @@ void http_respond_owned(http_req *req, int status, const char *content_type, cha
 /* `body` is shared: a reference is taken and dropped after sending. */
 void http_respond_rcbuf(http_req *req, int status, const char *content_type, struct rcbuf *body);
 void http_respond_empty(http_req *req, int status);
+/* `len` bytes of the open file `fd` from `offset`, sent with sendfile; the
+ * descriptor is the response's from now on (closed after sending, or at once
+ * when the response cannot be made). */
+void http_respond_fd(http_req *req, int status, const char *content_type, int fd, uint64_t offset, uint64_t len);
 
 #endif

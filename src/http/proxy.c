@@ -53,6 +53,23 @@ void ipaddr_format(const struct ipaddr *a, char *out, size_t cap)
 		snprintf(out, cap, "unknown");
 }
 
+void ipaddr_limit_key(const struct ipaddr *a, struct ipaddr *out)
+{
+	*out = *a;
+	if (!is_v4(a))
+		memset(out->b + 8, 0, 8);
+}
+
+void ipaddr_format_limit_key(const struct ipaddr *a, char *out, size_t cap)
+{
+	struct ipaddr k;
+	ipaddr_limit_key(a, &k);
+	ipaddr_format(&k, out, cap);
+	size_t n = strlen(out);
+	if (!is_v4(a) && n < cap)
+		snprintf(out + n, cap - n, "/64");
+}
+
 static int in_net(const struct ipaddr *a, const struct ipaddr *net, int bits)
 {
 	int full = bits / 8, rest = bits % 8;
@@ -104,6 +121,7 @@ static int parse_net(const char *s, size_t n, struct ipaddr *a, int *bits)
 int proxies_parse(struct proxies *p, const char *list, struct err *e)
 {
 	p->n = 0;
+	p->header = PROXY_XFF;
 	const char *s = list ? list : "";
 	while (*s) {
 		while (*s == ' ' || *s == ',' || *s == '\t')
@@ -120,6 +138,28 @@ int proxies_parse(struct proxies *p, const char *list, struct err *e)
 		s += n;
 	}
 	return 0;
+}
+
+static const char *const header_names[] = { "X-Forwarded-For", "Forwarded", "X-Real-IP" };
+
+int proxies_set_header(struct proxies *p, const char *name, struct err *e)
+{
+	if (!name || !*name) {
+		p->header = PROXY_XFF;
+		return 0;
+	}
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(name, header_names[i]) == 0) {
+			p->header = (enum proxy_header)i;
+			return 0;
+		}
+	return err_set(e, ERR_INVALID,
+		       "BOOKD_FORWARDED_HEADER=\"%.64s\" must be x-forwarded-for, forwarded or x-real-ip", name);
+}
+
+const char *proxies_header_name(const struct proxies *p)
+{
+	return header_names[p->header];
 }
 
 /* One hop as a proxy wrote it: "1.2.3.4", "1.2.3.4:80", "::1", "[::1]:80",
@@ -187,14 +227,11 @@ static int walk(const struct proxies *p, const char *const *lines, int nlines, i
 	return 0;
 }
 
-void proxies_client(const struct proxies *p, const struct ipaddr *peer, const char *const *xff, int nxff,
-		    const char *const *fwd, int nfwd, struct ipaddr *out)
+void proxies_client(const struct proxies *p, const struct ipaddr *peer, const char *const *lines, int nlines,
+		    struct ipaddr *out)
 {
 	*out = *peer;
-	if (!proxies_contains(p, peer))
+	if (!proxies_contains(p, peer) || !nlines)
 		return;
-	if (nxff)
-		walk(p, xff, nxff, 0, out);
-	else if (nfwd)
-		walk(p, fwd, nfwd, 1, out);
+	walk(p, lines, nlines, p->header == PROXY_FORWARDED, out);
 }

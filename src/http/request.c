@@ -44,21 +44,25 @@ const char *http_body(const http_req *r, size_t *len)
 
 #define MAX_FORWARD_LINES 8
 
+/* The last MAX_FORWARD_LINES lines of the one forwarding header: the right
+ * end is where the trusted proxies wrote. */
 struct forward_lines {
-	const char *xff[MAX_FORWARD_LINES], *fwd[MAX_FORWARD_LINES];
-	int nxff, nfwd;
+	const char *name;
+	const char *v[MAX_FORWARD_LINES];
+	int n;
 };
 
 static enum MHD_Result collect_forward(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct forward_lines *f = cls;
 	(void)kind;
-	if (!value)
+	if (!value || strcasecmp(key, f->name) != 0)
 		return MHD_YES;
-	if (strcasecmp(key, "X-Forwarded-For") == 0 && f->nxff < MAX_FORWARD_LINES)
-		f->xff[f->nxff++] = value;
-	else if (strcasecmp(key, "Forwarded") == 0 && f->nfwd < MAX_FORWARD_LINES)
-		f->fwd[f->nfwd++] = value;
+	if (f->n == MAX_FORWARD_LINES) {
+		memmove(f->v, f->v + 1, sizeof(f->v[0]) * (MAX_FORWARD_LINES - 1));
+		f->n--;
+	}
+	f->v[f->n++] = value;
 	return MHD_YES;
 }
 
@@ -74,15 +78,35 @@ const char *http_client_ip(http_req *r)
 	}
 	client = peer;
 	if (r->srv->trusted.n && proxies_contains(&r->srv->trusted, &peer)) {
-		struct forward_lines f = { 0 };
+		struct forward_lines f = { .name = proxies_header_name(&r->srv->trusted) };
 		MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_forward, &f);
-		proxies_client(&r->srv->trusted, &peer, f.xff, f.nxff, f.fwd, f.nfwd, &client);
+		proxies_client(&r->srv->trusted, &peer, f.v, f.n, &client);
 	}
 	ipaddr_format(&client, r->client_ip, sizeof(r->client_ip));
 	return r->client_ip;
 }
 
-/* ---- request id, CORS ------------------------------------------------------ */
+const char *http_client_limit_key(http_req *r)
+{
+	const char *ip = http_client_ip(r);
+	struct ipaddr a;
+	char *key;
+	if (ipaddr_parse(ip, strlen(ip), &a) || !(key = arena_alloc(&r->arena, 64)))
+		return ip;
+	ipaddr_format_limit_key(&a, key, 64);
+	return key;
+}
+
+int http_peer_trusted(http_req *r)
+{
+	if (!r->srv->trusted.n)
+		return 0;
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct ipaddr peer;
+	return ipaddr_from_sockaddr(ci ? ci->client_addr : NULL, &peer) == 0 && proxies_contains(&r->srv->trusted, &peer);
+}
+
+/* ---- request id ------------------------------------------------------------ */
 
 static int request_id_sane(const char *s)
 {

@@ -168,6 +168,14 @@ void http_respond_rcbuf(http_req *r, int status, const char *ctype, struct rcbuf
 	srv_set_response(r, status, ctype, resp, b->n);
 }
 
+void http_respond_fd(http_req *r, int status, const char *ctype, int fd, uint64_t offset, uint64_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd_at_offset64(len, fd, offset);
+	if (!resp)
+		close(fd);
+	srv_set_response(r, status, ctype, resp, (size_t)len);
+}
+
 void http_respond_empty(http_req *r, int status)
 {
 	srv_set_response(r, status, NULL, MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT), 0);
@@ -245,7 +253,7 @@ static http_req *req_new(struct http_server *s, struct MHD_Connection *conn, con
 	const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 	r->c = sc ? sc->socket_context : NULL;
 	srv_assign_request_id(r);
-	r->origin = srv_cors_allowed(s, http_header(r, "Origin"));
+	srv_cors_request(r);
 	r->counted = 1;
 	atomic_fetch_add(&s->inflight, 1);
 	return r;
@@ -278,10 +286,8 @@ static void route(http_req *r)
 	struct route_match m = r->match;
 	int ok = r->matched;
 	if (r->method == HTTP_OPTIONS && !ok) {
-		if (r->origin && http_header(r, "Access-Control-Request-Method")) {
-			srv_cors_preflight(r);
+		if (srv_cors_preflight(r))
 			return;
-		}
 		if (m.allowed) {
 			char allow[128];
 			router_allow_header(m.allowed, allow, sizeof(allow));
@@ -290,6 +296,9 @@ static void route(http_req *r)
 			return;
 		}
 	}
+	if (!ok && !m.allowed && (r->method & (HTTP_GET | HTTP_HEAD)) && s->o.fallback &&
+	    s->o.fallback(r, s->o.fallback_ctx) == 0)
+		return;
 	if (!ok) {
 		if (m.allowed) {
 			char allow[128];
@@ -509,9 +518,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		*socket_context = fd ? conns_take(&w->s->conns, fd->connect_fd) : NULL;
 	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-		conns_close(&w->s->conns, *socket_context);
+		conns_close(&w->s->conns, *socket_context); /* and w->conns */
 		*socket_context = NULL;
-		atomic_fetch_sub(&w->conns, 1);
 	}
 }
 
@@ -552,6 +560,7 @@ static void *on_accept(void *cls, int fd, const struct sockaddr *addr, socklen_t
 	struct http_worker *w = pick_worker(s);
 	atomic_fetch_add(&w->conns, 1);
 	c->worker = w;
+	c->load = &w->conns;
 	*d = w->d;
 	return c;
 }
@@ -560,9 +569,7 @@ static void *on_accept(void *cls, int fd, const struct sockaddr *addr, socklen_t
 static void on_refused(void *cls, void *token)
 {
 	struct http_server *s = cls;
-	struct conn *c = token;
-	atomic_fetch_sub(&((struct http_worker *)c->worker)->conns, 1);
-	conns_close(&s->conns, c);
+	conns_refused(&s->conns, token);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -599,6 +606,8 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	if (s->o.max_connections_per_ip <= 0)
 		s->o.max_connections_per_ip = s->o.max_connections;
 	int rc = proxies_parse(&s->trusted, o->trusted_proxies, e);
+	if (!rc)
+		rc = proxies_set_header(&s->trusted, o->forwarded_header, e);
 	if (rc) {
 		xfree(s);
 		return rc;
@@ -624,7 +633,9 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	/* Our connection limit is the hard one, a little above the soft one:
 	 * between the two a connection is taken only to be told 503. The
 	 * daemons listen on nothing: the listener (listener.h) accepts and hands
-	 * connections over. */
+	 * connections over, enforcing it (conns_admit); each daemon's own limit
+	 * sits well above it, or a daemon could drop a queued connection
+	 * silently while it still counts one that has just closed. */
 	s->hard_limit = s->o.max_connections + (s->o.max_connections / 8 > 16 ? s->o.max_connections / 8 : 16);
 	s->conns.max_hard = s->hard_limit;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
@@ -639,7 +650,7 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 		w->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w,
 					MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 					MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->conn_timeout,
-					MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->hard_limit,
+					MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->hard_limit * 2 + 64,
 					MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
 					MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
 					MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,

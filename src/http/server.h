@@ -36,6 +36,7 @@ struct http_server_opts {
 	int max_connections;
 	int max_connections_per_ip; /* 0: max_connections */
 	const char *trusted_proxies; /* CIDR list, or NULL */
+	const char *forwarded_header; /* the one naming the client; NULL: X-Forwarded-For */
 	size_t max_body;
 	const char *cors_origins; /* comma-separated, or "*" */
 	const char *upload_dir;	  /* where ROUTE_UPLOAD bodies are written */
@@ -43,6 +44,10 @@ struct http_server_opts {
 	const struct route *routes;
 	size_t nroutes;
 	void *app; /* passed to handlers */
+	/* For a GET or HEAD whose path no route knows (before the 404): 0 when
+	 * it answered, -1 to leave the 404 to the server. NULL: none. */
+	int (*fallback)(http_req *req, void *ctx);
+	void *fallback_ctx;
 };
 
 struct http_server;

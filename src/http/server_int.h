@@ -121,7 +121,8 @@ struct http_req {
 	/* set while reading the body: answer this instead of routing */
 	int fail_status;
 	const char *fail_code, *fail_msg, *fail_field;
-	const char *origin; /* an allowed Origin, or NULL */
+	const char *origin;   /* an allowed Origin, or NULL */
+	int cors_credentials; /* the Origin is listed: credentials allowed */
 	char client_ip[64];
 	void *auth;
 	struct route_match match;
@@ -178,8 +179,10 @@ void srv_check_form(http_req *r);
 
 /* CORS (cors.c). */
 void srv_cors_parse(struct http_server *s, const char *list);
-const char *srv_cors_allowed(struct http_server *s, const char *origin);
-void srv_cors_preflight(http_req *r);
+/* Sets r->origin and r->cors_credentials from the request's Origin. */
+void srv_cors_request(http_req *r);
+/* Answers a CORS preflight (1), or leaves the request alone (0). */
+int srv_cors_preflight(http_req *r);
 /* The CORS headers of a response about to be sent. */
 void srv_cors_headers(http_req *r);
 

@@ -84,8 +84,11 @@ void phttp_response_free(struct phttp_response *r)
 
 /* ---- the circuit breaker ------------------------------------------------------- */
 
-static int breaker_allows(struct phttp *c)
+/* 1 when a call may go; *probe is then 1 when it is the half-open probe,
+ * the one call whose result may close the circuit or that frees the slot. */
+static int breaker_allows(struct phttp *c, int *probe)
 {
+	*probe = 0;
 	if (c->cfg.breaker_failures <= 0)
 		return 1;
 	int64_t now = time_now_ms();
@@ -95,19 +98,26 @@ static int breaker_allows(struct phttp *c)
 		if (now < c->open_until || c->probing)
 			ok = 0;
 		else
-			c->probing = 1; /* half-open: this call is the probe */
+			c->probing = *probe = 1; /* half-open: this call is the probe */
 	}
 	pthread_mutex_unlock(&c->lock);
 	return ok;
 }
 
-static void breaker_record(struct phttp *c, int success)
+/* A call's result. Once the circuit is open only the probe's counts: a call
+ * that started before it opened says nothing about the provider now. */
+static void breaker_record(struct phttp *c, int success, int probe)
 {
 	if (c->cfg.breaker_failures <= 0)
 		return;
 	pthread_mutex_lock(&c->lock);
 	int was_open = c->failures >= c->cfg.breaker_failures;
-	c->probing = 0;
+	if (was_open && !probe) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (probe)
+		c->probing = 0;
 	if (success) {
 		c->failures = 0;
 	} else if (++c->failures >= c->cfg.breaker_failures) {
@@ -121,9 +131,11 @@ static void breaker_record(struct phttp *c, int success)
 		log_info("provider %s: circuit closed", c->name);
 }
 
-/* The call said nothing about the provider: a probe slot is given back. */
-static void breaker_release(struct phttp *c)
+/* The call said nothing about the provider: the probe gives its slot back. */
+static void breaker_release(struct phttp *c, int probe)
 {
+	if (!probe)
+		return;
 	pthread_mutex_lock(&c->lock);
 	c->probing = 0;
 	pthread_mutex_unlock(&c->lock);
@@ -449,7 +461,8 @@ int phttp_call(struct phttp *c, const struct phttp_request *req, struct phttp_re
 		resp->outcome = PHTTP_CANCELLED;
 		return err_set(e, ERR_UNAVAILABLE, "%s: cancelled", c->name);
 	}
-	if (!breaker_allows(c)) {
+	int probe;
+	if (!breaker_allows(c, &probe)) {
 		resp->outcome = PHTTP_OPEN;
 		return err_set(e, ERR_UNAVAILABLE, "%s: circuit open", c->name);
 	}
@@ -477,11 +490,11 @@ int phttp_call(struct phttp *c, const struct phttp_request *req, struct phttp_re
 	}
 	resp->outcome = out;
 	if (out == PHTTP_OK)
-		breaker_record(c, 1);
+		breaker_record(c, 1, probe);
 	else if (out == PHTTP_PROVIDER)
-		breaker_record(c, 0);
+		breaker_record(c, 0, probe);
 	else
-		breaker_release(c);
+		breaker_release(c, probe);
 	if (out != PHTTP_OK) {
 		phttp_response_free(resp);
 		return e->code ? e->code : err_set(e, ERR_UNAVAILABLE, "%s failed", c->name);

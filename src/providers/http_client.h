@@ -12,6 +12,8 @@
  *     deadline;
  *   - a circuit breaker: `breaker_failures` failed calls in a row open it for
  *     `breaker_seconds`, then one call is let through (half-open) as a probe;
+ *     while it is open, only that probe's result closes or reopens it (a call
+ *     that started before it opened counts for nothing);
  *   - a response cap: a longer answer is an error that says so, never a
  *     truncated body.
  *

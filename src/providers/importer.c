@@ -39,8 +39,8 @@ static int is_markdown_name(const char *name)
 	return ends_with(name, ".md") || ends_with(name, ".mdx") || ends_with(name, ".markdown");
 }
 
-/* Reads a whole file, capped, and checks it is text in UTF-8. */
-static int read_text_file(const char *path, struct arena *a, char **out, size_t *len, struct err *e)
+/* Reads a whole file, capped; a UTF-8 byte-order mark is dropped. */
+static int read_file(const char *path, struct arena *a, char **out, size_t *len, struct err *e)
 {
 	int rc = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -75,19 +75,86 @@ static int read_text_file(const char *path, struct arena *a, char **out, size_t 
 	if (rc)
 		return rc;
 	p[got] = '\0';
-	/* A UTF-8 byte-order mark is allowed and dropped. */
 	if (got >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) {
 		p += 3;
 		got -= 3;
 	}
-	if (memchr(p, '\0', got))
-		return err_set(e, ERR_INVALID, "%s: contains NUL bytes (not a text file)", path);
-	size_t bad = utf8_first_invalid(p, got);
-	if (bad != got)
-		return err_set(e, ERR_INVALID, "%s: not valid UTF-8 (byte offset %zu)", path, bad);
 	*out = p;
 	*len = got;
 	return 0;
+}
+
+/* Records a warning about `rel` (made valid UTF-8: it goes into JSON). */
+static int add_warning(struct import_book *b, const char *rel, const char *action, const char *msg,
+		       struct err *e)
+{
+	if (b->nwarnings >= IMPORT_MAX_WARNINGS) {
+		b->warnings_omitted++;
+		return 0;
+	}
+	if (!(b->warnings = arena_grow(&b->arena, b->warnings, b->nwarnings, &b->wcap, sizeof(*b->warnings))))
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	struct import_warning *w = &b->warnings[b->nwarnings];
+	size_t n = strlen(rel), fn = utf8_repair(rel, n, NULL, NULL);
+	w->file = arena_alloc(&b->arena, fn + 1);
+	w->message = arena_strdup(&b->arena, msg);
+	w->action = action;
+	if (!w->file || !w->message)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	utf8_repair(rel, n, w->file, NULL);
+	w->file[fn] = '\0';
+	b->nwarnings++;
+	return 0;
+}
+
+/* Makes `*text` valid UTF-8 or decides the file is not text (the rule is in
+ * importer.h). Returns 0 to use the text, 1 when the file is to be skipped
+ * (why in `why`), or an error. */
+static int clean_text(struct import_book *b, const char *rel, char **text, size_t *len, char *why,
+		      size_t whycap, struct err *e)
+{
+	size_t n = *len;
+	if (memchr(*text, '\0', n)) {
+		snprintf(why, whycap, "contains NUL bytes (not a text file)");
+		return 1;
+	}
+	size_t first = utf8_first_invalid(*text, n);
+	if (first == n)
+		return 0;
+	size_t bad;
+	size_t cn = utf8_repair(*text, n, NULL, &bad);
+	if (bad > n / IMPORT_INVALID_RATIO) {
+		snprintf(why, whycap, "not UTF-8 text (%zu of %zu bytes invalid)", bad, n);
+		return 1;
+	}
+	char *c = arena_alloc(&b->arena, cn + 1);
+	if (!c)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	utf8_repair(*text, n, c, NULL);
+	c[cn] = '\0';
+	char msg[160];
+	snprintf(msg, sizeof(msg), "%zu invalid UTF-8 byte%s replaced with U+FFFD (the first at byte %zu)", bad,
+		 bad == 1 ? "" : "s", first);
+	int rc = add_warning(b, rel, "cleaned", msg, e);
+	if (rc)
+		return rc;
+	*text = c;
+	*len = cn;
+	return 0;
+}
+
+/* Reads a text file of the source as UTF-8: 0 with the text, 1 when it was
+ * skipped (and a warning recorded), or an error. */
+static int read_text_file(struct import_book *b, const char *path, const char *rel, char **out, size_t *len,
+			  struct err *e)
+{
+	int rc = read_file(path, &b->arena, out, len, e);
+	if (rc)
+		return rc;
+	char why[128];
+	if ((rc = clean_text(b, rel, out, len, why, sizeof(why), e)) != 1)
+		return rc;
+	return add_warning(b, rel, "skipped", why, e) ? ERR_INTERNAL : 1;
 }
 
 static int add_chapter(struct import_book *b, const char *title, const char *md, size_t len,
@@ -296,9 +363,9 @@ static int load_markdown_chapter(struct import_book *b, const char *path, const 
 {
 	char *text;
 	size_t len;
-	int rc = read_text_file(path, &b->arena, &text, &len, e);
+	int rc = read_text_file(b, path, rel, &text, &len, e);
 	if (rc)
-		return rc;
+		return rc == 1 ? 0 : rc;
 	struct front_matter fm;
 	front_matter(&b->arena, &text, &len, &fm);
 	if (fm.draft)
@@ -598,6 +665,9 @@ int import_load(const char *path, struct import_book *b, struct err *e)
 			return rc;
 		if ((rc = walk(b, path, "", 0, e)) != 0)
 			return rc;
+		if (!b->nchapters && b->nwarnings)
+			return err_set(e, ERR_INVALID, "%s: no chapters found (%s %s: %s)", path, b->warnings[0].file,
+				       b->warnings[0].action, b->warnings[0].message);
 		if (!b->nchapters)
 			return err_set(e, ERR_INVALID, "%s: no chapters found (no .md or .mdx files)", path);
 		if (!b->title) {
@@ -615,9 +685,14 @@ int import_load(const char *path, struct import_book *b, struct err *e)
 	int md = is_markdown_name(path), txt = ends_with(path, ".txt");
 	if (!md && !txt)
 		return err_set(e, ERR_UNSUPPORTED, "%s: unsupported file type (use a folder, .md, .mdx or .txt)", path);
+	b->single_file = 1;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
 	char *text;
 	size_t len;
-	if ((rc = read_text_file(path, &b->arena, &text, &len, e)) != 0)
+	if ((rc = read_text_file(b, path, base, &text, &len, e)) == 1)
+		return err_set(e, ERR_INVALID, "%s: %s", path, b->warnings[b->nwarnings - 1].message);
+	if (rc)
 		return rc;
 	rc = md ? import_markdown_file(path, text, len, b, e) : import_text(path, text, len, b, e);
 	if (!rc && !b->title) {

@@ -12,6 +12,13 @@
  * else its file name; `draft: true` files are skipped; MDX import/export
  * lines and JSX tags are stripped. An optional `book.json` gives title,
  * author, language and isbns.
+ *
+ * Text that is not clean UTF-8 does not refuse the book: a file with a NUL
+ * byte (binary, or UTF-16) or with more than one invalid byte in ten is
+ * skipped; fewer invalid bytes are each replaced, per maximal ill-formed
+ * sequence, by U+FFFD. Either way the file is named in `warnings` (the first
+ * IMPORT_MAX_WARNINGS, then a count). A single-file source that would be
+ * skipped is an error, as nothing would be left of the book.
  */
 #ifndef BOOKD_IMPORTER_H
 #define BOOKD_IMPORTER_H
@@ -23,12 +30,22 @@
 #define IMPORT_MAX_CHAPTERS 5000
 #define IMPORT_MAX_DEPTH 16
 #define IMPORT_MAX_ISBNS 16
+#define IMPORT_MAX_WARNINGS 100
+/* More invalid bytes than 1 in IMPORT_INVALID_RATIO: the file is not text. */
+#define IMPORT_INVALID_RATIO 10
 
 struct import_chapter {
 	char *title;
 	char *markdown;
 	size_t len;
 	char *source_key; /* path relative to the source, or "chapter-N" */
+};
+
+/* A file skipped or cleaned. */
+struct import_warning {
+	char *file;	    /* relative to the source's root; valid UTF-8 */
+	const char *action; /* "skipped" or "cleaned" */
+	char *message;	    /* why, or what was changed */
 };
 
 struct import_book {
@@ -40,6 +57,10 @@ struct import_book {
 	char *isbn_source; /* the file the ISBNs came from, for error messages */
 	struct import_chapter *chapters;
 	int nchapters, cap;
+	int single_file; /* the source is one file, not a folder */
+	struct import_warning *warnings;
+	int nwarnings, wcap;
+	int warnings_omitted; /* beyond IMPORT_MAX_WARNINGS */
 };
 
 /* Loads `path` (a folder, .md, .mdx, .markdown or .txt). */

@@ -1,7 +1,9 @@
 /*
  * Who is calling, and what they may do: access tokens (ours, or an external
- * provider's, whose subject becomes a local user on first sight), API keys,
- * the master key's built-in local admin, and the checks on a principal.
+ * provider's, whose subject becomes a local user on first sight), Better-Auth
+ * session tokens (verified by their server; the user id is the subject), the
+ * user a trusted proxy names in X-User-ID (the subject too), API keys, the
+ * master key's built-in local admin, and the checks on a principal.
  */
 #include "users_int.h"
 
@@ -15,6 +17,7 @@
 
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../providers/better_auth.h"
 #include "../providers/jwks_source.h"
 #include "../store/changes.h"
 #include "jwt.h"
@@ -313,19 +316,67 @@ static int auth_key(struct users *u, struct arena *a, const char *key, struct pr
 	return 0;
 }
 
-int users_authenticate(struct users *u, struct arena *a, const char *authorization, const char *api_key,
-		       struct principal *p, struct err *e)
+/* A subject another system vouches for (a Better-Auth user id, a trusted
+ * proxy's X-User-ID): the local user made for it on first sight. */
+static int auth_subject(struct users *u, struct arena *a, const char *sub, const char *email, const char *name,
+			struct principal *p, struct err *e)
+{
+	json_t *claims = json_pack("{s:s, s:s?, s:s?}", "sub", sub, "email", email && *email ? email : NULL,
+				   "name", name && *name ? name : NULL);
+	if (!claims)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	struct user usr;
+	db_conn *c;
+	int rc = db_acquire(u->db, &c, e);
+	if (rc == 0) {
+		rc = external_user(u, a, c, claims, &usr, e);
+		db_release(c);
+	}
+	json_decref(claims);
+	return rc ? rc : principal_from_user(p, a, &usr);
+}
+
+static int auth_better_auth(struct users *u, struct arena *a, const char *token, enum better_auth_form form,
+			    struct principal *p, struct err *e)
+{
+	struct better_auth_user bu;
+	int rc = better_auth_verify(u->better_auth, token, form, &bu, e);
+	return rc ? rc : auth_subject(u, a, bu.id, bu.email, bu.name, p, e);
+}
+
+/* X-User-ID: printable ASCII, no space, at most 128 bytes. */
+static int user_header_sane(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++)
+		if (n >= 128 || (unsigned char)s[n] <= ' ' || (unsigned char)s[n] >= 127)
+			return 0;
+	return n > 0;
+}
+
+int users_authenticate(struct users *u, struct arena *a, const struct credentials *cr, struct principal *p,
+		       struct err *e)
 {
 	memset(p, 0, sizeof(*p));
-	if (api_key && *api_key)
-		return auth_key(u, a, api_key, p, e);
-	if (authorization && *authorization) {
-		if (strncasecmp(authorization, "Bearer ", 7) != 0)
+	if (cr->api_key && *cr->api_key)
+		return auth_key(u, a, cr->api_key, p, e);
+	if (cr->authorization && *cr->authorization) {
+		if (strncasecmp(cr->authorization, "Bearer ", 7) != 0)
 			return err_set(e, ERR_UNAUTHORIZED, "invalid or expired token");
-		const char *t = authorization + 7;
+		const char *t = cr->authorization + 7;
 		while (*t == ' ')
 			t++;
+		if (u->better_auth && !better_auth_is_jwt(t))
+			return auth_better_auth(u, a, t, BETTER_AUTH_BEARER, p, e);
 		return auth_bearer(u, a, t, p, e);
+	}
+	char token[BETTER_AUTH_TOKEN_MAX + 1];
+	if (u->better_auth && better_auth_cookie_token(cr->cookie, token, sizeof(token)))
+		return auth_better_auth(u, a, token, BETTER_AUTH_COOKIE, p, e);
+	if (u->cfg.trust_user_header && cr->user_header && *cr->user_header) {
+		if (!user_header_sane(cr->user_header))
+			return err_set(e, ERR_UNAUTHORIZED, "X-User-ID is not a user id");
+		return auth_subject(u, a, cr->user_header, NULL, NULL, p, e);
 	}
 	return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "../core/buf.h"
 #include "../core/log.h"
+#include "../core/text.h"
 #include "../core/mem.h"
 #include "../core/json.h"
 #include "../core/timeutil.h"
@@ -57,8 +58,14 @@ static int tokens_of(const char *s)
 
 /* ---- sessions --------------------------------------------------------------- */
 
-/* Anonymous sessions (no user) are reachable by id by anonymous callers
- * only; a user's sessions by that user only. */
+/*
+ * A session is named by bookd's id or by a key the client minted. Anonymous
+ * sessions (no user) are reachable by anonymous callers only, a user's by
+ * that user only. A client key is looked up among the caller's own sessions
+ * (a user's, or the anonymous callers' shared space), so a key that names
+ * someone else's conversation names a new, separate one for this caller: an
+ * anonymous key is a bearer capability, a user's key is useless to anyone else.
+ */
 static int owns(const struct chat_session *s, const char *user_id)
 {
 	if (!s->user_id || !*s->user_id)
@@ -66,28 +73,63 @@ static int owns(const struct chat_session *s, const char *user_id)
 	return user_id && !strcmp(s->user_id, user_id);
 }
 
+int chat_session_key_valid(const char *key)
+{
+	size_t n = 0;
+	for (; key[n]; n++)
+		if ((unsigned char)key[n] < 0x20 || (unsigned char)key[n] > 0x7e)
+			return 0;
+	return n >= 1 && n <= CHAT_KEY_MAX;
+}
+
 static int session_for(struct chat *c, db_conn *conn, struct arena *a, const char *user_id, const char *id,
 		       struct chat_session *out, struct err *e)
 {
-	if (!uuid_valid(id, strlen(id)))
-		return err_set(e, ERR_NOT_FOUND, "chat session not found");
-	int rc = store_chat_session_get(conn, a, id, out, e);
-	if (rc == 0 && !owns(out, user_id))
+	(void)c;
+	int rc = ERR_NOT_FOUND;
+	if (uuid_valid(id, strlen(id))) {
+		rc = store_chat_session_get(conn, a, id, out, e);
+		if (rc == 0 && !owns(out, user_id))
+			rc = ERR_NOT_FOUND;
+	}
+	if (rc == ERR_NOT_FOUND && chat_session_key_valid(id)) {
+		err_clear(e);
+		rc = store_chat_session_by_key(conn, a, user_id, id, out, e);
+	}
+	if (rc == ERR_NOT_FOUND)
 		rc = err_set(e, ERR_NOT_FOUND, "chat session not found");
 	return rc;
 }
 
 /* A session is stored with its first exchange (or not at all, when the
- * answer fails): nothing is written before the model is asked. */
-static int new_session(const char *user_id, const char *book_id, struct chat_session *out, struct err *e)
+ * answer fails): nothing is written before the model is asked. `key`: the
+ * client's id for it, or NULL. */
+static int new_session(const char *user_id, const char *book_id, const char *key, struct chat_session *out,
+		       struct err *e)
 {
 	memset(out, 0, sizeof(*out));
 	if (uuid_v7(out->id))
 		return err_set(e, ERR_INTERNAL, "no randomness");
 	out->user_id = (char *)user_id;
 	out->book_id = (char *)book_id;
+	out->client_key = (char *)key;
 	out->created_at = out->updated_at = time_now_ms();
 	return 0;
+}
+
+/* Stores a new session; a keyed one that a concurrent request has just
+ * stored is joined instead (its id in s->id). */
+static int store_session(db_conn *conn, struct arena *a, struct chat_session *s, struct err *e)
+{
+	int inserted = 0;
+	int rc = store_chat_session_insert(conn, s, &inserted, e);
+	struct chat_session other;
+	if (rc == 0 && !inserted && s->client_key &&
+	    (rc = store_chat_session_by_key(conn, a, s->user_id, s->client_key, &other, e)) == 0)
+		memcpy(s->id, other.id, sizeof(s->id));
+	else if (rc == 0 && !inserted)
+		rc = err_set(e, ERR_CONFLICT, "chat session exists");
+	return rc;
 }
 
 /* ---- citations ------------------------------------------------------------------ */
@@ -207,70 +249,18 @@ char *chat_clean_markers(const char *answer, int np, int *cited, int *ncited)
 	return s;
 }
 
-struct sentence {
-	const char *p;
-	size_t n;
-};
-
-/* Sentences of a passage: ends at . ? ! followed by space/newline, or at a
- * blank line or a list item; returned as slices of the passage. */
-static int sentences(const char *text, struct sentence *out, int max)
-{
-	int n = 0;
-	const char *start = text;
-	for (const char *p = text;; p++) {
-		int end = !*p || (*p == '\n' && (p[1] == '\n' || p[1] == '-' || p[1] == '*' || p[1] == '|')) ||
-			  ((*p == '.' || *p == '?' || *p == '!') && (p[1] == ' ' || p[1] == '\n' || !p[1]));
-		if (!end)
-			continue;
-		const char *stop = *p && *p != '\n' ? p + 1 : p;
-		while (start < stop && isspace((unsigned char)*start))
-			start++;
-		/* list bullets and table pipes are not part of the sentence */
-		while (start < stop && (*start == '-' || *start == '*' || *start == '|' || *start == '#' || *start == ' '))
-			start++;
-		size_t len = (size_t)(stop - start);
-		if (len >= 12 && n < max)
-			out[n++] = (struct sentence){ start, len };
-		if (!*p)
-			break;
-		start = p + 1;
-	}
-	return n;
-}
-
-/* Word overlap of a sentence with a set of terms (prefix match on 5 letters,
- * a cheap stemmer: "walking" meets "walk"). */
-static int overlap(const char *s, size_t n, const char *const *terms, int nt)
-{
-	int score = 0;
-	for (int t = 0; t < nt; t++) {
-		size_t tl = strlen(terms[t]);
-		if (tl < 3)
-			continue; /* "a", "is", "of": no signal */
-		size_t want = tl < 5 ? tl : 5;
-		for (size_t i = 0; i + want <= n; i++) {
-			if ((i == 0 || !isalnum((unsigned char)s[i - 1])) && !strncasecmp(s + i, terms[t], want)) {
-				score++;
-				break;
-			}
-		}
-	}
-	return score;
-}
-
 /* A verbatim quote from the passage: its sentence that best matches `about`. */
 static char *quote_from(struct arena *a, const char *passage, const char *about)
 {
 	if (!passage)
 		return NULL;
-	struct sentence ss[128];
-	int ns = sentences(passage, ss, 128);
+	struct text_sentence ss[128];
+	int ns = text_sentences(passage, ss, 128);
 	const char **terms;
-	int nt = search_terms(about, a, &terms);
+	int nt = text_terms(about, a, &terms);
 	int best = -1, best_score = -1;
 	for (int i = 0; i < ns; i++) {
-		int sc = overlap(ss[i].p, ss[i].n, terms, nt);
+		int sc = text_overlap(ss[i].p, ss[i].n, terms, nt);
 		if (sc > best_score) {
 			best = i;
 			best_score = sc;
@@ -414,23 +404,31 @@ static void today(char day[16])
  * spends none). Concurrent questions therefore cannot overspend together: each
  * sees the others' reservations.
  */
-static int reserve(struct chat *c, const struct chat_query *q, const char *day, const char *system,
-		   const struct chat_message *hist, int nhist, int64_t *reserved, struct err *e)
+/* The caller's daily budget: a user's, or an address's for anonymous
+ * questions; 0 (none) when no model can spend tokens. */
+static long budget_of(const struct chat *c, const struct chat_query *q)
+{
+	if (!llm_chain_size(c->llm))
+		return 0;
+	return q->user_id ? c->cfg.daily_tokens : c->cfg.anon_daily_tokens;
+}
+
+static int reserve(struct chat *c, const struct chat_query *q, const char *day, int64_t prompt_est,
+		   int64_t *reserved, struct err *e)
 {
 	*reserved = 0;
-	if (c->cfg.daily_tokens <= 0 || !llm_chain_size(c->llm))
+	long limit = budget_of(c, q);
+	if (limit <= 0)
 		return 0;
-	int64_t want = (int64_t)tokens_of(system) + tokens_of(q->question) + c->cfg.max_tokens;
-	for (int i = 0; i < nhist; i++)
-		want += tokens_of(hist[i].content);
+	int64_t want = prompt_est + c->cfg.max_tokens;
 	db_conn *conn = NULL;
 	int granted = 0;
 	int rc = db_acquire(c->db, &conn, e);
 	if (rc == 0)
-		rc = store_chat_usage_reserve(conn, q->subject, day, want, c->cfg.daily_tokens, &granted, e);
+		rc = store_chat_usage_reserve(conn, q->subject, day, want, limit, &granted, e);
 	if (rc == 0 && !granted)
 		rc = err_set(e, ERR_RATE_LIMITED, "today's chat budget (%ld tokens) has no room for this question",
-			     c->cfg.daily_tokens);
+			     limit);
 	if (rc == 0)
 		*reserved = want;
 	db_release(conn);
@@ -473,28 +471,27 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	char day[16];
 	today(day);
 	db_conn *conn = NULL;
+	long limit = budget_of(c, q);
 	/* A new conversation with no budget to check asks the database nothing. */
 	int fresh = !q->session_id;
-	if ((!fresh || c->cfg.daily_tokens > 0) && (rc = db_acquire(c->db, &conn, e)) != 0)
+	if ((!fresh || limit > 0) && (rc = db_acquire(c->db, &conn, e)) != 0)
 		return rc;
-	if (c->cfg.daily_tokens > 0) {
+	if (limit > 0) {
 		int64_t used = 0;
 		if ((rc = store_chat_usage_get(conn, q->subject, day, &used, e)) != 0)
 			goto out;
-		if (used >= c->cfg.daily_tokens) {
-			rc = err_set(e, ERR_RATE_LIMITED, "today's chat budget (%ld tokens) is spent", c->cfg.daily_tokens);
+		if (used >= limit) {
+			rc = err_set(e, ERR_RATE_LIMITED, "today's chat budget (%ld tokens) is spent", limit);
 			goto out;
 		}
 	}
-	if (!fresh) {
-		rc = session_for(c, conn, a, q->user_id, q->session_id, &session, e);
-		if (rc == ERR_NOT_FOUND && q->unknown_session_starts_new) {
-			err_clear(e);
-			fresh = 1;
-		}
+	/* A session id unknown to this caller is a key it minted: a new session. */
+	if (!fresh && (rc = session_for(c, conn, a, q->user_id, q->session_id, &session, e)) == ERR_NOT_FOUND) {
+		err_clear(e);
+		fresh = 1;
 	}
 	if (fresh)
-		rc = new_session(q->user_id, q->book_id, &session, e);
+		rc = new_session(q->user_id, q->book_id, q->session_id, &session, e);
 	else if (rc == 0 && (rc = store_chat_recent(conn, a, session.id, c->cfg.history_messages, &hist, &nhist, e)) == 0)
 		rc = store_chat_contexts(conn, a, session.id, 1, &ctx_texts, &ctx_chapters, &nctx, e);
 	if (rc)
@@ -543,7 +540,10 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		rc = err_set(e, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	if ((rc = reserve(c, q, day, system, hist, nhist, &reserved, e)) != 0)
+	int64_t prompt_est = (int64_t)tokens_of(system) + tokens_of(q->question);
+	for (int i = 0; i < nhist; i++)
+		prompt_est += tokens_of(hist[i].content);
+	if ((rc = reserve(c, q, day, prompt_est, &reserved, e)) != 0)
 		goto out;
 	int nm = 0;
 	for (int i = 0; i < nhist; i++)
@@ -586,13 +586,19 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		out->prompt_tokens = res.prompt_tokens ? res.prompt_tokens : tokens_of(system) + tokens_of(q->question);
 		out->completion_tokens = res.completion_tokens;
 	} else if (res.delivered) {
-		/* The reader saw the start of an answer that then broke off. */
+		/* The reader saw the start of an answer that then broke off (or
+		 * left): what the model was given and what it wrote is spent. */
 		out->answer = xstrdup("");
 		out->broken = 1;
+		out->prompt_tokens = res.prompt_tokens ? res.prompt_tokens : (int)prompt_est;
+		out->completion_tokens = res.completion_tokens ? res.completion_tokens : (int)((res.delivered + 3) / 4);
 		snprintf(out->provider, sizeof(out->provider), "%s", res.provider[0] ? res.provider : "unknown");
 		log_warn("chat: the answer broke off: %s", le.msg);
 	} else {
 		if (res.cancelled || (q->cancelled && q->cancelled(q->ctx))) {
+			/* A model was asked: leaving before its first word does not
+			 * make the question free. */
+			spent = prompt_est;
 			llm_result_free(&res);
 			rc = err_set(e, ERR_UNAVAILABLE, "cancelled");
 			goto out;
@@ -611,7 +617,8 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	/* Remember the exchange. */
 	out->timestamp = time_now_ms();
 	out->latency_ms = out->timestamp - t0;
-	snprintf(out->session_id, sizeof(out->session_id), "%s", session.id);
+	/* The reply names the session as the client did: its key is never replaced. */
+	snprintf(out->session_id, sizeof(out->session_id), "%s", q->session_id ? q->session_id : session.id);
 	struct chat_message um = { 0 }, am = { 0 };
 	char *cit = json_dumps(out->citations, JSON_COMPACT);
 	if (uuid_v7(um.id) || uuid_v7(am.id) || !cit) {
@@ -619,8 +626,6 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		rc = err_set(e, ERR_INTERNAL, "out of memory");
 		goto out;
 	}
-	snprintf(um.session_id, sizeof(um.session_id), "%s", session.id);
-	snprintf(am.session_id, sizeof(am.session_id), "%s", session.id);
 	um.role = "user";
 	um.content = (char *)q->question;
 	um.selected_text = (char *)q->selected_text;
@@ -651,18 +656,20 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 		/* Nothing worth remembering but the session, whose id the reader
 		 * has: its failure to be stored is no reason to fail the answer. */
 		free(cit);
-		if (fresh && db_acquire(c->db, &conn, e) == 0 && store_chat_session_insert(conn, &session, e))
+		if (fresh && db_acquire(c->db, &conn, e) == 0 && store_session(conn, a, &session, e))
 			log_warn("chat: storing the session of a broken answer: %s", e->msg);
 		err_clear(e);
 		goto out;
 	}
 	if ((rc = db_acquire(c->db, &conn, e)) == 0 && (rc = db_begin(conn, e)) == 0) {
 		if (fresh)
-			rc = store_chat_session_insert(conn, &session, e);
+			rc = store_session(conn, a, &session, e);
+		memcpy(um.session_id, session.id, sizeof(um.session_id));
+		memcpy(am.session_id, session.id, sizeof(am.session_id));
 		rc = rc ? rc : store_chat_message_insert(conn, &um, e);
 		rc = rc ? rc : store_chat_message_insert(conn, &am, e);
 		rc = rc ? rc : store_chat_session_touch(conn, session.id, title, out->timestamp, e);
-		if (!rc && c->cfg.daily_tokens > 0)
+		if (!rc && limit > 0)
 			rc = store_chat_usage_add(conn, q->subject, day, spent - reserved, e);
 		rc = rc ? rc : db_commit(conn, e);
 		if (rc)
@@ -673,7 +680,7 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	free(cit);
 out:
 	db_release(conn);
-	if (c->cfg.daily_tokens > 0 && reserved && !settled)
+	if (limit > 0 && reserved && !settled)
 		settle(c, q->subject, day, spent - reserved);
 	if (rc)
 		chat_answer_free(out);
@@ -701,7 +708,7 @@ json_t *chat_answer_json(const struct chat_answer *a)
 }
 
 int chat_add_context(struct chat *c, struct arena *a, const char *user_id, const char *session_id, const char *text,
-		     const char *book_id, const char *chapter_id, char session_out[UUID_STR_LEN],
+		     const char *book_id, const char *chapter_id, char session_out[CHAT_KEY_MAX + 1],
 		     char context_id[UUID_STR_LEN], struct err *e)
 {
 	db_conn *conn;
@@ -711,10 +718,10 @@ int chat_add_context(struct chat *c, struct arena *a, const char *user_id, const
 	struct chat_session s;
 	if ((rc = db_begin(conn, e)) != 0)
 		goto out;
-	if (session_id)
-		rc = session_for(c, conn, a, user_id, session_id, &s, e);
-	else if ((rc = new_session(user_id, book_id, &s, e)) == 0)
-		rc = store_chat_session_insert(conn, &s, e);
+	if (session_id && (rc = session_for(c, conn, a, user_id, session_id, &s, e)) == ERR_NOT_FOUND)
+		err_clear(e);
+	if ((!session_id || rc == ERR_NOT_FOUND) && (rc = new_session(user_id, book_id, session_id, &s, e)) == 0)
+		rc = store_session(conn, a, &s, e);
 	if (rc == 0 && uuid_v7(context_id))
 		rc = err_set(e, ERR_INTERNAL, "no randomness");
 	if (rc == 0)
@@ -723,7 +730,7 @@ int chat_add_context(struct chat *c, struct arena *a, const char *user_id, const
 	if (rc)
 		db_rollback(conn);
 	else
-		snprintf(session_out, UUID_STR_LEN, "%s", s.id);
+		snprintf(session_out, CHAT_KEY_MAX + 1, "%s", session_id ? session_id : s.id);
 out:
 	db_release(conn);
 	return rc;
@@ -770,7 +777,7 @@ int chat_session_delete(struct chat *c, const char *user_id, const char *id, str
 		struct chat_session s;
 		rc = session_for(c, conn, &a, user_id, id, &s, e);
 		if (rc == 0)
-			rc = store_chat_session_delete(conn, id, e);
+			rc = store_chat_session_delete(conn, s.id, e);
 		db_release(conn);
 	}
 	arena_free(&a);
@@ -790,7 +797,74 @@ int chat_messages(struct chat *c, struct arena *a, const char *user_id, const ch
 	struct chat_session s;
 	rc = session_for(c, conn, a, user_id, id, &s, e);
 	if (rc == 0)
-		rc = store_chat_messages(conn, a, id, cursor, limit + 1, items, n, e);
+		rc = store_chat_messages(conn, a, s.id, cursor, limit + 1, items, n, e);
+	db_release(conn);
+	if (rc == 0 && *n > limit) {
+		*n = limit;
+		*next = arena_strdup(a, (*items)[limit - 1].id);
+	}
+	return rc;
+}
+
+int chat_history(struct chat *c, struct arena *a, const char *user_id, const char *id, int limit,
+		 struct chat_message **items, int *n, struct err *e)
+{
+	*items = NULL;
+	*n = 0;
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc)
+		return rc;
+	struct chat_session s;
+	rc = session_for(c, conn, a, user_id, id, &s, e);
+	if (rc == 0)
+		rc = store_chat_recent(conn, a, s.id, limit, items, n, e);
+	else if (rc == ERR_NOT_FOUND) /* a key not used yet: a conversation with nothing in it */
+		rc = 0, err_clear(e);
+	db_release(conn);
+	return rc;
+}
+
+int chat_feedback_put(struct chat *c, struct arena *a, const char *user_id, const char *rater, const char *message_id,
+		      int rating, const char *comment, char id_out[UUID_STR_LEN], struct err *e)
+{
+	if (!uuid_valid(message_id, strlen(message_id)))
+		return err_set(e, ERR_NOT_FOUND, "message not found");
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc)
+		return rc;
+	struct chat_answer_ref ref;
+	struct chat_session owner = { 0 };
+	rc = store_chat_message_ref(conn, a, message_id, &ref, e);
+	owner.user_id = rc == 0 ? ref.user_id : NULL;
+	/* Only an answer, and only in the rater's own conversations. */
+	if (rc == 0 && (strcmp(ref.role, "assistant") || !owns(&owner, user_id)))
+		rc = err_set(e, ERR_NOT_FOUND, "message not found");
+	struct chat_feedback f = { .user_id = (char *)user_id, .rating = rating, .comment = (char *)comment,
+				   .created_at = time_now_ms() };
+	snprintf(f.message_id, sizeof(f.message_id), "%s", message_id);
+	if (rc == 0 && uuid_v7(f.id))
+		rc = err_set(e, ERR_INTERNAL, "no randomness");
+	if (rc == 0)
+		rc = store_chat_feedback_put(conn, &f, rater, e);
+	if (rc == 0)
+		memcpy(id_out, f.id, UUID_STR_LEN);
+	db_release(conn);
+	return rc;
+}
+
+int chat_feedback_list(struct chat *c, struct arena *a, const char *cursor, int limit, struct chat_feedback **items,
+		       int *n, char **next, struct err *e)
+{
+	*next = NULL;
+	if (cursor && !uuid_valid(cursor, strlen(cursor)))
+		return err_set(e, ERR_INVALID, "cursor is not valid");
+	db_conn *conn;
+	int rc = db_acquire(c->db, &conn, e);
+	if (rc)
+		return rc;
+	rc = store_chat_feedback_list(conn, a, cursor, limit + 1, items, n, e);
 	db_release(conn);
 	if (rc == 0 && *n > limit) {
 		*n = limit;

@@ -25,17 +25,23 @@ struct chat_config {
 	int top_k;	      /* passages retrieved by default */
 	int deadline_s;	      /* a whole answer */
 	int max_tokens;	      /* of an answer */
-	long daily_tokens;    /* per user (or IP); 0 = unlimited */
+	long daily_tokens;    /* per user; 0 = unlimited */
+	long anon_daily_tokens; /* per address, for anonymous questions; 0 = unlimited */
 };
+
+/* A session id a client may mint: 1 to 128 printable ASCII characters. */
+#define CHAT_KEY_MAX 128
+int chat_session_key_valid(const char *key);
 
 struct chat;
 
 struct chat_query {
 	const char *user_id; /* NULL: anonymous */
 	const char *subject; /* whose budget: the user id, or "ip:…" */
+	/* session_id: bookd's id of one of the caller's sessions, or a key the
+	 * client minted (created on first use, then kept). */
 	const char *question, *session_id, *selected_text, *book_id, *chapter_id;
 	int top_k;
-	int unknown_session_starts_new; /* POST /chat: an unknown session_id is a new session */
 	/* Streaming (all may be NULL): the retrieved passages before the model
 	 * starts, then the text as it comes. Non-zero from either cancels. */
 	int (*on_passages)(void *ctx, json_t *passages);
@@ -45,7 +51,8 @@ struct chat_query {
 };
 
 struct chat_answer {
-	char session_id[UUID_STR_LEN], message_id[UUID_STR_LEN];
+	char session_id[CHAT_KEY_MAX + 1]; /* as the client named it, or bookd's new id */
+	char message_id[UUID_STR_LEN];
 	char *answer;	   /* malloc'ed */
 	json_t *citations; /* [{n, chunk_id, book_id, chapter_id, chapter_title, heading, anchor, quote, score}] */
 	char provider[64], model[128];
@@ -65,7 +72,7 @@ json_t *chat_answer_json(const struct chat_answer *a);
 
 /* Stores selected text for the next questions of a session (made if absent). */
 int chat_add_context(struct chat *c, struct arena *a, const char *user_id, const char *session_id, const char *text,
-		     const char *book_id, const char *chapter_id, char session_out[UUID_STR_LEN],
+		     const char *book_id, const char *chapter_id, char session_out[CHAT_KEY_MAX + 1],
 		     char context_id[UUID_STR_LEN], struct err *e) WUR;
 
 /* Sessions of a user; another user's session is ERR_NOT_FOUND. */
@@ -76,6 +83,18 @@ int chat_session(struct chat *c, struct arena *a, const char *user_id, const cha
 int chat_session_delete(struct chat *c, const char *user_id, const char *id, struct err *e) WUR;
 int chat_messages(struct chat *c, struct arena *a, const char *user_id, const char *id, const char *cursor,
 		  int limit, struct chat_message **items, int *n, char **next, struct err *e) WUR;
+
+/* The newest `limit` messages of a session, oldest first; none for a key
+ * not used yet. */
+int chat_history(struct chat *c, struct arena *a, const char *user_id, const char *id, int limit,
+		 struct chat_message **items, int *n, struct err *e) WUR;
+/* A rating of an answer in one of the caller's conversations (another's, or
+ * a message that is no answer, is ERR_NOT_FOUND); `rater` names the caller
+ * ("user:…" or "ip:…"): a repeat of the same rater replaces its rating. */
+int chat_feedback_put(struct chat *c, struct arena *a, const char *user_id, const char *rater, const char *message_id,
+		      int rating, const char *comment, char id_out[UUID_STR_LEN], struct err *e) WUR;
+int chat_feedback_list(struct chat *c, struct arena *a, const char *cursor, int limit, struct chat_feedback **items,
+		       int *n, char **next, struct err *e) WUR;
 
 /* Exposed for tests: keeps valid [n] markers (1..npassages), drops the others,
  * and lists the cited n in order of first use. Returns the cleaned text. */

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../core/utf8.h"
 #include "../store/changes.h"
 #include "../providers/importer.h"
 #include "books.h"
@@ -119,6 +121,59 @@ static int ingest_tx(db_conn *c, void *ctx, struct err *e)
 	return 0;
 }
 
+/* Copies the importer's warnings; a single-file source is named as its user
+ * knows it (an upload's file name), not by its name on this machine. */
+static int copy_warnings(const struct import_book *src, const struct ingest_opts *o, struct ingest_result *r,
+			 struct err *e)
+{
+	r->warnings_omitted = src->warnings_omitted;
+	if (!src->nwarnings)
+		return 0;
+	r->warnings = xcalloc((size_t)src->nwarnings, sizeof(*r->warnings));
+	if (!r->warnings)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	for (int i = 0; i < src->nwarnings; i++) {
+		const struct import_warning *w = &src->warnings[i];
+		struct ingest_warning *to = &r->warnings[i];
+		const char *file = src->single_file && o->name && *o->name ? o->name : w->file;
+		size_t n = utf8_prefix(file, strlen(file), sizeof(to->file) - 1);
+		memcpy(to->file, file, n);
+		to->file[n] = '\0';
+		snprintf(to->action, sizeof(to->action), "%s", w->action);
+		n = utf8_prefix(w->message, strlen(w->message), sizeof(to->message) - 1);
+		memcpy(to->message, w->message, n);
+		to->message[n] = '\0';
+	}
+	r->nwarnings = src->nwarnings;
+	return 0;
+}
+
+void ingest_result_free(struct ingest_result *r)
+{
+	xfree(r->warnings);
+	r->warnings = NULL;
+	r->nwarnings = 0;
+}
+
+json_t *ingest_result_json(const struct ingest_result *r)
+{
+	json_t *ws = json_array();
+	for (int i = 0; ws && i < r->nwarnings; i++) {
+		const struct ingest_warning *w = &r->warnings[i];
+		json_t *o = json_pack("{s:s, s:s, s:s}", "file", w->file, "action", w->action, "message", w->message);
+		if (!o || json_array_append_new(ws, o)) {
+			json_decref(ws);
+			return NULL;
+		}
+	}
+	if (!ws)
+		return NULL;
+	return json_pack("{s:s, s:i, s:s, s:b, s:i, s:i, s:i, s:i, s:o, s:i}", "book_id", r->book_id, "chapters",
+			 r->chapters, "title", r->title, "created", r->created, "added", r->added, "updated",
+			 r->updated, "unchanged", r->unchanged, "removed", r->removed, "warnings", ws,
+			 "warnings_omitted", r->warnings_omitted);
+}
+
 int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ingest_result *r, struct err *e)
 {
 	struct import_book src;
@@ -126,7 +181,7 @@ int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ing
 	arena_init(&a, 64 * 1024);
 	memset(r, 0, sizeof(*r));
 	int rc = import_load(path, &src, e);
-	if (rc)
+	if (rc || (rc = copy_warnings(&src, o, r, e)) != 0)
 		goto out;
 
 	struct ingest g = { .o = o, .r = r, .src = &src, .a = &a };
@@ -200,6 +255,8 @@ int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ing
 		r->chapters = src.nchapters;
 	}
 out:
+	if (rc)
+		ingest_result_free(r);
 	import_book_free(&src);
 	arena_free(&a);
 	return rc;

@@ -9,6 +9,8 @@
 #ifndef BOOKD_INGEST_H
 #define BOOKD_INGEST_H
 
+#include <jansson.h>
+
 #include "../store/db.h"
 #include "../store/store_books.h"
 
@@ -22,15 +24,31 @@ struct ingest_opts {
 	void *progress_ctx;
 };
 
+/* A source file skipped or cleaned (see providers/importer.h). */
+struct ingest_warning {
+	char file[512]; /* relative to the source's root, never a path on this machine */
+	char action[16]; /* "skipped" or "cleaned" */
+	char message[160];
+};
+
 struct ingest_result {
 	char book_id[UUID_STR_LEN];
 	char title[512];
 	int chapters;
 	int created;			       /* 1 = new book, 0 = updated */
 	int added, updated, unchanged, removed; /* chapters */
+	struct ingest_warning *warnings;       /* owned: ingest_result_free */
+	int nwarnings, warnings_omitted;
 };
 
+/* On success `r` owns memory (its warnings): ingest_result_free. */
 int ingest_path(db *d, const char *path, const struct ingest_opts *o, struct ingest_result *r,
 		struct err *e) WUR;
+void ingest_result_free(struct ingest_result *r);
+
+/* {book_id, chapters, title, created, added, updated, unchanged, removed,
+ * warnings:[{file, action, message}], warnings_omitted}: what `bookd import`
+ * prints and a book.import job's result. NULL when out of memory. */
+json_t *ingest_result_json(const struct ingest_result *r);
 
 #endif

@@ -5,7 +5,9 @@
  * book.import — an uploaded .zip of a Markdown folder, .md, .mdx or .txt:
  *   unpack (zip → a folder beside the upload), import (the same importer as
  *   `bookd import`, one transaction, matched by title + author so a re-run
- *   updates in place), index (chunks, and vectors with a provider), cleanup.
+ *   updates in place; files that are not clean UTF-8 are skipped or cleaned
+ *   and listed in the result's `warnings`), index (chunks, and vectors with a
+ *   provider), cleanup.
  *   Upload files are removed when the job ends.
  *
  * book.index — chunk a chapter, a book or everything, then embed.
@@ -139,10 +141,11 @@ static int import_run(struct job_ctx *jc, struct err *e)
 			}
 			return rc == ERR_IO ? ERR_INVALID : rc;
 		}
-		job_set_result(jc, json_pack("{s:s, s:i, s:s, s:b, s:i, s:i, s:i, s:i}", "book_id", r.book_id,
-					     "chapters", r.chapters, "title", r.title, "created", r.created, "added",
-					     r.added, "updated", r.updated, "unchanged", r.unchanged, "removed",
-					     r.removed));
+		json_t *res = ingest_result_json(&r);
+		ingest_result_free(&r);
+		if (!res)
+			return err_set(e, ERR_INTERNAL, "out of memory");
+		job_set_result(jc, res);
 		json_object_set_new(st, "book_id", json_string(r.book_id));
 		return 0;
 	}

@@ -84,7 +84,9 @@ void job_progress(struct job_ctx *jc, double f)
 
 int job_should_stop(struct job_ctx *jc)
 {
-	if (atomic_load(&jc->jobs->stopping) || jc->cancelled)
+	/* Not `stopping`: a step may finish during the drain; only the cancel
+	 * signal (the drain's deadline) or the job's own cancel ends it. */
+	if (jc->cancelled || stop_fired(jc->jobs->cfg.cancel))
 		return 1;
 	int64_t now = time_mono_us();
 	if (now - jc->last_cancel_check_us < 250000)
@@ -353,7 +355,7 @@ static void run_job(struct jobs *j, struct job *jb)
 		}
 		if (jc.cancelled) {
 			finish(j, &jc, "cancelled", "cancelled", 0, 0);
-		} else if (atomic_load(&j->stopping) && rc == ERR_UNAVAILABLE) {
+		} else if ((atomic_load(&j->stopping) || stop_fired(j->cfg.cancel)) && rc == ERR_UNAVAILABLE) {
 			finish(j, &jc, "pending", NULL, time_now_ms(), 1);
 		} else if (transient(rc) && jb->attempts < jb->max_attempts) {
 			finish(j, &jc, "pending", e.msg[0] ? e.msg : err_code_name(rc),

@@ -86,8 +86,9 @@ json_t *job_state(struct job_ctx *jc);
 void job_set_result(struct job_ctx *jc, json_t *result);
 /* Progress within the current step, 0..1; saved a few times a second at most. */
 void job_progress(struct job_ctx *jc, double fraction);
-/* 1 when the job was cancelled or the worker is stopping: a long step
- * should return ERR_UNAVAILABLE (it will be resumed) or finish quickly. */
+/* 1 when the job was cancelled or shutdown stopped waiting (the drain's
+ * deadline passed): a long step should return ERR_UNAVAILABLE (it will be
+ * resumed) or finish quickly. During the drain itself a step goes on. */
 int job_should_stop(struct job_ctx *jc);
 /* The signal a blocking call in a step must honour (provider requests,
  * sleeps): fired when shutdown can wait no longer. May be NULL. */

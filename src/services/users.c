@@ -13,6 +13,7 @@
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../providers/better_auth.h"
 #include "jwks_keys.h"
 #include "../store/changes.h"
 #include "jwt.h"
@@ -118,7 +119,21 @@ int users_new(struct users **out, db *d, const struct users_config *cfg, struct 
 		users_free(u);
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	}
-	int rc = users_email_backfill(u, e);
+	int rc;
+	if (cfg->better_auth_url && *cfg->better_auth_url) {
+		struct better_auth_config bc = {
+			.url = cfg->better_auth_url,
+			.cache_seconds = cfg->better_auth_cache_seconds,
+			.timeout_ms = cfg->better_auth_timeout_ms,
+			.breaker_failures = 5,
+			.breaker_seconds = 5,
+		};
+		if ((rc = better_auth_new(&u->better_auth, &bc, cfg->stop, e))) {
+			users_free(u);
+			return rc;
+		}
+	}
+	rc = users_email_backfill(u, e);
 	if (rc) {
 		users_free(u);
 		return rc;
@@ -135,6 +150,7 @@ void users_free(struct users *u)
 	ratelimit_free(u->per_account);
 	ratelimit_free(u->per_ip_register);
 	jwks_source_free(u->jwks);
+	better_auth_free(u->better_auth);
 	xfree(u);
 }
 
@@ -297,7 +313,7 @@ void users_register_release(struct users *u)
 }
 
 int users_login(struct users *u, struct arena *a, const char *email, const char *exact, const char *password,
-		const char *ip, struct user *out, struct tokens *t, struct err *e)
+		const char *ip, const char *limit_key, struct user *out, struct tokens *t, struct err *e)
 {
 	db_conn *c;
 	int rc = db_acquire(u->db, &c, e);
@@ -312,7 +328,7 @@ int users_login(struct users *u, struct arena *a, const char *email, const char 
 	const char *hash = found ? out->password_hash : u->dummy_hash;
 	int ok = crypto_pwhash_str_verify(hash, password, strlen(password)) == 0 && found;
 	char key[80];
-	account_key(email, ip, key);
+	account_key(email, limit_key, key);
 	if (!ok) {
 		users_audit("login_failed", rc == 0 ? out->id : NULL, ip, NULL);
 		rc = err_set(e, ERR_UNAUTHORIZED, "invalid email or password");

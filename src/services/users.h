@@ -47,6 +47,10 @@ struct users_config {
 	size_t previous_len;
 	int access_ttl, refresh_ttl; /* seconds */
 	const char *jwks_url, *issuer, *audience; /* external provider, may be empty */
+	const char *better_auth_url; /* a Better-Auth server whose session tokens are accepted, may be empty */
+	int better_auth_cache_seconds;
+	long better_auth_timeout_ms;
+	int trust_user_header; /* X-User-ID from a trusted proxy names the user */
 	double login_burst, login_per_minute;
 	double register_burst, register_per_minute; /* per IP */
 	int register_concurrency; /* registrations hashing or queued at once */
@@ -86,7 +90,9 @@ void users_email_stored_form(const char *in, char *out, size_t cap);
 
 /* Login limits: check (and count) before a login attempt. ERR_RATE_LIMITED
  * with *retry_after set. Failures count per (account, IP) and attempts per
- * IP: guesses from one address never lock the owner out at another. */
+ * IP: guesses from one address never lock the owner out at another. `ip`
+ * here and `limit_key` of users_login are the client's address group
+ * (http_client_limit_key: an IPv6 /64 counts as one address). */
 int users_login_allowed(struct users *u, const char *ip, const char *email, int *retry_after, struct err *e) WUR;
 /* Registration limits, before the password is hashed: per IP
  * (ERR_RATE_LIMITED, *retry_after), and a cap on registrations holding the
@@ -101,16 +107,27 @@ int users_register(struct users *u, struct arena *a, const char *email, const ch
 /* email: as users_normalize_email left it; exact: users_email_stored_form
  * of what was typed (NULL: email), which picks among colliding old accounts. */
 int users_login(struct users *u, struct arena *a, const char *email, const char *exact, const char *password,
-		const char *ip, struct user *out, struct tokens *t, struct err *e) WUR;
+		const char *ip, const char *limit_key, struct user *out, struct tokens *t, struct err *e) WUR;
 int users_refresh(struct users *u, struct arena *a, const char *refresh, const char *ip, struct tokens *t,
 		  struct err *e) WUR;
 int users_logout(struct users *u, const char *refresh, struct err *e) WUR;
 void tokens_free(struct tokens *t);
 
-/* Who is calling: from `Authorization: Bearer …` and/or `X-API-Key`. Neither
- * gives P_ANON; a bad credential gives ERR_UNAUTHORIZED. */
-int users_authenticate(struct users *u, struct arena *a, const char *authorization, const char *api_key,
-		       struct principal *p, struct err *e) WUR;
+/* What a request may present to say who is calling (any may be NULL). */
+struct credentials {
+	const char *api_key;	   /* X-API-Key */
+	const char *authorization; /* Authorization: our JWT, an external provider's, or a Better-Auth token */
+	const char *cookie;	   /* Cookie: the Better-Auth session cookie */
+	const char *user_header;   /* X-User-ID, only as a trusted proxy sent it */
+};
+
+/* Who is calling, from the first credential present in the order above
+ * (an ignored one — a cookie with no Better-Auth server, X-User-ID with
+ * trust_user_header off — counts as absent). None gives P_ANON; a bad
+ * credential gives ERR_UNAUTHORIZED; a Better-Auth server that cannot answer
+ * gives ERR_UNAVAILABLE (never P_ANON). */
+int users_authenticate(struct users *u, struct arena *a, const struct credentials *cr, struct principal *p,
+		       struct err *e) WUR;
 /* The user behind a principal (the master key is the built-in local admin). */
 int users_get(struct users *u, struct arena *a, const struct principal *p, struct user *out, struct err *e) WUR;
 

@@ -9,6 +9,18 @@
  * scripts, such as a Cyrillic "а" among Latin letters. A label may be in any
  * one script; Latin may join the CJK scripts, which are written together.
  *
+ * Nor may a label hide or pose: default-ignorable code points (variation
+ * selectors, the combining grapheme joiner, Mongolian free variation
+ * selectors) are refused though utf8proc files most of them as marks; a digit
+ * is ASCII or of the label's own script (Arabic-Indic digits in an Arabic
+ * label), never another script's, a mathematical alphanumeric (U+1D400 to
+ * U+1D7FF) or a number that is not a digit (circled, superscript, Roman);
+ * and a label with anything outside ASCII is refused when every one of its
+ * characters is ASCII or a look-alike of an ASCII letter, as "аӏісе" (all
+ * Cyrillic) reads "alice". The look-alikes are a small table of the common
+ * Cyrillic, Greek, Armenian, Cherokee and Latin ones: a subset of the
+ * skeletons of UTS #39 (confusables.txt), not all of them.
+ *
  * Script detection is by block ranges (utf8proc has no script property):
  * exact for the scripts whose letters pass for Latin ones (Greek, Cyrillic,
  * Armenian, Cherokee), and by 128-code-point block for the rest, which can
@@ -63,9 +75,33 @@ static int is_letter(utf8proc_category_t k)
 	return k >= UTF8PROC_CATEGORY_LU && k <= UTF8PROC_CATEGORY_LO;
 }
 
-static int is_mark_or_number(utf8proc_category_t k)
+static int is_mark(utf8proc_category_t k)
 {
-	return (k >= UTF8PROC_CATEGORY_MN && k <= UTF8PROC_CATEGORY_NO);
+	return k >= UTF8PROC_CATEGORY_MN && k <= UTF8PROC_CATEGORY_ME;
+}
+
+/* Case-folded letters that pass for an ASCII letter (a subset of UTS #39). */
+static const int32_t lookalikes[] = {
+	/* Latin beyond ASCII */
+	0x0131, 0x0251, 0x0261, 0x0269,
+	/* Greek: α γ ι ν ο ρ υ χ ϲ ϳ */
+	0x03B1, 0x03B3, 0x03B9, 0x03BD, 0x03BF, 0x03C1, 0x03C5, 0x03C7, 0x03F2, 0x03F3,
+	/* Cyrillic: а е о р с у х і ј ӏ ѕ ԁ һ ԛ ԝ ѵ ү */
+	0x0430, 0x0435, 0x043E, 0x0440, 0x0441, 0x0443, 0x0445, 0x0456, 0x0458, 0x04CF, 0x0455, 0x0501, 0x04BB,
+	0x051B, 0x051D, 0x0475, 0x04AF,
+	/* Armenian: հ ո ս օ ց */
+	0x0570, 0x0578, 0x057D, 0x0585, 0x0581,
+	/* Cherokee (folded to the capitals that read as Latin ones) */
+	0x13A0, 0x13A2, 0x13A9, 0x13AA, 0x13AB, 0x13AC, 0x13B3, 0x13B7, 0x13BB, 0x13C3, 0x13CF, 0x13D2, 0x13DA,
+	0x13DE, 0x13DF, 0x13E2, 0x13E6, 0x13F4,
+};
+
+static int lookalike(int32_t c)
+{
+	for (size_t i = 0; i < ARRAY_LEN(lookalikes); i++)
+		if (lookalikes[i] == c)
+			return 1;
+	return 0;
 }
 
 /* White space as Unicode defines it (what a paste may bring at the ends). */
@@ -90,7 +126,7 @@ static int check_label(const unsigned char *s, size_t n, int domain)
 		return -1;
 	if (domain && (s[0] == '-' || s[n - 1] == '-'))
 		return -1;
-	int first = 0, cjk = 0, latin = 0;
+	int first = 0, cjk = 0, latin = 0, digit_script = 0, nonascii = 0, poses = 1;
 	size_t at = 0;
 	while (at < n) {
 		int32_t c;
@@ -105,10 +141,22 @@ static int check_label(const unsigned char *s, size_t n, int domain)
 				latin = 1;
 			continue;
 		}
-		if (c >= 0xFF00 && c <= 0xFFEF) /* full- and half-width forms */
+		if ((c >= 0xFF00 && c <= 0xFFEF) || /* full- and half-width forms */
+		    (c >= 0x1D400 && c <= 0x1D7FF))  /* mathematical alphanumerics */
 			return -1;
-		utf8proc_category_t cat = utf8proc_category(c);
-		if (is_letter(cat)) {
+		const utf8proc_property_t *prop = utf8proc_get_property(c);
+		if (prop->ignorable)
+			return -1;
+		nonascii = 1;
+		if (!lookalike(c))
+			poses = 0;
+		utf8proc_category_t cat = (utf8proc_category_t)prop->category;
+		if (cat == UTF8PROC_CATEGORY_ND) {
+			int sc = script_of(c);
+			if (digit_script && digit_script != sc)
+				return -1;
+			digit_script = sc;
+		} else if (is_letter(cat)) {
 			int sc = script_of(c);
 			if (sc == SC_LATIN)
 				latin = 1;
@@ -118,12 +166,17 @@ static int check_label(const unsigned char *s, size_t n, int domain)
 				return -1;
 			else
 				first = sc;
-		} else if (!is_mark_or_number(cat)) {
-			return -1; /* spaces, controls, format characters, symbols, unassigned */
+		} else if (!is_mark(cat)) {
+			return -1; /* spaces, controls, format characters, symbols, other numbers, unassigned */
 		}
 	}
 	/* One script; Latin may join CJK, nothing else may join anything. */
 	if (first && (latin || cjk))
+		return -1;
+	/* Digits other than ASCII only in a label of their own script. */
+	if (digit_script && digit_script != first)
+		return -1;
+	if (nonascii && poses)
 		return -1;
 	return 0;
 }

@@ -14,6 +14,7 @@ struct users {
 	struct ratelimit *per_ip, *per_account, *per_ip_register;
 	atomic_int registering; /* registrations admitted and not yet released */
 	struct jwks_source *jwks;
+	struct better_auth *better_auth; /* NULL unless configured */
 	char local_admin[UUID_STR_LEN]; /* the master key's user, made on first need */
 	atomic_int local_admin_state;	 /* 0 unknown, 1 being written, 2 written (once) */
 };

@@ -10,7 +10,7 @@
 static const char *const tables[] = { "books",	     "book_isbns",    "chapters",      "users",
 				      "refresh_tokens", "api_keys",	     "preferences",   "jobs",
 				      "chunks",	     "embeddings",    "chat_sessions", "chat_messages",
-				      "chat_contexts",  "chat_usage" };
+				      "chat_contexts",  "chat_usage",    "chat_feedback" };
 
 struct copier {
 	db_conn *to;

@@ -111,15 +111,21 @@ int db_acquire(db *d, db_conn **out, struct err *e)
 				pthread_mutex_unlock(&d->lock);
 				return err_set(e, ERR_UNAVAILABLE, "database unavailable (reconnecting)");
 			}
-			d->all[d->nopen++] = NULL; /* reserve the slot */
-			int slot = d->nopen - 1;
+			d->all[d->nopen++] = NULL; /* reserve a slot: a NULL in all */
 			pthread_mutex_unlock(&d->lock);
 			db_conn *c = NULL;
 			int rc = d->ops->conn_open(d, &c, e);
 			pthread_mutex_lock(&d->lock);
 			if (rc) {
-				d->all[slot] = d->all[--d->nopen];
-				d->all[d->nopen] = NULL;
+				/* Give back a reservation, not `slot`: a connection
+				 * opened meanwhile may have taken that one (it fills
+				 * the first NULL). */
+				for (int i = 0; i < d->nopen; i++)
+					if (!d->all[i]) {
+						d->all[i] = d->all[--d->nopen];
+						d->all[d->nopen] = NULL;
+						break;
+					}
 				/* Back off before the next attempt: 100 ms doubling to 2 s. */
 				d->backoff_ms = d->backoff_ms ? MIN(d->backoff_ms * 2, 2000) : 100;
 				d->down_until_us = time_mono_us() + (int64_t)d->backoff_ms * 1000;

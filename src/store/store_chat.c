@@ -40,7 +40,7 @@ static int rows_rc(int rc, struct err *e)
 
 #define SESSION_COLS                                                                              \
 	"s.id, s.user_id, s.book_id, s.title, s.created_at, s.updated_at, "                       \
-	"(SELECT count(*) FROM chat_messages m WHERE m.session_id = s.id)"
+	"(SELECT count(*) FROM chat_messages m WHERE m.session_id = s.id), s.client_key"
 
 static int session_cb(void *ctx, const db_row *r)
 {
@@ -49,7 +49,8 @@ static int session_cb(void *ctx, const db_row *r)
 	if (!s)
 		return ERR_INTERNAL;
 	db_row_copy(r, 0, s->id, UUID_STR_LEN);
-	if (dup_col(r, 1, g->a, &s->user_id) || dup_col(r, 2, g->a, &s->book_id) || dup_col(r, 3, g->a, &s->title))
+	if (dup_col(r, 1, g->a, &s->user_id) || dup_col(r, 2, g->a, &s->book_id) || dup_col(r, 3, g->a, &s->title) ||
+	    dup_col(r, 7, g->a, &s->client_key))
 		return ERR_INTERNAL;
 	s->created_at = db_row_int(r, 4);
 	s->updated_at = db_row_int(r, 5);
@@ -57,14 +58,37 @@ static int session_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
-DB_STMT(chat_session_insert, "INSERT INTO chat_sessions (id, user_id, book_id, title, created_at, updated_at) "
-	"VALUES ($1, $2, $3, $4, $5, $5)");
+/* A keyed session that another request has just made is not an error: the
+ * caller finds it by its key (store_chat_session_by_key) and joins it. */
+DB_STMT(chat_session_insert, "INSERT INTO chat_sessions (id, user_id, book_id, title, created_at, updated_at, client_key) "
+	"VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT DO NOTHING");
 
-int store_chat_session_insert(db_conn *c, const struct chat_session *s, struct err *e)
+int store_chat_session_insert(db_conn *c, const struct chat_session *s, int *inserted, struct err *e)
 {
-	struct db_val p[] = { dbv_text(s->id), dbv_text(s->user_id), dbv_text(s->book_id), dbv_text(s->title),
-			      dbv_int(s->created_at) };
-	return db_run(c, &chat_session_insert, p, 5, NULL, NULL, NULL, e);
+	struct db_val p[] = { dbv_text(s->id),		dbv_text(s->user_id), dbv_text(s->book_id),
+			      dbv_text(s->title),	dbv_int(s->created_at), dbv_text(s->client_key) };
+	int64_t changed = 0;
+	int rc = db_run(c, &chat_session_insert, p, 6, NULL, NULL, &changed, e);
+	if (inserted)
+		*inserted = changed > 0;
+	return rc < 0 ? rc : 0;
+}
+
+DB_STMT(chat_session_by_key, "SELECT " SESSION_COLS " FROM chat_sessions s "
+	"WHERE coalesce(s.user_id, '') = $1 AND s.client_key = $2");
+
+int store_chat_session_by_key(db_conn *c, struct arena *a, const char *user_id, const char *key,
+			      struct chat_session *out, struct err *e)
+{
+	struct grow g = { a, NULL, sizeof(struct chat_session), 0, 0 };
+	struct db_val p[] = { dbv_text(user_id ? user_id : ""), dbv_text(key) };
+	int rc = db_run(c, &chat_session_by_key, p, 2, session_cb, &g, NULL, e);
+	if (rc < 0)
+		return rows_rc(rc, e);
+	if (!g.n)
+		return err_set(e, ERR_NOT_FOUND, "chat session not found");
+	*out = *(struct chat_session *)g.items;
+	return 0;
 }
 
 DB_STMT(chat_session_get, "SELECT " SESSION_COLS " FROM chat_sessions s WHERE s.id = $1");
@@ -269,4 +293,79 @@ int store_chat_usage_get(db_conn *c, const char *subject, const char *day, int64
 	*tokens = 0;
 	int rc = db_run(c, &chat_usage_get, p, 2, db_row_first_int, tokens, NULL, e);
 	return rc < 0 ? rc : 0;
+}
+
+/* ---- feedback on answers ----------------------------------------------------------- */
+
+static int answer_cb(void *ctx, const db_row *r)
+{
+	struct chat_answer_ref *m = ctx;
+	struct arena *a = m->arena;
+	db_row_copy(r, 0, m->session_id, UUID_STR_LEN);
+	if (dup_col(r, 1, a, &m->role) || dup_col(r, 2, a, &m->user_id))
+		return ERR_INTERNAL;
+	m->found = 1;
+	return 0;
+}
+
+DB_STMT(chat_message_ref, "SELECT m.session_id, m.role, s.user_id FROM chat_messages m "
+	"JOIN chat_sessions s ON s.id = m.session_id WHERE m.id = $1");
+
+int store_chat_message_ref(db_conn *c, struct arena *a, const char *message_id, struct chat_answer_ref *out,
+			   struct err *e)
+{
+	memset(out, 0, sizeof(*out));
+	out->arena = a;
+	struct db_val p[] = { dbv_text(message_id) };
+	int rc = db_run(c, &chat_message_ref, p, 1, answer_cb, out, NULL, e);
+	if (rc < 0)
+		return rows_rc(rc, e);
+	return out->found ? 0 : err_set(e, ERR_NOT_FOUND, "message not found");
+}
+
+DB_STMT(chat_feedback_put, "INSERT INTO chat_feedback (id, message_id, rater, user_id, rating, comment, created_at) "
+	"VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id, rater) DO UPDATE SET "
+	"rating = excluded.rating, comment = excluded.comment, created_at = excluded.created_at");
+
+int store_chat_feedback_put(db_conn *c, const struct chat_feedback *f, const char *rater, struct err *e)
+{
+	struct db_val p[] = { dbv_text(f->id),	    dbv_text(f->message_id), dbv_text(rater),
+			      dbv_text(f->user_id), dbv_int(f->rating),	     dbv_text(f->comment),
+			      dbv_int(f->created_at) };
+	return db_run(c, &chat_feedback_put, p, 7, NULL, NULL, NULL, e);
+}
+
+static int feedback_cb(void *ctx, const db_row *r)
+{
+	struct grow *g = ctx;
+	struct chat_feedback *f = grow_next(g);
+	if (!f)
+		return ERR_INTERNAL;
+	db_row_copy(r, 0, f->id, UUID_STR_LEN);
+	db_row_copy(r, 1, f->message_id, UUID_STR_LEN);
+	db_row_copy(r, 2, f->session_id, UUID_STR_LEN);
+	if (dup_col(r, 3, g->a, &f->user_id) || dup_col(r, 5, g->a, &f->comment) || dup_col(r, 7, g->a, &f->answer) ||
+	    dup_col(r, 8, g->a, &f->book_id))
+		return ERR_INTERNAL;
+	f->rating = (int)db_row_int(r, 4);
+	f->created_at = db_row_int(r, 6);
+	return 0;
+}
+
+DB_STMT(chat_feedback_list, "SELECT f.id, f.message_id, m.session_id, f.user_id, f.rating, f.comment, f.created_at, "
+	"m.content, s.book_id FROM chat_feedback f JOIN chat_messages m ON m.id = f.message_id "
+	"JOIN chat_sessions s ON s.id = m.session_id "
+	"WHERE (CAST($1 AS TEXT) IS NULL OR f.id < $1) ORDER BY f.id DESC LIMIT $2");
+
+int store_chat_feedback_list(db_conn *c, struct arena *a, const char *before, int limit, struct chat_feedback **items,
+			     int *n, struct err *e)
+{
+	struct grow g = { a, NULL, sizeof(struct chat_feedback), 0, 0 };
+	struct db_val p[] = { dbv_text(before), dbv_int(limit) };
+	int rc = db_run(c, &chat_feedback_list, p, 2, feedback_cb, &g, NULL, e);
+	if (rc < 0)
+		return rows_rc(rc, e);
+	*items = g.items;
+	*n = g.n;
+	return 0;
 }

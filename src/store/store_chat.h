@@ -9,6 +9,7 @@
 struct chat_session {
 	char id[UUID_STR_LEN];
 	char *user_id, *book_id, *title;
+	char *client_key; /* the id the client minted, or NULL */
 	int64_t created_at, updated_at, messages;
 };
 
@@ -18,7 +19,12 @@ struct chat_message {
 	int64_t prompt_tokens, completion_tokens, latency_ms, created_at;
 };
 
-int store_chat_session_insert(db_conn *c, const struct chat_session *s, struct err *e) WUR;
+/* *inserted (may be NULL) 0 when a session with the same owner and client
+ * key exists already: nothing is written then. */
+int store_chat_session_insert(db_conn *c, const struct chat_session *s, int *inserted, struct err *e) WUR;
+/* The session `key` names for this owner (NULL: the anonymous callers). */
+int store_chat_session_by_key(db_conn *c, struct arena *a, const char *user_id, const char *key,
+			      struct chat_session *out, struct err *e) WUR;
 int store_chat_session_get(db_conn *c, struct arena *a, const char *id, struct chat_session *out, struct err *e) WUR;
 int store_chat_session_list(db_conn *c, struct arena *a, const char *user_id, const char *before, int limit,
 			    struct chat_session **items, int *n, struct err *e) WUR;
@@ -45,6 +51,28 @@ int store_chat_usage_add(db_conn *c, const char *subject, const char *day, int64
  * concurrent reservations cannot pass the limit together. */
 int store_chat_usage_reserve(db_conn *c, const char *subject, const char *day, int64_t tokens, int64_t limit,
 			     int *granted, struct err *e) WUR;
+/* A message, its session and the session's owner. */
+struct chat_answer_ref {
+	struct arena *arena;
+	char session_id[UUID_STR_LEN];
+	char *role, *user_id;
+	int found;
+};
+int store_chat_message_ref(db_conn *c, struct arena *a, const char *message_id, struct chat_answer_ref *out,
+			   struct err *e) WUR;
+
+/* A reader's rating of an answer: one per answer and rater (a repeat replaces it). */
+struct chat_feedback {
+	char id[UUID_STR_LEN], message_id[UUID_STR_LEN], session_id[UUID_STR_LEN];
+	char *user_id, *comment, *answer, *book_id;
+	int rating;
+	int64_t created_at;
+};
+int store_chat_feedback_put(db_conn *c, const struct chat_feedback *f, const char *rater, struct err *e) WUR;
+/* Newest first, ids below `before` (NULL: from the newest). */
+int store_chat_feedback_list(db_conn *c, struct arena *a, const char *before, int limit, struct chat_feedback **items,
+			     int *n, struct err *e) WUR;
+
 int store_chat_usage_get(db_conn *c, const char *subject, const char *day, int64_t *tokens, struct err *e) WUR;
 
 #endif

@@ -359,12 +359,17 @@ def test_context_validation_and_ownership(llm):
     err = assert_error(srv.post(CONTEXT, json={"text": "x", "book_id": "zzz", "chapter_id": "not-a-uuid"},
                                 headers=u1["headers"]), 422, "validation_failed")
     assert {"book_id", "chapter_id"} <= {d.get("field") for d in err["details"]}, err
-    assert_error(srv.post(CONTEXT, json={"text": "x", "session_id": "nope"}, headers=u1["headers"]),
-                 404, "not_found")
+    # an id the client minted names a new session, kept
+    r = srv.post(CONTEXT, json={"text": "x", "session_id": "nope"}, headers=u1["headers"])
+    assert r.status_code == 201 and r.json()["session_id"] == "nope", r.text
+    assert_error(srv.post(CONTEXT, json={"text": "x", "session_id": "bad\u0001id"}, headers=u1["headers"]),
+                 422, "validation_failed")
     r = srv.post(CONTEXT, json={"text": "mine"}, headers=u1["headers"])
     assert r.status_code == 201, r.text
     sid = r.json()["session_id"]
-    assert_error(srv.post(CONTEXT, json={"text": "theirs", "session_id": sid}, headers=u2["headers"]),
-                 404, "not_found")
+    # another user's id names a session of u2's own
+    r = srv.post(CONTEXT, json={"text": "theirs", "session_id": sid}, headers=u2["headers"])
+    assert r.status_code == 201 and r.json()["session_id"] == sid, r.text
+    assert srv.get(f"{SESSIONS}/{sid}", headers=u2["headers"]).json()["id"] != sid
     s = srv.get(f"{SESSIONS}/{sid}", headers=u1["headers"])
     assert s.status_code == 200, s.text

@@ -5,6 +5,7 @@ reserved before the model is asked and settled after, so concurrent questions
 cannot overspend it."""
 import concurrent.futures
 import json
+import time
 
 import pytest
 import requests
@@ -175,5 +176,43 @@ def test_concurrent_questions_cannot_overspend_the_budget(server_factory, mod_fa
         assert a["provider"] == "extractive", a
     fake.set_default(text="The ZMP [1].", usage=(150, 50))
     assert ask(srv, headers=other["headers"], top_k=1)["provider"] == "p1"
+    srv.assert_alive()
+    fake.reset()
+
+
+def test_leaving_a_streamed_answer_still_spends_the_budget(server_factory, mod_fake):
+    """A reader who reads part of a streamed answer and leaves has had the
+    model's work: the reservation is settled to the prompt and the words
+    delivered, not refunded. (It was refunded whole: leaving before the end
+    made every question free.)"""
+    fake = mod_fake
+    fake.reset()
+    srv, _ = chat_server(server_factory, env=budget_env(fake, 3000))
+    user = make_user(srv, tag="leaver")
+    long_text = " ".join(["The zero moment point keeps the robot balanced [1]."] * 40)
+    fake.set_default(text=long_text, chunks=40, delay=0.05, usage=(500, 400))
+    refused = None
+    for i in range(15):
+        r = srv.post(QUERY, json={"question": f"{QUESTION} ({i})", "top_k": 1, "stream": True},
+                     headers=dict(user["headers"], Accept="text/event-stream"), stream=True,
+                     timeout=30 * SLOW)
+        assert r.status_code == 200, r.text
+        deltas, limited = 0, False
+        for line in r.iter_lines(chunk_size=1):
+            if line.startswith(b"event: delta"):
+                deltas += 1
+                if deltas == 10:
+                    break
+            limited |= line.startswith(b"data: ") and b'"rate_limited"' in line
+        r.close()  # the reader leaves mid-answer
+        if limited:  # a stream is refused in its `error` event
+            refused = i
+            break
+        deadline = time.monotonic() + 5 * SLOW
+        while len(fake.calls(kind="answer")) <= i and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.5)  # bookd notices at its next write, then settles
+    assert refused is not None, "15 answers read in part and left cost nothing: the budget was refunded"
+    assert refused >= 2, f"refused after {refused} questions: the budget was charged more than spent"
     srv.assert_alive()
     fake.reset()

@@ -21,9 +21,13 @@ def test_anonymous_chat_limited_per_ip(server_factory):
     assert r.status_code == 200, r.text
     sid = r.json()["session_id"]
     assert r.json()["provider"] == "extractive"
-    # a signed-in user cannot reach an anonymous session (and is not limited per IP)
-    assert_error(srv.post(QUERY, json={"question": "more?", "session_id": sid}, headers=user["headers"]),
-                 404, "not_found")
+    # a signed-in user cannot reach an anonymous session (and is not limited per IP):
+    # the same id names a new conversation of the user's own
+    r = srv.post(QUERY, json={"question": "more?", "session_id": sid}, headers=user["headers"])
+    assert r.status_code == 200, r.text
+    assert r.json()["session_id"] == sid
+    mine = srv.get(f"{SESSIONS}/{sid}/messages", headers=user["headers"]).json()["items"]
+    assert [m["content"] for m in mine if m["role"] == "user"] == ["more?"], mine
     # the session routes stay for signed-in users
     assert_error(srv.get(SESSIONS), 401, "unauthorized")
     assert_error(srv.get(f"{SESSIONS}/{sid}"), 401, "unauthorized")

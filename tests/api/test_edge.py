@@ -439,9 +439,69 @@ def test_forwarded_for_only_from_trusted_proxies(server_factory):
     # the right-most untrusted address counts: what the client prepended does not
     assert_error(_ask(srv, xff="198.51.100.1, 203.0.113.5"), 429, "rate_limited")
     assert_error(_ask(srv, xff="198.51.100.1, 203.0.113.5, 10.9.1.1"), 429, "rate_limited")
-    # Forwarded, when there is no X-Forwarded-For
-    assert_error(_ask(srv, fwd='for="203.0.113.5:4711";proto=https'), 429, "rate_limited")
-    assert _ask(srv, fwd='for="[2001:db8::7]"').status_code != 429
+    # only X-Forwarded-For (the default header): a Forwarded the proxy passed
+    # through speaks for nobody, so this is the proxy's own address
+    assert _ask(srv, fwd='for="203.0.113.5:4711";proto=https').status_code != 429
+
+
+def _ask_from(port, source, headers):
+    """A chat question over a socket bound to `source`; the status code."""
+    body = json.dumps({"question": "What is a robot?"}).encode()
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    raw = (f"POST /api/v1/chatbot/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+           f"Content-Length: {len(body)}\r\nConnection: close\r\n{head}\r\n").encode() + body
+    s = connect(port, source=source)
+    try:
+        s.sendall(raw)
+        data = read_all(s)
+    finally:
+        s.close()
+    return int(data.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("header", ["forwarded", "x-real-ip"])
+def test_only_the_configured_forwarding_header_counts(server_factory, header):
+    srv = server_factory(env={"BOOKD_TRUSTED_PROXIES": "127.0.0.1/32", "BOOKD_FORWARDED_HEADER": header,
+                              "BOOKD_CHAT_ANONYMOUS": "true", "BOOKD_CHAT_ANON_PER_MINUTE": "1"})
+    name, value = ("Forwarded", 'for="203.0.113.5:4711";proto=https') if header == "forwarded" \
+        else ("X-Real-IP", "203.0.113.5")
+    # the proxy (127.0.0.1) sets the header; the client's own X-Forwarded-For,
+    # passed through, changes nothing
+    codes = [_ask_from(srv.port, "127.0.0.1", {name: value, "X-Forwarded-For": f"198.51.100.{i}"})
+             for i in range(3)]
+    assert codes[:2] != [429, 429] and codes[2] == 429, codes
+    # another client behind the proxy has its own budget
+    assert _ask_from(srv.port, "127.0.0.1", {name: value.replace("203.0.113.5", "203.0.113.6")}) != 429
+    # an untrusted peer (127.0.0.2) is the client, whatever it claims
+    codes = [_ask_from(srv.port, "127.0.0.2", {name: value.replace("203.0.113.5", f"192.0.2.{i}")})
+             for i in range(3)]
+    assert codes[2] == 429, codes
+
+
+def test_ipv6_clients_are_limited_per_64(server_factory):
+    srv = server_factory(env={"BOOKD_TRUSTED_PROXIES": "127.0.0.1/32",
+                              "BOOKD_CHAT_ANONYMOUS": "true", "BOOKD_CHAT_ANON_PER_MINUTE": "1"})
+    # three addresses of one /64 share one budget ...
+    for i in range(2):
+        assert _ask(srv, xff=f"2001:db8:1:2::{i + 1:x}").status_code != 429
+    assert_error(_ask(srv, xff="2001:db8:1:2:ffff:ffff:ffff:ffff"), 429, "rate_limited")
+    # ... another /64 has its own, and an IPv4-mapped address is IPv4
+    assert _ask(srv, xff="2001:db8:1:3::1").status_code != 429
+    assert _ask(srv, xff="::ffff:203.0.113.9").status_code != 429
+    assert _ask(srv, xff="203.0.113.9").status_code != 429
+    assert_error(_ask(srv, xff="203.0.113.9"), 429, "rate_limited")
+
+
+def test_bad_forwarded_header_refused_at_start(tmp_path):
+    from conftest import start_server
+    srv = start_server(tmp_path / "d", env={"BOOKD_FORWARDED_HEADER": "via"}, wait=False)
+    try:
+        srv.proc.wait(timeout=10 * SLOW)
+    except Exception:
+        srv.proc.kill()
+        raise
+    assert srv.proc.returncode != 0
+    assert "BOOKD_FORWARDED_HEADER" in srv.log_text()
 
 
 def test_forwarded_for_ignored_from_untrusted_peers(server_factory):

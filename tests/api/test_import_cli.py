@@ -304,7 +304,11 @@ def test_failed_reimport_keeps_previous_content(server, tmp_path):
     before_book = server.get(f"/api/v1/books/{first['book_id']}").json()
     before = chapters_full(server, first["book_id"])
 
-    write(root / "aa-second" / "broken.md", b"# Broken\n\nbad bytes \xff\xfe here\n")
+    # Too large refuses the book (bytes that are not UTF-8 no longer do).
+    broken = root / "aa-second" / "broken.md"
+    write(broken, "# Broken\n")
+    with open(broken, "r+b") as f:
+        f.truncate(17 << 20)
     msg = import_fails(server.data_dir, root)
     assert "broken.md" in msg
 
@@ -322,10 +326,13 @@ def test_error_missing_path(tmp_path):
 
 
 def test_error_invalid_utf8_md(tmp_path):
+    """A single file that is mostly not UTF-8 leaves nothing to import (one
+    with a few bad bytes is cleaned: test_import_robust)."""
     f = tmp_path / "bad-utf8.md"
-    write(f, b"# Title\n\nhello \xff\xfe world\n")
+    write(f, b"# \xff\xfe\xfd\xfc\xfb\n")
     msg = import_fails(tmp_path / "data", f)
     assert str(f) in msg
+    assert "not UTF-8 text" in msg
 
 
 def test_error_folder_without_markdown(tmp_path):

@@ -15,7 +15,7 @@ from conftest import ADMIN, SLOW, start_server
 from fake_embed import fake_embed_server
 from fake_llm import FakeLLM
 from test_chat_common import QUERY, QUESTION, SSE, chat_server, llm_env
-from test_jobs_common import jobs_env, submit_ok, wait_job
+from test_jobs_common import get_job, jobs_env, submit_ok, wait_job
 
 TIMEOUT_S = 3
 
@@ -136,3 +136,22 @@ def test_import_killed_during_index_resumes_with_its_result(tmp_path):
             assert book.status_code == 200, book.text
         finally:
             assert srv2.stop() == 0, srv2.log_tail()
+
+
+def test_a_step_finishes_during_the_drain(tmp_path):
+    """SIGTERM does not cut a running step: it goes on until it ends or the
+    drain's deadline passes; the job is then handed back at the step's end,
+    the finished step kept and the attempt not counted."""
+    data = tmp_path / "data"
+    srv = start_server(data, env=jobs_env(BOOKD_SHUTDOWN_TIMEOUT=10))
+    jid = submit_ok(srv, "test.steps", {"steps": 1, "sleep_ms": 1500})
+    wait_job(srv, jid, lambda j: j["status"] == "processing", what="its step")
+    t0 = time.monotonic()
+    assert srv.stop() == 0, srv.log_tail()
+    assert time.monotonic() - t0 < 8 * SLOW
+    srv2 = start_server(data, env=jobs_env(BOOKD_WORKERS=0))
+    try:
+        j = get_job(srv2, jid)
+        assert j["steps_done"] == 1 and j["status"] == "pending" and j["attempts"] == 0, j
+    finally:
+        assert srv2.stop() == 0

@@ -55,3 +55,19 @@ def test_database_readable_by_others_is_made_private(tmp_path):
         assert "readable by others" in srv.log_text()
     finally:
         assert srv.stop() == 0
+
+
+def test_existing_data_dir_of_ours_is_made_private(tmp_path):
+    """An older install's data directory (and its uploads/) open to others
+    is made 0700 at start; the files were never the issue alone."""
+    home = tmp_path / "home"
+    data = tmp_path / "older" / "data"
+    (data / "uploads").mkdir(parents=True)
+    os.chmod(data, 0o755)
+    os.chmod(data / "uploads", 0o755)
+    srv = start_server(home, env={"BOOKD_DATA_DIR": str(data)})
+    try:
+        assert mode(data) == 0o700, oct(mode(data))
+        assert mode(data / "uploads") == 0o700, oct(mode(data / "uploads"))
+    finally:
+        assert srv.stop() == 0

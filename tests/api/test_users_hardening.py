@@ -186,6 +186,18 @@ def test_email_nfc_and_case_folding(users_server):
     "\uff41lice@example.com",      # full-width a
     "alice@@example.com",
     "alice",
+    "ali\u034fce@example.com",     # combining grapheme joiner (default-ignorable)
+    "alice\ufe0f@example.com",     # variation selector 16
+    "alice\U000e0100@example.com", # variation selector 17
+    "ali\u180bce@example.com",     # Mongolian free variation selector
+    "alice\U0001d7cf@example.com", # mathematical bold digit one
+    "alice\u0661@example.com",     # Arabic-Indic digit in a Latin label
+    "alice\u2460@example.com",     # circled digit one
+    "\u0430\u04cf\u0456\u0441\u0435@example.com",  # "alice", all Cyrillic look-alikes
+    "\u0430\u04cf\u0456\u0441\u04351@example.com", # the same with an ASCII digit
+    "\u03bf\u03b9\u03bd\u03bf@example.com",         # "oivo", all Greek look-alikes
+    "alice@\u0430\u0440\u0440\u04cf\u0435.com",    # "apple", a Cyrillic domain label
+    "\u0261oogle@example.com",     # Latin script small g
 ])
 def test_malformed_or_deceptive_emails_are_refused(users_server, bad):
     r = users_server.post(REGISTER, json={"email": bad, "password": PASSWORD})
@@ -198,6 +210,8 @@ def test_malformed_or_deceptive_emails_are_refused(users_server, bad):
     "\u7528\u6237{t}@\u4f8b\u5b50.\u5e7f\u544a",                                    # Chinese
     "user+tag.{t}@sub.example.org",
     "ivan.\u0438\u0432\u0430\u043d{t}@example.com",  # one script per label
+    "\u0645\u062d\u0645\u062f\u0661\u0662{t}@example.com",  # Arabic with Arabic-Indic digits
+    "\u03b5\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac{t}@example.gr",  # Greek
 ])
 def test_international_emails_are_accepted(users_server, good):
     email = good.format(t=uuid.uuid4().int % 10 ** 9)  # digits: no script of their own

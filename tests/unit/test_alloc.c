@@ -201,7 +201,7 @@ static int op_search(void *ctx, struct err *e)
 struct ask_ctx {
 	const char *session_id;
 	const char *selected;
-	char session_out[UUID_STR_LEN];
+	char session_out[CHAT_KEY_MAX + 1];
 };
 
 static int op_ask(void *ctx, struct err *e)
@@ -234,7 +234,7 @@ static int op_context(void *ctx, struct err *e)
 	struct ask_ctx *x = ctx;
 	struct arena a;
 	arena_init(&a, 4096);
-	char sid[UUID_STR_LEN], cid[UUID_STR_LEN];
+	char sid[CHAT_KEY_MAX + 1], cid[UUID_STR_LEN];
 	int rc = chat_add_context(chat, &a, NULL, x->session_id, "The support polygon.", book_id, NULL, sid, cid, e);
 	arena_free(&a);
 	return rc;

@@ -597,6 +597,45 @@ static void test_utf8_first_invalid_offset(void **state)
 	assert_int_equal(utf8_first_invalid("abcdefg\xF0\x9F\x98", 10), 7);
 }
 
+/* utf8_repair of s (a literal), as a NUL-terminated string in out. */
+static size_t repair(const char *s, size_t n, char *out, size_t *bad)
+{
+	size_t len = utf8_repair(s, n, NULL, NULL);
+	assert_int_equal(utf8_repair(s, n, out, bad), len);
+	out[len] = '\0';
+	assert_true(utf8_valid(out, len));
+	return len;
+}
+
+static void test_utf8_repair(void **state)
+{
+	char out[64];
+	size_t bad = 99;
+	repair("plain", 5, out, &bad);
+	assert_string_equal(out, "plain");
+	assert_int_equal(bad, 0);
+	/* Latin-1: one stray byte, one replacement. */
+	repair("Caf\xE9!", 5, out, &bad);
+	assert_string_equal(out, "Caf\xEF\xBF\xBD!");
+	assert_int_equal(bad, 1);
+	/* A truncated sequence is one maximal subpart: one U+FFFD for 2 bytes. */
+	repair("a\xE2\x82z", 4, out, &bad);
+	assert_string_equal(out, "a\xEF\xBF\xBDz");
+	assert_int_equal(bad, 2);
+	/* Surrogate and overlong: the lead alone is the subpart, then each
+	 * continuation byte on its own (Unicode's "maximal subpart" practice). */
+	repair("\xED\xA0\x80", 3, out, &bad);
+	assert_string_equal(out, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+	assert_int_equal(bad, 3);
+	repair("\xC0\xAF", 2, out, &bad);
+	assert_string_equal(out, "\xEF\xBF\xBD\xEF\xBF\xBD");
+	/* Valid multibyte text around a bad byte is untouched; at the end too. */
+	repair("\xC3\xA9\xFF\xF0\x9F\x98\x80\xF0\x9F", 9, out, &bad);
+	assert_string_equal(out, "\xC3\xA9\xEF\xBF\xBD\xF0\x9F\x98\x80\xEF\xBF\xBD");
+	assert_int_equal(bad, 3);
+	assert_int_equal(utf8_repair("", 0, NULL, NULL), 0);
+}
+
 /* ==== uuid ================================================================== */
 
 static void assert_uuid_v7_shape(const char *u)
@@ -1271,6 +1310,7 @@ int main(void)
 		T(test_utf8_stray_bytes),
 		T(test_utf8_length_limits_check),
 		T(test_utf8_first_invalid_offset),
+		T(test_utf8_repair),
 		T(test_uuid_v7_format),
 		T(test_uuid_v7_timestamp),
 		T(test_uuid_v7_strictly_increasing),

@@ -4,6 +4,8 @@
 #include "unit.h"
 
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "http/conns.h"
 #include "http/proxy.h"
@@ -16,14 +18,25 @@ static struct ipaddr ip(const char *s)
 	return a;
 }
 
-static const char *client(const struct proxies *p, const char *peer, const char *xff, const char *fwd)
+/* The client as the header p->header names it (NULL: none sent). */
+static const char *client_by(const struct proxies *p, const char *peer, const char *line)
 {
 	static char out[64];
 	struct ipaddr pa = ip(peer), c;
-	const char *x[1] = { xff }, *f[1] = { fwd };
-	proxies_client(p, &pa, x, xff ? 1 : 0, f, fwd ? 1 : 0, &c);
+	const char *l[1] = { line };
+	proxies_client(p, &pa, l, line ? 1 : 0, &c);
 	ipaddr_format(&c, out, sizeof(out));
 	return out;
+}
+
+/* X-Forwarded-For, or Forwarded when only that is given. */
+static const char *client(struct proxies *p, const char *peer, const char *xff, const char *fwd)
+{
+	struct err e = { 0 };
+	assert_int_equal(proxies_set_header(p, xff || !fwd ? "x-forwarded-for" : "forwarded", &e), 0);
+	const char *r = client_by(p, peer, xff ? xff : fwd);
+	p->header = PROXY_XFF;
+	return r;
 }
 
 static void test_parse_list(void **state)
@@ -84,8 +97,115 @@ static void test_client_rightmost_untrusted(void **state)
 	/* Forwarded, used only without X-Forwarded-For */
 	assert_string_equal(client(&p, "127.0.0.1", NULL, "for=6.6.6.6, for=\"[2001:db8::2]:80\";proto=https"),
 			    "2001:db8::2");
-	assert_string_equal(client(&p, "127.0.0.1", "1.2.3.4", "for=5.5.5.5"), "1.2.3.4");
+	assert_string_equal(client(&p, "127.0.0.1", "1.2.3.4", NULL), "1.2.3.4");
 	assert_string_equal(client(&p, "127.0.0.1", NULL, "for=unknown"), "127.0.0.1");
+}
+
+/* Only the configured header names the client: the others are whatever the
+ * client sent through the proxy. */
+static void test_forwarded_header_is_a_setting(void **state)
+{
+	(void)state;
+	struct proxies p;
+	struct err e = { 0 };
+	assert_int_equal(proxies_parse(&p, "127.0.0.1", &e), 0);
+	assert_string_equal(proxies_header_name(&p), "X-Forwarded-For");
+	assert_int_equal(proxies_set_header(&p, "Forwarded", &e), 0);
+	assert_string_equal(proxies_header_name(&p), "Forwarded");
+	assert_string_equal(client_by(&p, "127.0.0.1", "for=5.5.5.5"), "5.5.5.5");
+	assert_string_equal(client_by(&p, "127.0.0.1", "1.2.3.4"), "127.0.0.1"); /* not a for= element */
+	assert_int_equal(proxies_set_header(&p, "x-real-ip", &e), 0);
+	assert_string_equal(proxies_header_name(&p), "X-Real-IP");
+	assert_string_equal(client_by(&p, "127.0.0.1", "2001:db8::7"), "2001:db8::7");
+	assert_int_equal(proxies_set_header(&p, "", &e), 0);
+	assert_string_equal(proxies_header_name(&p), "X-Forwarded-For");
+	assert_int_not_equal(proxies_set_header(&p, "via", &e), 0);
+	assert_contains(e.msg, "BOOKD_FORWARDED_HEADER");
+}
+
+static const char *limit_key(const char *s)
+{
+	static char out[64];
+	struct ipaddr a = ip(s);
+	ipaddr_format_limit_key(&a, out, sizeof(out));
+	return out;
+}
+
+static void test_ipv6_limited_per_64(void **state)
+{
+	(void)state;
+	assert_string_equal(limit_key("192.0.2.1"), "192.0.2.1");
+	assert_string_equal(limit_key("::ffff:192.0.2.1"), "192.0.2.1");
+	assert_string_equal(limit_key("2001:db8:1:2:a:b:c:d"), "2001:db8:1:2::/64");
+	assert_string_equal(limit_key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+	assert_string_equal(limit_key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+
+	/* one /64 shares the per-address connection limit; another does not */
+	struct conns cs;
+	conns_init(&cs, 100, 2, 60, NULL);
+	char s[64];
+	struct conn *c[6];
+	for (int i = 0; i < 6; i++) {
+		snprintf(s, sizeof(s), "2001:db8:1:2::%x", i + 1);
+		struct ipaddr a = ip(s);
+		assert_int_equal(conns_admit(&cs, &a), 0);
+		c[i] = conns_open(&cs, -1, &a);
+		assert_int_equal(c[i]->over, i >= 2);
+	}
+	struct ipaddr next = ip("2001:db8:1:2:ffff::1"), other = ip("2001:db8:1:3::1");
+	assert_int_equal(conns_admit(&cs, &next), -1); /* hard: 2 + 4 */
+	assert_int_equal(conns_admit(&cs, &other), 0);
+	/* IPv4 addresses stay apart */
+	struct ipaddr v4a = ip("192.0.2.1"), v4b = ip("192.0.2.2");
+	struct conn *x = conns_open(&cs, -1, &v4a), *y = conns_open(&cs, -1, &v4b);
+	assert_int_equal(x->over, 0);
+	assert_int_equal(y->over, 0);
+	conns_close(&cs, x);
+	conns_close(&cs, y);
+	for (int i = 0; i < 6; i++)
+		conns_close(&cs, c[i]);
+	assert_int_equal(conns_admit(&cs, &next), 0);
+	assert_int_equal(cs.total, 0);
+	conns_destroy(&cs);
+}
+
+/* A connection libmicrohttpd never started (it failed to set it up on its
+ * thread and closed it, telling nobody): its descriptor is never shut down,
+ * as the number may be another socket's by then, and after the grace it
+ * leaves the counts; what remains is freed with the rest. */
+static void test_conns_unstarted_never_shut_down_and_dropped(void **state)
+{
+	(void)state;
+	struct conns cs;
+	conns_init(&cs, 100, 1, 1, NULL);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	struct ipaddr a = ip("192.0.2.1");
+	atomic_long load = 1;
+	struct conn *c = conns_open(&cs, sv[0], &a);
+	c->load = &load;
+	int64_t now = time_mono_us();
+	/* past the request deadline, within the grace: counted, untouched */
+	assert_int_equal(conns_expire(&cs, now + 2000000), 0);
+	char b;
+	assert_int_equal(recv(sv[1], &b, 1, MSG_DONTWAIT), -1); /* no EOF: not shut down */
+	assert_int_equal(cs.total, 1);
+	assert_int_equal(conns_admit(&cs, &a), 0);
+	/* past the grace: out of the counts (the address is free again), fd untouched */
+	assert_int_equal(conns_expire(&cs, now + (CONNS_START_GRACE_S + 1) * 1000000LL), 0);
+	assert_int_equal(recv(sv[1], &b, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(cs.total, 0);
+	assert_int_equal(load, 0);
+	assert_null(cs.head);
+	struct conn *d = conns_open(&cs, sv[0], &a);
+	assert_int_equal(d->over, 0);
+	conns_refused(&cs, d); /* refused at once by libmicrohttpd */
+	assert_int_equal(cs.total, 0);
+	d = conns_open(&cs, sv[0], &a);
+	/* left open at the end: conns_destroy frees it */
+	conns_destroy(&cs);
+	close(sv[0]);
+	close(sv[1]);
 }
 
 static void test_conns_limits(void **state)
@@ -125,6 +245,7 @@ static void test_conns_deadline(void **state)
 	conns_init(&cs, 100, 10, 1, NULL);
 	struct ipaddr a = ip("192.0.2.1");
 	struct conn *c = conns_open(&cs, -1, &a);
+	assert_ptr_equal(conns_take(&cs, -1), c);
 	int64_t now = time_mono_us();
 	assert_false(conns_late(c, now));
 	assert_true(conns_late(c, now + 2000000));
@@ -145,6 +266,9 @@ int main(void)
 		cmocka_unit_test(test_client_rightmost_untrusted),
 		cmocka_unit_test(test_conns_limits),
 		cmocka_unit_test(test_conns_deadline),
+		cmocka_unit_test(test_forwarded_header_is_a_setting),
+		cmocka_unit_test(test_ipv6_limited_per_64),
+		cmocka_unit_test(test_conns_unstarted_never_shut_down_and_dropped),
 	};
 	return cmocka_run_group_tests_name("edge", tests, NULL, NULL);
 }

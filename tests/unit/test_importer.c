@@ -676,26 +676,112 @@ static void test_folder_title_from_folder_name(void **state)
 	assert_string_equal(f->book.title, "my_folder-book");
 }
 
-static void test_folder_invalid_utf8_names_file(void **state)
+static void assert_warning(const struct import_book *b, int i, const char *file, const char *action,
+			   const char *msg_part)
+{
+	assert_true(i < b->nwarnings);
+	assert_string_equal(b->warnings[i].file, file);
+	assert_string_equal(b->warnings[i].action, action);
+	assert_contains(b->warnings[i].message, msg_part);
+}
+
+static void test_folder_invalid_utf8_cleaned(void **state)
 {
 	struct fixture *f = *state;
 	write_file(f, "good.md", "# Good\n");
-	write_file(f, "sub/bad.md", "# Bad\n\nca\xFF\xFE\n");
-	struct err e = { 0 };
-	assert_int_equal(load(f, "", &e), ERR_INVALID);
-	char path[512];
-	snprintf(path, sizeof(path), "%s/sub/bad.md", f->dir);
-	assert_contains(e.msg, path);
-	assert_contains(e.msg, "UTF-8");
+	write_file(f, "sub/bad.md", "# Bad\n\nA caf\xE9 in Latin-1, in an otherwise fine chapter.\n");
+	load_ok(f, "");
+	assert_int_equal(f->book.nchapters, 2);
+	assert_chapter(&f->book, 1, "Bad", "sub/bad.md");
+	assert_contains(f->book.chapters[1].markdown, "A caf\xEF\xBF\xBD in Latin-1");
+	assert_int_equal(f->book.nwarnings, 1);
+	/* Named relative to the book's root, never by a path on this machine. */
+	assert_warning(&f->book, 0, "sub/bad.md", "cleaned", "1 invalid UTF-8 byte replaced with U+FFFD");
+	assert_contains(f->book.warnings[0].message, "byte 12");
+	assert_null(strstr(f->book.warnings[0].file, f->dir));
 }
 
-static void test_folder_nul_byte_rejected(void **state)
+static void test_folder_mostly_invalid_skipped(void **state)
+{
+	struct fixture *f = *state;
+	write_file(f, "good.md", "# Good\n");
+	write_file(f, "latin.md", "\xE9t\xE9 \xE0 l'\xEEle\n");
+	load_ok(f, "");
+	assert_int_equal(f->book.nchapters, 1);
+	assert_chapter(&f->book, 0, "Good", "good.md");
+	assert_int_equal(f->book.nwarnings, 1);
+	assert_warning(&f->book, 0, "latin.md", "skipped", "not UTF-8 text (4 of 12 bytes invalid)");
+}
+
+static void test_folder_nul_byte_skipped(void **state)
+{
+	struct fixture *f = *state;
+	write_file(f, "a.md", "# A\n");
+	write_n(f, "part/bin.md", "# A\0B\n", 6);
+	write_n(f, "utf16.md", "\xFF\xFE#\0 \0X\0", 8);
+	load_ok(f, "");
+	assert_int_equal(f->book.nchapters, 1);
+	assert_int_equal(f->book.nwarnings, 2);
+	assert_warning(&f->book, 0, "part/bin.md", "skipped", "NUL bytes");
+	assert_warning(&f->book, 1, "utf16.md", "skipped", "NUL bytes");
+	assert_int_equal(f->book.warnings_omitted, 0);
+}
+
+static void test_folder_bad_file_name_warned_as_utf8(void **state)
+{
+	struct fixture *f = *state;
+	write_file(f, "a.md", "# A\n");
+	write_n(f, "caf\xE9.md", "x\0", 2);
+	load_ok(f, "");
+	assert_warning(&f->book, 0, "caf\xEF\xBF\xBD.md", "skipped", "NUL");
+}
+
+static void test_folder_warnings_capped(void **state)
+{
+	struct fixture *f = *state;
+	write_file(f, "a.md", "# A\n");
+	for (int i = 0; i < IMPORT_MAX_WARNINGS + 5; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "bin/%03d.md", i);
+		write_n(f, name, "\0", 1);
+	}
+	load_ok(f, "");
+	assert_int_equal(f->book.nchapters, 1);
+	assert_int_equal(f->book.nwarnings, IMPORT_MAX_WARNINGS);
+	assert_int_equal(f->book.warnings_omitted, 5);
+	assert_warning(&f->book, 0, "bin/000.md", "skipped", "NUL");
+}
+
+static void test_folder_only_skipped_files(void **state)
 {
 	struct fixture *f = *state;
 	write_n(f, "bin.md", "# A\0B\n", 6);
 	struct err e = { 0 };
 	assert_int_equal(load(f, "", &e), ERR_INVALID);
-	assert_contains(e.msg, "bin.md");
+	assert_contains(e.msg, "no chapters");
+	assert_contains(e.msg, "bin.md skipped: contains NUL bytes");
+}
+
+static void test_folder_multiline_jsx_stripped(void **state)
+{
+	struct fixture *f = *state;
+	write_file(f, "ch.mdx", "---\ntitle: Chapter\n---\n"
+				"import WhatYouWillLearn from '@site/src/components/WhatYouWillLearn';\n"
+				"\n"
+				"<WhatYouWillLearn\n"
+				"  goals={[\n"
+				"    \"Explain why x > y\",\n"
+				"    \"Balance {braces}\",\n"
+				"  ]}\n"
+				"/>\n"
+				"\n"
+				"The chapter body.\n");
+	load_ok(f, "");
+	const char *md = f->book.chapters[0].markdown;
+	assert_not_contains(md, "WhatYouWillLearn");
+	assert_not_contains(md, "goals");
+	assert_not_contains(md, "]}");
+	assert_string_equal(md, "The chapter body.\n");
 }
 
 static void test_folder_empty(void **state)
@@ -744,9 +830,23 @@ static void test_load_text_file_invalid_utf8(void **state)
 {
 	struct fixture *f = *state;
 	write_file(f, "latin1.txt", "Caf\xE9\nChapter 1\nx\n");
+	load_ok(f, "latin1.txt");
+	assert_string_equal(f->book.title, "Caf\xEF\xBF\xBD");
+	assert_int_equal(f->book.single_file, 1);
+	assert_warning(&f->book, 0, "latin1.txt", "cleaned", "1 invalid UTF-8 byte");
+}
+
+static void test_load_single_file_not_text(void **state)
+{
+	struct fixture *f = *state;
+	write_n(f, "bin.md", "# A\0B\n", 6);
 	struct err e = { 0 };
-	assert_int_equal(load(f, "latin1.txt", &e), ERR_INVALID);
-	assert_contains(e.msg, "latin1.txt");
+	assert_int_equal(load(f, "bin.md", &e), ERR_INVALID);
+	assert_contains(e.msg, "bin.md");
+	assert_contains(e.msg, "NUL bytes");
+	write_file(f, "latin.txt", "\xE9t\xE9 \xE0 l'\xEEle\n");
+	assert_int_equal(load(f, "latin.txt", &e), ERR_INVALID);
+	assert_contains(e.msg, "not UTF-8 text");
 }
 
 static void test_load_unsupported_extension(void **state)
@@ -826,13 +926,19 @@ int main(void)
 		T(test_folder_book_json_wrong_type),
 		T(test_folder_book_json_malformed),
 		T(test_folder_title_from_folder_name),
-		T(test_folder_invalid_utf8_names_file),
-		T(test_folder_nul_byte_rejected),
+		T(test_folder_invalid_utf8_cleaned),
+		T(test_folder_mostly_invalid_skipped),
+		T(test_folder_nul_byte_skipped),
+		T(test_folder_bad_file_name_warned_as_utf8),
+		T(test_folder_warnings_capped),
+		T(test_folder_only_skipped_files),
+		T(test_folder_multiline_jsx_stripped),
 		T(test_folder_empty),
 		T(test_folder_only_drafts_and_partials),
 		T(test_load_markdown_file),
 		T(test_load_text_file),
 		T(test_load_text_file_invalid_utf8),
+		T(test_load_single_file_not_text),
 		T(test_load_unsupported_extension),
 		T(test_load_no_extension_unsupported),
 		T(test_load_missing_path),

@@ -601,6 +601,137 @@ static void test_mdx_empty(void **state)
 	assert_string_equal(strip(state, ""), "");
 }
 
+/* A component whose attributes span lines, with arrays, and strings that
+ * hold `>`, `}` and `]`: the whole opening tag goes, the children stay. */
+static void test_mdx_multiline_attributes(void **state)
+{
+	const char *out = strip(state, "# Intro\n"
+				       "\n"
+				       "<WhatYouWillLearn goals={[\n"
+				       "  \"Compare ROS 2 > ROS 1\",\n"
+				       "  'Close a brace } or a bracket ]',\n"
+				       "  \"Keep {this}\"\n"
+				       "]}>\n"
+				       "\n"
+				       "Children are content.\n"
+				       "\n"
+				       "</WhatYouWillLearn>\n"
+				       "Next\n");
+	assert_string_equal(out, "# Intro\n\n\nChildren are content.\n\nNext\n");
+}
+
+static void test_mdx_multiline_self_closing(void **state)
+{
+	assert_string_equal(strip(state, "Before\n"
+					 "<Figure\n"
+					 "  src=\"/img/a.png\"\n"
+					 "  alt=\"a > b\"\n"
+					 "  caption='}'\n"
+					 "/>\n"
+					 "After\n"),
+			    "Before\nAfter\n");
+}
+
+static void test_mdx_multiline_tag_mid_line(void **state)
+{
+	assert_string_equal(strip(state, "Intro <Badge\n  text=\"new\"\n/> more\n"), "Intro  more\n");
+}
+
+static void test_mdx_nested_objects_and_templates(void **state)
+{
+	const char *out = strip(state, "<Card data={{ a: { b: \"}\" }, c: `x ${y} >`, d: '>' }}\n"
+				       "      onClick={() => { if (a > b) go('}'); /* > */ }}\n"
+				       "      title=\"t\">\n"
+				       "Card text\n"
+				       "</Card>\n");
+	assert_string_equal(out, "Card text\n");
+}
+
+static void test_mdx_nested_components(void **state)
+{
+	const char *out = strip(state, "<Outer title=\"o\">\n"
+				       "<Inner\n"
+				       "  x={1}\n"
+				       "  y={[<Icon name=\"a\" />, \"b\"]}\n"
+				       ">\n"
+				       "Deep *text*\n"
+				       "</Inner>\n"
+				       "</Outer>\n");
+	assert_string_equal(out, "Deep *text*\n");
+}
+
+static void test_mdx_multiline_jsx_in_fences_kept(void **state)
+{
+	/* In a list item, fences are indented: still code. */
+	const char *in = "```jsx\n"
+			 "<Foo\n"
+			 "  bar={[1, 2]}\n"
+			 "/>\n"
+			 "```\n"
+			 "1. Step\n"
+			 "\n"
+			 "    ```jsx\n"
+			 "    <Tabs groupId=\"os\">\n"
+			 "    </Tabs>\n"
+			 "    ```\n";
+	assert_string_equal(strip(state, in), in);
+}
+
+static void test_mdx_prose_angle_brackets_kept(void **state)
+{
+	/* Not tags: punctuation where attributes would be, a blank line before
+	 * any `>`, a tag that never closes. */
+	const char *in = "Compare a <B, and c > d.\n"
+			 "x <Y then\n"
+			 "\n"
+			 "more > less\n"
+			 "<Foo a={\n"
+			 "rest of the text\n";
+	assert_string_equal(strip(state, in), in);
+}
+
+static void test_mdx_multiline_import_removed(void **state)
+{
+	assert_string_equal(strip(state, "import {\n  A,\n  B,\n} from './x';\nText\n"), "Text\n");
+	/* Prose that starts like a statement costs its own line only. */
+	assert_string_equal(strip(state, "import the data.\nThen clean it.\n"), "Then clean it.\n");
+}
+
+static void test_mdx_export_block_with_blank_lines_removed(void **state)
+{
+	const char *out = strip(state, "export const meta = {\n"
+				       "  a: 1,\n"
+				       "\n"
+				       "  b: [\n"
+				       "    '}',\n"
+				       "  ],\n"
+				       "};\n"
+				       "export const x =\n"
+				       "  5;\n"
+				       "\n"
+				       "# H\n");
+	assert_string_equal(out, "\n# H\n");
+}
+
+static void test_mdx_many_unclosed_tags_linear(void **state)
+{
+	/* Every `<` looks like a tag that never ends: each byte is looked at a
+	 * bounded number of times, and nothing is lost. */
+	struct fixture *f = *state;
+	size_t n = (size_t)1 << 20;
+	char *in = malloc(n + 1);
+	assert_non_null(in);
+	for (size_t i = 0; i < n; i += 4)
+		memcpy(in + i, "<A {", 4);
+	in[n] = '\0';
+	buf_free(&f->out);
+	buf_init(&f->out, (size_t)4 << 20);
+	assert_int_equal(md_strip_mdx(in, n, &f->out), 0);
+	assert_int_equal(f->out.n, n + 1);
+	assert_memory_equal(f->out.p, in, n);
+	free(in);
+}
+
 static void test_mdx_too_big(void **state)
 {
 	struct buf small;
@@ -687,6 +818,16 @@ int main(void)
 		T(test_mdx_no_trailing_newline),
 		T(test_mdx_empty),
 		T(test_mdx_too_big),
+		T(test_mdx_multiline_attributes),
+		T(test_mdx_multiline_self_closing),
+		T(test_mdx_multiline_tag_mid_line),
+		T(test_mdx_nested_objects_and_templates),
+		T(test_mdx_nested_components),
+		T(test_mdx_multiline_jsx_in_fences_kept),
+		T(test_mdx_prose_angle_brackets_kept),
+		T(test_mdx_multiline_import_removed),
+		T(test_mdx_export_block_with_blank_lines_removed),
+		T(test_mdx_many_unclosed_tags_linear),
 	};
 	return cmocka_run_group_tests_name("markdown", tests, NULL, NULL);
 }

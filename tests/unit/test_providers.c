@@ -194,6 +194,108 @@ static void test_breaker_counts_provider_failures_only(void **state)
 	close(fd);
 }
 
+/* A server that takes one request and answers 200 after `delay_ms`. */
+struct slow_server {
+	int fd;
+	long delay_ms;
+};
+
+static void *slow_answer(void *arg)
+{
+	struct slow_server *sv = arg;
+	int c = accept(sv->fd, NULL, NULL);
+	if (c < 0)
+		return NULL;
+	char buf[4096];
+	(void)!recv(c, buf, sizeof(buf), 0);
+	struct timespec ts = { sv->delay_ms / 1000, (sv->delay_ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+	static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+	(void)!send(c, answer, sizeof(answer) - 1, MSG_NOSIGNAL);
+	close(c);
+	return NULL;
+}
+
+struct bg_call {
+	struct phttp *c;
+	struct phttp_request req;
+	struct phttp_response resp;
+	int rc;
+};
+
+static void *bg_call_run(void *arg)
+{
+	struct bg_call *b = arg;
+	struct err e = { 0 };
+	b->rc = phttp_call(b->c, &b->req, &b->resp, &e);
+	phttp_response_free(&b->resp);
+	return NULL;
+}
+
+static void sleep_until(int64_t t_ms)
+{
+	int64_t left = t_ms - time_now_ms();
+	if (left > 0) {
+		struct timespec ts = { left / 1000, (left % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* A call that started before the circuit opened answers while the probe is
+ * in flight: it neither closes the circuit nor frees the probe's slot, so the
+ * next call is still refused. */
+static void test_breaker_only_the_probe_decides(void **state)
+{
+	(void)state;
+	int hport, sport;
+	int hfd = hanging_server(&hport);
+	struct slow_server sv = { hanging_server(&sport), 2000 };
+	char hang[64], slow[64];
+	snprintf(hang, sizeof(hang), "http://127.0.0.1:%d/v1/x", hport);
+	snprintf(slow, sizeof(slow), "http://127.0.0.1:%d/v1/x", sport);
+	struct phttp *c;
+	struct err e = { 0 };
+	struct phttp_config cfg = { .name = "probe", .tries = 1, .breaker_failures = 1, .breaker_seconds = 1 };
+	assert_int_equal(phttp_new(&c, &cfg, NULL, &e), 0);
+	pthread_t ts, told, tprobe;
+	assert_int_equal(pthread_create(&ts, NULL, slow_answer, &sv), 0);
+	int64_t t0 = time_now_ms();
+
+	/* t0: an old call, answered at t0 + 2 s */
+	struct bg_call old = { .c = c,
+			       .req = { .url = slow, .body = "{}", .body_len = 2, .tries = 1, .deadline_ms = t0 + 5000 } };
+	assert_int_equal(pthread_create(&told, NULL, bg_call_run, &old), 0);
+	/* t0 + 0.2 s: a failure opens the circuit for 1 s */
+	sleep_until(t0 + 200);
+	struct phttp_request req = { .url = hang, .body = "{}", .body_len = 2, .tries = 1 };
+	struct phttp_response resp;
+	req.deadline_ms = time_now_ms() + 200;
+	assert_int_not_equal(phttp_call(c, &req, &resp, &e), 0);
+	assert_int_equal(resp.outcome, PHTTP_PROVIDER);
+	assert_true(phttp_circuit_open(c));
+	/* t0 + 1.6 s: half-open, the probe goes and hangs until t0 + 3.1 s */
+	sleep_until(t0 + 1600);
+	struct bg_call probe = { .c = c, .req = { .url = hang, .body = "{}", .body_len = 2, .tries = 1,
+				      .deadline_ms = time_now_ms() + 1500 } };
+	assert_int_equal(pthread_create(&tprobe, NULL, bg_call_run, &probe), 0);
+	/* t0 + 2 s: the old call succeeds */
+	pthread_join(told, NULL);
+	assert_int_equal(old.rc, 0);
+	/* t0 + 2.2 s: the probe is still out, so this call is refused */
+	sleep_until(t0 + 2200);
+	req.deadline_ms = time_now_ms() + 200;
+	assert_int_not_equal(phttp_call(c, &req, &resp, &e), 0);
+	assert_int_equal(resp.outcome, PHTTP_OPEN);
+	/* the probe fails: open again */
+	pthread_join(tprobe, NULL);
+	assert_int_not_equal(probe.rc, 0);
+	assert_true(phttp_circuit_open(c));
+	pthread_join(ts, NULL);
+	phttp_free(c);
+	close(hfd);
+	close(sv.fd);
+}
+
 int main(void)
 {
 	if (phttp_global_init())
@@ -204,6 +306,7 @@ int main(void)
 		cmocka_unit_test(test_sse_anthropic_and_broken_streams),
 		cmocka_unit_test(test_extractive_link),
 		cmocka_unit_test(test_breaker_counts_provider_failures_only),
+		cmocka_unit_test(test_breaker_only_the_probe_decides),
 	};
 	int rc = cmocka_run_group_tests_name("providers", tests, NULL, NULL);
 	phttp_global_cleanup();

@@ -10,6 +10,7 @@
 
 #include "core/err.h"
 #include "store/db.h"
+#include "store/db_int.h"
 
 static char path[64];
 static db *d;
@@ -302,6 +303,79 @@ static void test_files_are_private(void **state)
 	db_close(again);
 }
 
+/* A backend whose first connect waits for a signal, then fails. */
+static struct db_ops gated_ops;
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_calls, gate_inside, gate_open;
+
+static int gated_conn_open(db *dd, db_conn **out, struct err *e)
+{
+	pthread_mutex_lock(&gate_lock);
+	int first = gate_calls++ == 0;
+	if (first) {
+		gate_inside = 1;
+		pthread_cond_broadcast(&gate_cond);
+		while (!gate_open)
+			pthread_cond_wait(&gate_cond, &gate_lock);
+	}
+	pthread_mutex_unlock(&gate_lock);
+	if (first)
+		return err_set(e, ERR_UNAVAILABLE, "cannot connect");
+	return db_sqlite_ops.conn_open(dd, out, e);
+}
+
+static void *acquire_failing(void *arg)
+{
+	db *dd = arg;
+	db_conn *c = NULL;
+	struct err e = { 0 };
+	assert_int_not_equal(db_acquire(dd, &c, &e), 0);
+	return NULL;
+}
+
+/* A connect fails while another, started later, has already succeeded: the
+ * one that succeeded stays in the pool's list (closed at db_close, counted),
+ * only the failed reservation is given back. */
+static void test_failed_connect_keeps_a_concurrent_one(void **state)
+{
+	(void)state;
+	char url[80];
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	db *p;
+	struct err e = { 0 };
+	assert_int_equal(db_open(&p, url, 4, &e), 0);
+	db_conn *held[4];
+	int nheld = 0; /* what the open left in the pool, held so that both below connect */
+	while (p->free_list)
+		assert_int_equal(db_acquire(p, &held[nheld++], &e), 0);
+	gated_ops = db_sqlite_ops;
+	gated_ops.conn_open = gated_conn_open;
+	p->ops = &gated_ops;
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, acquire_failing, p), 0);
+	pthread_mutex_lock(&gate_lock);
+	while (!gate_inside)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	db_conn *c = NULL;
+	assert_int_equal(db_acquire(p, &c, &e), 0);
+	pthread_mutex_lock(&gate_lock);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	pthread_join(t, NULL);
+	assert_int_equal(p->nopen, nheld + 1);
+	int found = 0;
+	for (int i = 0; i < p->nopen; i++)
+		found += p->all[i] == c;
+	assert_int_equal(found, 1);
+	db_release(c);
+	for (int i = 0; i < nheld; i++)
+		db_release(held[i]);
+	db_close(p);
+}
+
 int main(void)
 {
 	umask(022); /* a permissive one: the files must be private all the same */
@@ -314,6 +388,7 @@ int main(void)
 		cmocka_unit_test(test_a_handle_serves_every_connection),
 		cmocka_unit_test(test_run_sql_and_refusals),
 		cmocka_unit_test(test_files_are_private),
+		cmocka_unit_test(test_failed_connect_keeps_a_concurrent_one),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
