@@ -3,11 +3,11 @@
 CC      ?= cc
 # Where objects and binaries go: `make B=build-x` keeps a second tree apart.
 B       ?= build
-PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc libzip libpq
+PKGS    := libmicrohttpd jansson sqlite3 libcmark-gfm libsodium libcrypto libcurl libutf8proc libzip libpq espeak-ng
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
            -fno-strict-aliasing $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcmark-gfm-extensions -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lcmark-gfm-extensions -lmp3lame -lpthread -lm
 
 SRC     := $(shell find src -name '*.c' | sort)
 LIB_SRC := $(filter-out src/main.c,$(SRC))

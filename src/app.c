@@ -17,6 +17,9 @@
 #include "core/timeutil.h"
 #include "http/server.h"
 #include "http/site.h"
+#include "providers/blob.h"
+#include "providers/metadata.h"
+#include "providers/tts.h"
 #include "services/chat.h"
 #include "services/jobs.h"
 #include "services/ratelimit.h"
@@ -225,6 +228,50 @@ static int open_chat(struct app_runtime *rt, struct err *e)
 	return chat_new(&rt->chat, rt->db, rt->search, rt->llm, &cc, e);
 }
 
+/* Storage, speech and metadata, for the pipeline's job and the audio
+ * routes; the pipeline also asks the language models, built here when the
+ * chat did not build them. */
+static int open_media(struct app_runtime *rt, struct err *e)
+{
+	const struct config *cfg = rt->cfg;
+	int rc = 0;
+	char *dir = strf("%s/files", cfg->data_dir);
+	if (!dir)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	struct blob_config bc = { .kind = cfg->storage,
+				  .dir = dir,
+				  .endpoint = cfg->s3_endpoint,
+				  .bucket = cfg->s3_bucket,
+				  .region = cfg->s3_region,
+				  .access_key = cfg->s3_access_key,
+				  .secret_key = cfg->s3_secret_key,
+				  .path_style = cfg->s3_path_style,
+				  .timeout_s = 60 };
+	struct tts_config tc = { .kind = cfg->tts,
+				 .url = cfg->tts_url,
+				 .key = cfg->tts_key,
+				 .model = cfg->tts_model,
+				 .bitrate_kbps = cfg->tts_bitrate,
+				 .timeout_s = 120 };
+	struct metadata_config mc = { .openlibrary_url = cfg->openlibrary_url,
+				      .googlebooks_url = cfg->google_books_url,
+				      .googlebooks_key = cfg->google_books_key,
+				      .timeout_s = cfg->metadata_timeout,
+				      .tries = cfg->metadata_tries };
+	if (!strcmp(cfg->storage, "local") && app_mkdir_private(dir))
+		rc = err_set(e, ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+	if (rc == 0)
+		rc = blob_open(&rt->blob, &bc, &rt->cancel, e);
+	if (rc == 0)
+		rc = tts_open(&rt->tts, &tc, &rt->cancel, e);
+	if (rc == 0)
+		rc = metadata_open(&rt->metadata, &mc, &rt->cancel, e);
+	if (rc == 0 && !rt->llm)
+		rc = llm_chain_new(&rt->llm, cfg, &rt->cancel, e);
+	xfree(dir);
+	return rc;
+}
+
 static int open_jobs(struct app_runtime *rt, int workers, struct err *e)
 {
 	const struct config *cfg = rt->cfg;
@@ -241,6 +288,11 @@ static int open_jobs(struct app_runtime *rt, int workers, struct err *e)
 		.data_dir = cfg->data_dir,
 		.test_handlers = cfg->test_jobs,
 		.search = rt->search,
+		.blob = rt->blob,
+		.tts = rt->tts,
+		.metadata = rt->metadata,
+		.llm = rt->llm,
+		.default_voice = cfg->tts_voice,
 		.cancel = &rt->cancel,
 	};
 	int rc = jobs_new(&rt->jobs, rt->db, &jc, e);
@@ -259,6 +311,8 @@ static int open_http(struct app_runtime *rt, struct err *e)
 			   .search = rt->search,
 			   .jobs = rt->jobs,
 			   .chat = rt->chat,
+			   .blob = rt->blob,
+			   .tts = rt->tts,
 			   .cancel = &rt->cancel,
 			   .started_ms = time_now_ms() };
 	a->chapters = cache_new(cfg->cache_bytes);
@@ -309,6 +363,8 @@ int app_open(struct app_runtime *rt, const struct config *cfg, unsigned parts, s
 		parts |= APP_SEARCH;
 	if (parts & (APP_JOBS | APP_SYNC))
 		parts |= APP_SEARCH;
+	if (parts & APP_JOBS)
+		parts |= APP_MEDIA;
 	if (parts)
 		parts |= APP_DB;
 	rt->parts = parts;
@@ -327,6 +383,8 @@ int app_open(struct app_runtime *rt, const struct config *cfg, unsigned parts, s
 			return rc;
 	}
 	if ((parts & APP_CHAT) && (rc = open_chat(rt, e)))
+		return rc;
+	if ((parts & APP_MEDIA) && (rc = open_media(rt, e)))
 		return rc;
 	if (parts & APP_JOBS) {
 		int workers = (parts & APP_WORKERS) ? cfg->worker_max_jobs : 0;
@@ -415,6 +473,12 @@ void app_close(struct app_runtime *rt)
 	cache_free(a->chapters);
 	jobs_free(rt->jobs);
 	xfree(rt->upload_dir);
+	if (rt->metadata)
+		metadata_close(rt->metadata);
+	if (rt->tts)
+		tts_close(rt->tts);
+	if (rt->blob)
+		blob_close(rt->blob);
 	chat_free(rt->chat);
 	llm_chain_free(rt->llm);
 	search_free(rt->search);

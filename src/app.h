@@ -1,7 +1,8 @@
 /*
  * The runtime: the one owner of every long-lived object. A command asks for
  * the parts it needs; app_open builds them in one order (database, users,
- * search, language models and chat, jobs, executors and caches, HTTP server)
+ * search, language models and chat, storage/speech/metadata, jobs, executors
+ * and caches, HTTP server)
  * and app_close frees them in the reverse order, whatever was reached.
  *
  * A process that serves or works stops through app_shutdown, in stages that
@@ -36,6 +37,7 @@ enum app_part {
 	APP_JOBS = 1 << 5,    /* the job queue (submitting) */
 	APP_WORKERS = 1 << 6, /* job worker threads in this process */
 	APP_HTTP = 1 << 7,    /* the API server */
+	APP_MEDIA = 1 << 8,   /* file storage, speech, book metadata (and the models the pipeline asks) */
 };
 
 struct app_runtime {
@@ -49,6 +51,9 @@ struct app_runtime {
 	struct search *search;
 	struct llm_chain *llm;
 	struct chat *chat;
+	struct blob_store *blob;
+	struct tts *tts;
+	struct metadata *metadata;
 	struct jobs *jobs;
 	char *upload_dir;
 	struct app api; /* what HTTP handlers share */

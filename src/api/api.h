@@ -31,6 +31,8 @@ struct app {
 	struct executor *chat_exec; /* answers wait on language models: a pool of their own */
 	struct ratelimit *chat_limit; /* anonymous questions per IP */
 	struct stop *cancel;	      /* fired when shutdown stops waiting: give up, answer 503 */
+	struct blob_store *blob;      /* audio files */
+	struct tts *tts;	      /* voices (the job speaks; the API lists and checks) */
 	int64_t started_ms;
 };
 
@@ -129,5 +131,13 @@ void api_chapters_create(http_req *req, void *app);
 void api_chapters_get(http_req *req, void *app);
 void api_chapters_replace(http_req *req, void *app);
 void api_chapters_delete(http_req *req, void *app);
+
+/* The BookBytes pipeline (audio.c). */
+void api_books_process(http_req *req, void *app);
+void api_voices(http_req *req, void *app);
+void api_chapter_audio(http_req *req, void *app);
+void api_chapter_timings(http_req *req, void *app);
+/* DELETE /books/{id}: the book, then its stored files. */
+void api_books_delete_all(http_req *req, void *app);
 
 #endif

@@ -7,6 +7,40 @@
 
 #define TEXT_MAX 500
 #define URL_MAX 2048
+#define DESCRIPTION_MAX 20000
+
+static const struct {
+	unsigned bit;
+	const char *name;
+} book_fields[] = {
+	{ BF_TITLE, "title" },	       { BF_SUBTITLE, "subtitle" },	  { BF_AUTHOR, "author" },
+	{ BF_LANGUAGE, "language" },   { BF_EDITION, "edition" },	  { BF_PUBLISHER, "publisher" },
+	{ BF_PAGES, "pages" },	       { BF_PUBLISH_DATE, "publish_date" }, { BF_COVER_URL, "cover_url" },
+	{ BF_DESCRIPTION, "description" }, { BF_SUBJECTS, "subjects" },
+};
+
+static json_t *field_names(unsigned bits)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < sizeof(book_fields) / sizeof(book_fields[0]); i++)
+		if (bits & book_fields[i].bit)
+			json_array_append_new(arr, json_string(book_fields[i].name));
+	return arr;
+}
+
+static json_t *editions_json(const struct book *b)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < b->neditions; i++) {
+		const struct book_edition *ed = &b->editions[i];
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:b}", "id", ed->id, "title",
+						     ed->title ? ed->title : "", "edition", jstr_or_null(ed->edition),
+						     "language", ed->language ? ed->language : "en", "publish_date",
+						     jstr_or_null(ed->publish_date), "superseded_by",
+						     jstr_or_null(ed->superseded_by), "current", !ed->superseded_by));
+	}
+	return arr;
+}
 
 json_t *api_book_json(const struct book *b)
 {
@@ -14,13 +48,31 @@ json_t *api_book_json(const struct book *b)
 	for (int i = 0; i < b->nisbns; i++)
 		json_array_append_new(isbns, json_pack("{s:s, s:s}", "isbn", b->isbns[i].isbn, "isbn_type",
 						       b->isbns[i].type));
-	return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}", "id", b->id,
-			 "title", b->title ? b->title : "", "author", jstr_or_null(b->author), "language",
-			 b->language ? b->language : "en", "edition", jstr_or_null(b->edition), "publisher",
-			 jstr_or_null(b->publisher), "pages", b->pages ? json_integer(b->pages) : json_null(),
-			 "publish_date", jstr_or_null(b->publish_date), "cover_url", jstr_or_null(b->cover_url),
-			 "isbns", isbns, "chapter_count", (json_int_t)b->chapter_count, "created_at",
-			 api_time(b->created_at), "updated_at", api_time(b->updated_at));
+	json_t *subjects = b->subjects_json ? json_loads(b->subjects_json, 0, NULL) : NULL;
+	if (!json_is_array(subjects)) {
+		json_decref(subjects);
+		subjects = json_array();
+	}
+	json_t *o = json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o}", "id", b->id,
+			      "title", b->title ? b->title : "", "author", jstr_or_null(b->author), "language",
+			      b->language ? b->language : "en", "edition", jstr_or_null(b->edition), "publisher",
+			      jstr_or_null(b->publisher), "pages", b->pages ? json_integer(b->pages) : json_null(),
+			      "publish_date", jstr_or_null(b->publish_date), "cover_url", jstr_or_null(b->cover_url),
+			      "isbns", isbns, "chapter_count", (json_int_t)b->chapter_count, "created_at",
+			      api_time(b->created_at), "updated_at", api_time(b->updated_at));
+	if (o) {
+		json_object_set_new(o, "subtitle", jstr_or_null(b->subtitle));
+		json_object_set_new(o, "description", jstr_or_null(b->description));
+		json_object_set_new(o, "subjects", subjects);
+		json_object_set_new(o, "metadata_source", jstr_or_null(b->metadata_source));
+		json_object_set_new(o, "edited_fields", field_names(b->edited));
+		json_object_set_new(o, "superseded_by", jstr_or_null(b->superseded_by));
+		json_object_set_new(o, "supersedes", jstr_or_null(b->supersedes));
+		json_object_set_new(o, "editions", editions_json(b));
+	} else {
+		json_decref(subjects);
+	}
+	return o;
 }
 
 /* A string field of a book: present (maybe null) sets the bit. */
@@ -46,6 +98,8 @@ static int parse_book(json_t *o, struct book_input *in, struct err *e)
 	str_field(o, "publisher", BF_PUBLISHER, TEXT_MAX, &in->publisher, in, e);
 	str_field(o, "publish_date", BF_PUBLISH_DATE, 64, &in->publish_date, in, e);
 	str_field(o, "cover_url", BF_COVER_URL, URL_MAX, &in->cover_url, in, e);
+	str_field(o, "subtitle", BF_SUBTITLE, TEXT_MAX, &in->subtitle, in, e);
+	str_field(o, "description", BF_DESCRIPTION, DESCRIPTION_MAX, &in->description, in, e);
 	if (json_object_get(o, "pages")) {
 		long long pages = 0;
 		if (jget_int(o, "pages", J_OPTIONAL, 1, 1000000, &pages, e) >= 0) {

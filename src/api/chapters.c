@@ -20,9 +20,10 @@
 static json_t *chapter_json(const struct chapter *c, int with_content)
 {
 	json_t *sections = c->sections_json ? json_loads(c->sections_json, 0, NULL) : NULL;
-	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:o, s:I, s:o, s:o, s:o, s:o}", "id", c->id, "book_id",
+	json_t *o = json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I, s:o, s:o, s:o, s:o}", "id", c->id, "book_id",
 			      c->book_id, "number", (json_int_t)c->number, "title", c->title ? c->title : "",
-			      "summary", jstr_or_null(c->summary), "word_count", (json_int_t)c->word_count,
+			      "summary", jstr_or_null(c->summary), "summary_source", jstr_or_null(c->summary_source),
+			      "word_count", (json_int_t)c->word_count,
 			      "audio_url", jstr_or_null(c->audio_url), "sections",
 			      sections ? sections : json_array(), "created_at", api_time(c->created_at),
 			      "updated_at", api_time(c->updated_at));

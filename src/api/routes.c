@@ -28,10 +28,11 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/api/v1/books", api_books_list, 0, NULL },
 	{ HTTP_POST, "/api/v1/books", api_books_create, 0, api_authorize_book_write },
 	{ HTTP_POST, "/api/v1/books/import", api_books_import, ROUTE_UPLOAD, api_authorize_upload },
+	{ HTTP_POST, "/api/v1/books/process", api_books_process, 0, api_authorize_book_write },
 	{ HTTP_GET, "/api/v1/books/isbn/{isbn}", api_books_by_isbn, 0, NULL },
 	{ HTTP_GET, "/api/v1/books/{book_id}", api_books_get, 0, NULL },
 	{ HTTP_PATCH, "/api/v1/books/{book_id}", api_books_update, 0, api_authorize_book_write },
-	{ HTTP_DELETE, "/api/v1/books/{book_id}", api_books_delete, 0, NULL },
+	{ HTTP_DELETE, "/api/v1/books/{book_id}", api_books_delete_all, 0, NULL },
 
 	{ HTTP_POST, "/api/v1/books/{book_id}/reindex", api_books_reindex, 0, api_authorize_book_write },
 	{ HTTP_GET, "/api/v1/search", api_search, 0, NULL },
@@ -64,6 +65,11 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}", api_chapters_get, 0, NULL },
 	{ HTTP_PUT, "/api/v1/books/{book_id}/chapters/{chapter}", api_chapters_replace, 0, api_authorize_book_write },
 	{ HTTP_DELETE, "/api/v1/books/{book_id}/chapters/{chapter}", api_chapters_delete, 0, NULL },
+
+	/* The BookBytes pipeline (audio.c). */
+	{ HTTP_GET, "/api/v1/voices", api_voices, 0, NULL },
+	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}/audio", api_chapter_audio, 0, NULL },
+	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}/audio/timings", api_chapter_timings, 0, NULL },
 };
 
 const size_t api_nroutes = ARRAY_LEN(api_routes);

@@ -56,7 +56,7 @@ static const struct cfg_def defs[] = {
 	  "seconds an idle or slow connection is kept" },
 	{ "BOOKD_MAX_CONNECTIONS", CFG_INT, "1024", 1, 100000, 0, OFF(max_connections),
 	  "concurrent connections accepted" },
-	{ "BOOKD_MAX_CONNECTIONS_PER_IP", CFG_INT, "128", 1, 100000, 0, OFF(max_connections_per_ip),
+	{ "BOOKD_MAX_CONNECTIONS_PER_IP", CFG_INT, "256", 1, 100000, 0, OFF(max_connections_per_ip),
 	  "concurrent connections from one address (trusted proxies exempt); more get 503" },
 	{ "BOOKD_REQUEST_TIMEOUT", CFG_INT, "60", 1, 3600, 0, OFF(request_timeout),
 	  "seconds a request's head and body may take to arrive, however slowly they trickle" },
@@ -156,6 +156,35 @@ static const struct cfg_def defs[] = {
 	  "failed calls in a row that open a language model's circuit" },
 	{ "BOOKD_LLM_BREAKER_SECONDS", CFG_INT, "30", 1, 3600, 0, OFF(llm_breaker_seconds),
 	  "seconds a circuit stays open before one probe call" },
+	/* Files, speech and book metadata (the BookBytes pipeline). */
+	{ "BOOKD_STORAGE", CFG_STR, "local", 0, 16, 0, OFF(storage),
+	  "where audio files are kept: local (under the data directory) or s3" },
+	{ "BOOKD_S3_ENDPOINT", CFG_STR, "", 0, 0, 0, OFF(s3_endpoint),
+	  "S3-compatible endpoint, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:9000" },
+	{ "BOOKD_S3_BUCKET", CFG_STR, "", 0, 255, 0, OFF(s3_bucket), "S3 bucket" },
+	{ "BOOKD_S3_REGION", CFG_STR, "us-east-1", 0, 64, 0, OFF(s3_region), "S3 region (SigV4)" },
+	{ "BOOKD_S3_ACCESS_KEY", CFG_STR, "", 0, 1024, 1, OFF(s3_access_key), "S3 access key id" },
+	{ "BOOKD_S3_SECRET_KEY", CFG_STR, "", 0, 1024, 1, OFF(s3_secret_key), "S3 secret access key" },
+	{ "BOOKD_S3_PATH_STYLE", CFG_BOOL, "true", 0, 1, 0, OFF(s3_path_style),
+	  "true = endpoint/bucket/key; false = virtual-hosted bucket.endpoint/key" },
+	{ "BOOKD_S3_PRESIGN_SECONDS", CFG_INT, "900", 1, 604800, 0, OFF(s3_presign_seconds),
+	  "how long the presigned audio URLs handed to readers are valid" },
+	{ "BOOKD_TTS", CFG_STR, "espeak", 0, 16, 0, OFF(tts),
+	  "speech: espeak (in process) or openai (an OpenAI-compatible /audio/speech)" },
+	{ "BOOKD_TTS_URL", CFG_STR, "", 0, 0, 0, OFF(tts_url), "speech provider API base (…/v1), for BOOKD_TTS=openai" },
+	{ "BOOKD_TTS_KEY", CFG_STR, "", 0, 1024, 1, OFF(tts_key), "speech provider API key" },
+	{ "BOOKD_TTS_MODEL", CFG_STR, "tts-1", 0, 128, 0, OFF(tts_model), "speech provider model" },
+	{ "BOOKD_TTS_BITRATE", CFG_INT, "56", 48, 64, 0, OFF(tts_bitrate), "MP3 bit rate, kbit/s" },
+	{ "BOOKD_TTS_VOICE", CFG_STR, "", 0, 64, 0, OFF(tts_voice),
+	  "voice used when a request names none; empty = the book's language" },
+	{ "BOOKD_OPENLIBRARY_URL", CFG_STR, "https://openlibrary.org", 0, 0, 0, OFF(openlibrary_url),
+	  "Open Library base URL (book metadata by ISBN)" },
+	{ "BOOKD_GOOGLE_BOOKS_URL", CFG_STR, "https://www.googleapis.com", 0, 0, 0, OFF(google_books_url),
+	  "Google Books base URL (metadata fallback)" },
+	{ "BOOKD_GOOGLE_BOOKS_KEY", CFG_STR, "", 0, 1024, 1, OFF(google_books_key), "Google Books API key (optional)" },
+	{ "BOOKD_METADATA_TIMEOUT", CFG_INT, "30", 1, 600, 0, OFF(metadata_timeout),
+	  "seconds per metadata request" },
+	{ "BOOKD_METADATA_TRIES", CFG_INT, "3", 1, 10, 0, OFF(metadata_tries), "attempts per metadata request" },
 };
 
 /* The patterned rows: one set per language model NAME of BOOKD_LLM_PROVIDERS.
@@ -656,12 +685,27 @@ static int load(struct config *c, struct source *src, struct msg *m)
 			c->forwarded_header);
 	if (c->auth_mode && strcmp(c->auth_mode, "jwt") && strcmp(c->auth_mode, "api_key"))
 		msg_add(m, "BOOKD_AUTH_MODE=\"%.64s\" must be jwt or api_key", c->auth_mode);
+	if (c->tts && strcmp(c->tts, "espeak") && strcmp(c->tts, "openai"))
+		msg_add(m, "BOOKD_TTS=\"%.64s\" must be espeak or openai", c->tts);
+	if (c->tts && !strcmp(c->tts, "openai") && c->tts_url && !c->tts_url[0])
+		msg_add(m, "BOOKD_TTS_URL=\"\" must be set when BOOKD_TTS=openai");
 	if (c->auth_mode && !strcmp(c->auth_mode, "api_key") && c->api_key && !c->api_key[0])
 		msg_add(m, "BOOKD_API_KEY=\"\" must be set when BOOKD_AUTH_MODE=api_key");
 	if (c->jwt_secret && c->jwt_secret[0] && strlen(c->jwt_secret) < 32)
 		msg_add(m, "BOOKD_JWT_SECRET=\"********\" must be at least 32 characters");
 	if (c->jwt_secret_previous && c->jwt_secret_previous[0] && strlen(c->jwt_secret_previous) < 32)
 		msg_add(m, "BOOKD_JWT_SECRET_PREVIOUS=\"********\" must be at least 32 characters");
+	if (c->storage && strcmp(c->storage, "local") && strcmp(c->storage, "s3"))
+		msg_add(m, "BOOKD_STORAGE=\"%.32s\" must be local or s3", c->storage);
+	if (c->storage && !strcmp(c->storage, "s3"))
+		for (size_t i = 0; i < 4; i++) {
+			static const char *const names[] = { "BOOKD_S3_ENDPOINT", "BOOKD_S3_BUCKET",
+							     "BOOKD_S3_ACCESS_KEY", "BOOKD_S3_SECRET_KEY" };
+			const char *v = i == 0 ? c->s3_endpoint : i == 1 ? c->s3_bucket : i == 2 ? c->s3_access_key
+												  : c->s3_secret_key;
+			if (!v || !v[0])
+				msg_add(m, "%s must be set when BOOKD_STORAGE=s3", names[i]);
+		}
 	if (c->host && c->host[0] == '\0')
 		msg_add(m, "BOOKD_HOST=\"\" must not be empty");
 	if (c->data_dir && c->data_dir[0] == '\0')

@@ -69,6 +69,13 @@ struct config {
 	int llm_tries, llm_breaker_failures, llm_breaker_seconds;
 	int nllm;
 	struct config_llm llm[CONFIG_LLM_MAX];
+	/* storage, speech, metadata */
+	char *storage, *s3_endpoint, *s3_bucket, *s3_region, *s3_access_key, *s3_secret_key; /* keys: secret */
+	int s3_path_style, s3_presign_seconds;
+	char *tts, *tts_url, *tts_key, *tts_model, *tts_voice; /* tts_key: secret */
+	int tts_bitrate;
+	char *openlibrary_url, *google_books_url, *google_books_key; /* google_books_key: secret */
+	int metadata_timeout, metadata_tries;
 };
 
 /* Loads defaults, then `env_file` (if it exists; NULL = ".env"), then the

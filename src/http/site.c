@@ -323,6 +323,11 @@ static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *
 	return 1;
 }
 
+int site_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+	return parse_range(h, size, first, last);
+}
+
 /* ---- opening files inside the directory -------------------------------------------- */
 
 static int open_walk(int dirfd, const char *rel)

@@ -24,4 +24,9 @@ void site_close(site *s);
  * `ctx` is the site. */
 int site_serve(http_req *req, void *ctx);
 
+/* Range: one "bytes=" range of a `size`-byte file. Returns 1 and the range
+ * (inclusive), 0 to send the whole file (absent, malformed or several
+ * ranges), -1 when it cannot be satisfied (416). Also used for audio. */
+int site_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last);
+
 #endif

@@ -208,6 +208,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
 	struct attempt *a = ud;
 	size_t len = size * n;
+	if (a->req->on_header)
+		a->req->on_header(a->req->ctx, p, len);
 	if (len >= 5 && !strncmp(p, "HTTP/", 5)) { /* a new response (after a 100, say) */
 		a->ctype[0] = a->retry_after[0] = '\0';
 	} else if (len > 12 && !strncasecmp(p, "Retry-After:", 12)) {
@@ -327,6 +329,15 @@ static enum phttp_outcome attempt_once(struct phttp *c, const struct phttp_reque
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 	}
+	if (req->method && !strcmp(req->method, "HEAD"))
+		curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+	else if (req->method)
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, req->method);
+	if (req->aws_sigv4) {
+		curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, req->aws_sigv4);
+		curl_easy_setopt(curl, CURLOPT_USERNAME, req->aws_key ? req->aws_key : "");
+		curl_easy_setopt(curl, CURLOPT_PASSWORD, req->aws_secret ? req->aws_secret : "");
+	}
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -338,7 +349,11 @@ static enum phttp_outcome attempt_once(struct phttp *c, const struct phttp_reque
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, MIN(timeout, c->cfg.connect_timeout_ms));
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, req->follow_redirects ? 1L : 0L);
+	if (req->follow_redirects) {
+		curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 3L);
+		curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
 	curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
 	CURLcode cc = curl_easy_perform(curl);
 	long status = 0;
@@ -386,6 +401,8 @@ static enum phttp_outcome attempt_once(struct phttp *c, const struct phttp_reque
 		out = PHTTP_PROVIDER;
 		*retry = 1;
 	} else if (status < 200 || status >= 300) {
+		if (req->on_refused)
+			req->on_refused(req->ctx, status, a.body.p ? a.body.p : "", a.body.n);
 		err_set(e, ERR_UNAVAILABLE, "%s answered %ld", c->name, status);
 		out = PHTTP_LOCAL; /* our request or our key: another try will not help */
 	} else if (cc != CURLE_OK) {

@@ -1,6 +1,6 @@
 /*
  * The one HTTP client of every remote provider (language models, embeddings,
- * JWKS; speech, metadata and blob storage next). One `struct phttp` per
+ * JWKS, speech, metadata and blob storage). One `struct phttp` per
  * endpoint holds that endpoint's circuit breaker and limits; a call
  * (phttp_call) is one logical request with:
  *   - an absolute deadline: no attempt, backoff or Retry-After wait goes past it;
@@ -78,6 +78,7 @@ struct phttp_request {
 	long attempt_timeout_ms;  /* one attempt; 0 = until the deadline */
 	int tries;		  /* 0 = the client's */
 	int (*cancelled)(void *ctx);
+	int follow_redirects; /* up to 3, http(s) only (Open Library's /isbn/ answers 302) */
 	/* Streaming (all optional): a new attempt begins (reset parser state);
 	 * a piece of a streamed answer (non-zero stops the transfer; the call
 	 * ends as `stream_end` then says); the stream ended. */
@@ -89,6 +90,16 @@ struct phttp_request {
 	/* A whole 2xx answer (not streamed): PHTTP_ACCEPT, or why not. */
 	int (*check)(void *ctx, const char *body, size_t n, struct err *e);
 	void *ctx;
+	/* Object stores (all optional). `method` "PUT", "DELETE" or "HEAD"
+	 * (NULL: POST with a body, else GET); a PUT sends `body`. With
+	 * `aws_sigv4` set (CURLOPT_AWS_SIGV4, e.g. "aws:amz:us-east-1:s3"),
+	 * libcurl signs each attempt with aws_key / aws_secret. `on_header` sees
+	 * every response header line of every attempt; `on_refused` the body of
+	 * an answer that is not 2xx (an S3 error document). */
+	const char *method;
+	const char *aws_sigv4, *aws_key, *aws_secret;
+	void (*on_header)(void *ctx, const char *line, size_t n);
+	void (*on_refused)(void *ctx, long status, const char *body, size_t n);
 };
 
 struct phttp_response {

@@ -8,6 +8,7 @@
 
 #include "../core/timeutil.h"
 #include "../store/changes.h"
+#include "books_int.h"
 #include "isbn.h"
 #include "markdown.h"
 
@@ -50,9 +51,10 @@ int books_set_isbns(struct book *b, const char *const *isbns, int n, struct err 
 		}
 		int dup = 0;
 		for (int k = 0; k < b->nisbns; k++)
-			dup |= strcmp(b->isbns[k].isbn13, is.isbn13) == 0;
+			dup |= strcmp(b->isbns[k].isbn13, is.isbn13) == 0 &&
+			       strcmp(b->isbns[k].type, isbn_type_name(is.type)) == 0;
 		if (dup)
-			continue; /* the same ISBN twice (or its 10/13 twin): keep one */
+			continue; /* the same ISBN twice: keep one (its 10/13 twin is a row of its own) */
 		struct book_isbn *d = &b->isbns[b->nisbns++];
 		memcpy(d->isbn, is.digits, sizeof(d->isbn));
 		memcpy(d->isbn13, is.isbn13, sizeof(d->isbn13));
@@ -88,6 +90,13 @@ static void apply_input(struct book *b, const struct book_input *in)
 		b->publish_date = (char *)in->publish_date;
 	if (in->set & BF_COVER_URL)
 		b->cover_url = (char *)in->cover_url;
+	if (in->set & BF_SUBTITLE)
+		b->subtitle = (char *)in->subtitle;
+	if (in->set & BF_DESCRIPTION)
+		b->description = (char *)in->description;
+	/* what an editor sets, metadata leaves alone from now on */
+	b->edited |= in->set & BF_METADATA_MASK;
+	b->meta_fields &= ~(in->set & BF_METADATA_MASK);
 }
 
 /* Runs fn inside a transaction on a pooled connection; once it committed,
@@ -124,6 +133,8 @@ static int create_tx(db_conn *c, void *ctx, struct err *e)
 {
 	struct book_op *op = ctx;
 	int rc = store_book_insert(c, op->out, e);
+	if (!rc)
+		rc = store_book_set_meta(c, op->out, e);
 	return rc ? rc : store_book_get(c, op->a, op->out->id, op->out, e);
 }
 
@@ -155,7 +166,10 @@ static int update_tx(db_conn *c, void *ctx, struct err *e)
 		return e->code;
 	int64_t now = time_now_ms();
 	op->out->updated_at = now > op->out->updated_at ? now : op->out->updated_at + 1;
-	if ((rc = store_book_update(c, op->out, e)) != 0)
+	if ((rc = store_book_update(c, op->out, e)) != 0 || (rc = store_book_set_meta(c, op->out, e)) != 0)
+		return rc;
+	if ((op->in->set & (BF_LANGUAGE | BF_PUBLISH_DATE)) &&
+	    (rc = books_relink_editions(c, op->a, op->out->edition_group, e)) != 0)
 		return rc;
 	return store_book_get(c, op->a, op->id, op->out, e);
 }
@@ -169,18 +183,32 @@ int books_update(db *d, struct arena *a, const char *id, const struct book_input
 	return with_tx(d, id, update_tx, &op, e);
 }
 
+struct delete_op {
+	struct arena a;
+	const char *id;
+};
+
+/* The book goes, and the editions it linked are linked again without it. */
+static int delete_tx(db_conn *c, void *ctx, struct err *e)
+{
+	struct delete_op *op = ctx;
+	struct book b;
+	int rc = store_book_get(c, &op->a, op->id, &b, e);
+	if (!rc)
+		rc = store_book_delete(c, op->id, e);
+	if (!rc)
+		rc = books_relink_editions(c, &op->a, b.edition_group, e);
+	return rc;
+}
+
 int books_delete(db *d, const char *id, struct err *e)
 {
 	if (!uuid_valid(id, strlen(id)))
 		return err_set(e, ERR_NOT_FOUND, "book not found");
-	db_conn *c;
-	int rc = db_acquire(d, &c, e);
-	if (rc)
-		return rc;
-	rc = store_book_delete(c, id, e);
-	db_release(c);
-	if (rc == 0)
-		changes_touch2(db_changes(d), "book:", id);
+	struct delete_op op = { .id = id };
+	arena_init(&op.a, 4096);
+	int rc = with_tx(d, id, delete_tx, &op, e);
+	arena_free(&op.a);
 	return rc;
 }
 

@@ -18,13 +18,23 @@ enum book_field {
 	BF_PUBLISH_DATE = 1 << 6,
 	BF_COVER_URL = 1 << 7,
 	BF_ISBNS = 1 << 8,
+	BF_SUBTITLE = 1 << 9,
+	BF_DESCRIPTION = 1 << 10,
+	BF_SUBJECTS = 1 << 11,
 };
+/* The bits are stored (books.edited, books.meta_fields): never renumber. */
+#define BF_METADATA_MASK                                                                   \
+	(BF_TITLE | BF_AUTHOR | BF_LANGUAGE | BF_EDITION | BF_PUBLISHER | BF_PAGES | BF_PUBLISH_DATE | \
+	 BF_COVER_URL | BF_SUBTITLE | BF_DESCRIPTION | BF_SUBJECTS)
+
+struct book_metadata;
 
 /* A create or a partial update: `set` says which fields the caller gave (a
  * given field may be NULL, which clears it). */
 struct book_input {
 	unsigned set;
 	const char *title, *author, *language, *edition, *publisher, *publish_date, *cover_url;
+	const char *subtitle, *description;
 	long long pages;
 	int nisbns;
 	const char *isbns[BOOK_MAX_ISBNS];
@@ -70,6 +80,21 @@ int chapters_list(db *d, struct arena *a, const char *book_id, const char *curso
 
 /* Fills word_count and sections_json of `ch` from its Markdown. */
 int chapters_analyze(struct arena *a, struct chapter *ch, struct err *e) WUR;
+
+/*
+ * Finds the book that holds `isbn` (any accepted form; ERR_INVALID names the
+ * failed check) or, given metadata, creates it; then applies `md` (may be
+ * NULL: find only, ERR_NOT_FOUND when no book holds the ISBN). Metadata
+ * never overwrites a field an editor set (POST/PATCH), nor a value that
+ * neither an editor nor metadata set (an import's); it fills empty fields
+ * and refreshes the ones metadata set before. The book gets rows for both
+ * the ISBN-10 and ISBN-13 form of `isbn`, joins its edition group (the Open
+ * Library work, else title + author) and the group's links are redone: in
+ * each language, an edition with a later publish date supersedes the one
+ * before it. *created says whether the book is new. `out` lives in `a`.
+ */
+int books_from_isbn(db *d, struct arena *a, const char *isbn, const struct book_metadata *md, struct book *out,
+		    int *created, struct err *e) WUR;
 
 /* Sets b->isbns from strings, validating each (details name isbns[i]). */
 int books_set_isbns(struct book *b, const char *const *isbns, int n, struct err *e) WUR;

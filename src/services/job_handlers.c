@@ -12,6 +12,9 @@
  *
  * book.index — chunk a chapter, a book or everything, then embed.
  *
+ * book.process — ISBN to chapters read aloud: metadata, chapters, summaries,
+ *   audio, checkpointed per chapter (services/pipeline.c).
+ *
  * test.* (only with BOOKD_TEST_JOBS=1) exist to exercise the queue itself:
  *   test.noop (one empty step), test.steps (N steps that sleep, record each
  *   run in a file, and may fail a few times or always), test.hang (a step
@@ -32,6 +35,7 @@
 #include "../providers/unzip.h"
 #include "ingest.h"
 #include "jobs.h"
+#include "pipeline.h"
 #include "search.h"
 
 /* ---- book.import ----------------------------------------------------------- */
@@ -310,6 +314,7 @@ static const char *const test_steps[] = { "s1", "s2", "s3", "s4", "s5", "s6", "s
 static const struct job_handler handlers[] = {
 	{ "book.import", 4, import_steps, 3, import_run, import_finish },
 	{ "book.index", 2, index_steps, 5, index_run, NULL },
+	{ "book.process", 4, pipeline_steps, 5, pipeline_run, NULL },
 };
 
 static const struct job_handler test_handlers[] = {

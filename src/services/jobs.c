@@ -50,6 +50,14 @@ json_t *job_payload(const struct job_ctx *jc) { return jc->payload; }
 json_t *job_state(struct job_ctx *jc) { return jc->state; }
 db *job_db(const struct job_ctx *jc) { return jc->jobs->db; }
 struct search *job_search(const struct job_ctx *jc) { return jc->jobs->cfg.search; }
+struct blob_store *job_blob(const struct job_ctx *jc) { return jc->jobs->cfg.blob; }
+struct tts *job_tts(const struct job_ctx *jc) { return jc->jobs->cfg.tts; }
+struct metadata *job_metadata(const struct job_ctx *jc) { return jc->jobs->cfg.metadata; }
+struct llm_chain *job_llm(const struct job_ctx *jc) { return jc->jobs->cfg.llm; }
+const char *job_default_voice(const struct job_ctx *jc)
+{
+	return jc->jobs->cfg.default_voice ? jc->jobs->cfg.default_voice : "";
+}
 struct jobs *job_jobs(const struct job_ctx *jc) { return jc->jobs; }
 struct stop *job_cancel_signal(const struct job_ctx *jc) { return jc->jobs->cfg.cancel; }
 const char *jobs_data_dir(const struct jobs *j) { return j->data_dir; }

@@ -25,6 +25,10 @@
 
 struct jobs;
 struct job_ctx;
+struct blob_store;
+struct tts;
+struct metadata;
+struct llm_chain;
 
 struct job_handler {
 	const char *type;
@@ -45,6 +49,12 @@ struct jobs_config {
 	const char *data_dir; /* uploads and scratch files */
 	int test_handlers;   /* also register the test.* job types */
 	struct search *search; /* indexing, for the handlers that need it */
+	/* The BookBytes pipeline's providers (book.process); any may be NULL. */
+	struct blob_store *blob;
+	struct tts *tts;
+	struct metadata *metadata;
+	struct llm_chain *llm;
+	const char *default_voice; /* "" = the book's language */
 	struct stop *cancel;   /* fired by the owner when running steps must give up */
 };
 
@@ -96,6 +106,11 @@ struct stop *job_cancel_signal(const struct job_ctx *jc);
 
 db *job_db(const struct job_ctx *jc);
 struct search *job_search(const struct job_ctx *jc);
+struct blob_store *job_blob(const struct job_ctx *jc);
+struct tts *job_tts(const struct job_ctx *jc);
+struct metadata *job_metadata(const struct job_ctx *jc);
+struct llm_chain *job_llm(const struct job_ctx *jc);
+const char *job_default_voice(const struct job_ctx *jc);
 struct jobs *job_jobs(const struct job_ctx *jc);
 
 /* job_handlers.c */

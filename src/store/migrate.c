@@ -489,6 +489,67 @@ static const struct migration migrations[] = {
 	  "  created_at BIGINT NOT NULL\n"
 	  ");\n"
 	  "CREATE UNIQUE INDEX chat_feedback_rater ON chat_feedback(message_id, rater);\n" },
+	/* The BookBytes pipeline (services/pipeline.c): where a chapter's summary
+	 * came from and the revision it summarises, and per kind of audio
+	 * (summary, whole chapter) its storage key, length, voice, the signature
+	 * of the text spoken (so a resumed job skips what is done) and how many
+	 * syntheses were committed. */
+	{ 11, "chapter summaries and audio",
+	  "ALTER TABLE chapters ADD COLUMN summary_source TEXT;\n"
+	  "ALTER TABLE chapters ADD COLUMN summary_rev INTEGER;\n"
+	  "ALTER TABLE chapters ADD COLUMN summary_audio_key TEXT;\n"
+	  "ALTER TABLE chapters ADD COLUMN summary_audio_ms INTEGER;\n"
+	  "ALTER TABLE chapters ADD COLUMN summary_audio_sig TEXT;\n"
+	  "ALTER TABLE chapters ADD COLUMN chapter_audio_key TEXT;\n"
+	  "ALTER TABLE chapters ADD COLUMN chapter_audio_ms INTEGER;\n"
+	  "ALTER TABLE chapters ADD COLUMN chapter_audio_sig TEXT;\n"
+	  "ALTER TABLE chapters ADD COLUMN audio_voice TEXT;\n"
+	  "ALTER TABLE chapters ADD COLUMN syntheses INTEGER NOT NULL DEFAULT 0;\n",
+	  NULL },
+	/* Book metadata by ISBN (services/books_isbn.c): the fields it adds, which
+	 * fields an editor set (`edited`) and which metadata set (`meta_fields`),
+	 * as enum book_field bits; editions grouped by `edition_group` and
+	 * linked, older to newer in one language, by `superseded_by` (no foreign
+	 * key: copy-data inserts books in id order, and a newer edition may be
+	 * the older row). An ISBN-10 and its ISBN-13 are two rows of one book:
+	 * the key becomes (isbn13, isbn_type). */
+	{ 12, "book metadata, editions, both ISBN forms",
+	  "ALTER TABLE books ADD COLUMN subtitle TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN description TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN subjects TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN metadata_source TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;\n"
+	  "ALTER TABLE books ADD COLUMN meta_fields INTEGER NOT NULL DEFAULT 0;\n"
+	  "ALTER TABLE books ADD COLUMN edition_group TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN superseded_by TEXT;\n"
+	  "CREATE INDEX books_edition_group ON books(edition_group);\n"
+	  "CREATE INDEX books_superseded_by ON books(superseded_by);\n"
+	  "CREATE TABLE book_isbns_new (\n"
+	  "  isbn13 TEXT NOT NULL,\n"
+	  "  book_id TEXT NOT NULL REFERENCES books(id) ON DELETE CASCADE,\n"
+	  "  isbn TEXT NOT NULL,\n"
+	  "  isbn_type TEXT NOT NULL,\n"
+	  "  position INTEGER NOT NULL,\n"
+	  "  PRIMARY KEY (isbn13, isbn_type)\n"
+	  ");\n"
+	  "INSERT INTO book_isbns_new (isbn13, book_id, isbn, isbn_type, position)\n"
+	  "  SELECT isbn13, book_id, isbn, isbn_type, position FROM book_isbns;\n"
+	  "DROP TABLE book_isbns;\n"
+	  "ALTER TABLE book_isbns_new RENAME TO book_isbns;\n"
+	  "CREATE INDEX book_isbns_book ON book_isbns(book_id);\n",
+	  /* PostgreSQL */
+	  "ALTER TABLE books ADD COLUMN subtitle TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN description TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN subjects TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN metadata_source TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;\n"
+	  "ALTER TABLE books ADD COLUMN meta_fields INTEGER NOT NULL DEFAULT 0;\n"
+	  "ALTER TABLE books ADD COLUMN edition_group TEXT;\n"
+	  "ALTER TABLE books ADD COLUMN superseded_by TEXT;\n"
+	  "CREATE INDEX books_edition_group ON books(edition_group);\n"
+	  "CREATE INDEX books_superseded_by ON books(superseded_by);\n"
+	  "ALTER TABLE book_isbns DROP CONSTRAINT book_isbns_pkey;\n"
+	  "ALTER TABLE book_isbns ADD PRIMARY KEY (isbn13, isbn_type);\n" },
 };
 
 #define MIGRATION_LOCK 0x626f6f6b64 /* "bookd" */

@@ -10,7 +10,10 @@
 #define BOOK_COLS                                                                          \
 	"b.id, b.title, b.author, b.language, b.edition, b.publisher, b.pages, "           \
 	"b.publish_date, b.cover_url, b.created_at, b.updated_at, "                        \
-	"(SELECT count(*) FROM chapters c WHERE c.book_id = b.id)"
+	"(SELECT count(*) FROM chapters c WHERE c.book_id = b.id), "                       \
+	"b.subtitle, b.description, b.subjects, b.metadata_source, b.edited, "             \
+	"b.meta_fields, b.edition_group, b.superseded_by, "                                \
+	"(SELECT min(o.id) FROM books o WHERE o.superseded_by = b.id)"
 
 static void read_book(const db_row *r, struct arena *a, struct book *b)
 {
@@ -27,6 +30,15 @@ static void read_book(const db_row *r, struct arena *a, struct book *b)
 	b->created_at = db_row_int(r, 9);
 	b->updated_at = db_row_int(r, 10);
 	b->chapter_count = db_row_int(r, 11);
+	b->subtitle = db_row_dup(r, 12, a);
+	b->description = db_row_dup(r, 13, a);
+	b->subjects_json = db_row_dup(r, 14, a);
+	b->metadata_source = db_row_dup(r, 15, a);
+	b->edited = (unsigned)db_row_int(r, 16);
+	b->meta_fields = (unsigned)db_row_int(r, 17);
+	b->edition_group = db_row_dup(r, 18, a);
+	b->superseded_by = db_row_dup(r, 19, a);
+	b->supersedes = db_row_dup(r, 20, a);
 }
 
 struct book_one {
@@ -64,6 +76,15 @@ static int load_isbns(db_conn *c, struct book *b, struct err *e)
 	return rc > 0 ? 0 : rc;
 }
 
+/* A book's ISBNs and, when it has a group, its editions. */
+static int load_more(db_conn *c, struct arena *a, struct book *b, struct err *e)
+{
+	int rc = load_isbns(c, b, e);
+	if (rc || !b->edition_group)
+		return rc;
+	return store_book_group(c, a, b->edition_group, &b->editions, &b->neditions, e);
+}
+
 static int book_get_by(db_conn *c, struct arena *a, struct db_stmt *s, const char *key, struct book *out,
 		       struct err *e)
 {
@@ -74,7 +95,7 @@ static int book_get_by(db_conn *c, struct arena *a, struct db_stmt *s, const cha
 		return rc;
 	if (!o.found)
 		return err_set(e, ERR_NOT_FOUND, "book not found");
-	return load_isbns(c, out, e);
+	return load_more(c, a, out, e);
 }
 
 DB_STMT(book_by_id, "SELECT " BOOK_COLS " FROM books b WHERE b.id = $1");
@@ -118,7 +139,7 @@ int store_book_list(db_conn *c, struct arena *a, const char *after, int limit, s
 	if (rc < 0)
 		return rc;
 	for (int i = 0; i < m.n; i++)
-		if ((rc = load_isbns(c, &m.items[i], e)) != 0)
+		if ((rc = load_more(c, a, &m.items[i], e)) != 0)
 			return rc;
 	*items = m.items;
 	*n = m.n;
@@ -293,6 +314,72 @@ int store_book_update(db_conn *c, const struct book *b, struct err *e)
 	return put_isbns(c, b, e);
 }
 
+DB_STMT(book_set_meta, "UPDATE books SET subtitle = $2, description = $3, subjects = $4, metadata_source = $5, "
+		       "edited = $6, meta_fields = $7, edition_group = $8 WHERE id = $1");
+
+int store_book_set_meta(db_conn *c, const struct book *b, struct err *e)
+{
+	struct db_val p[] = { dbv_text(b->id),		   dbv_text(b->subtitle),	 dbv_text(b->description),
+			      dbv_text(b->subjects_json),  dbv_text(b->metadata_source), dbv_int(b->edited),
+			      dbv_int(b->meta_fields),	   dbv_text(b->edition_group) };
+	int64_t changed = 0;
+	int rc = db_run(c, &book_set_meta, p, 8, NULL, NULL, &changed, e);
+	if (!rc && !changed)
+		rc = err_set(e, ERR_NOT_FOUND, "book not found");
+	return rc;
+}
+
+DB_STMT(book_group, "SELECT id, title, edition, language, publish_date, superseded_by FROM books "
+		    "WHERE edition_group = $1 ORDER BY language, publish_date, id");
+
+struct edition_list {
+	struct arena *a;
+	struct book_edition *items;
+	int n, cap;
+	int oom;
+};
+
+static int edition_cb(void *ctx, const db_row *r)
+{
+	struct edition_list *l = ctx;
+	if (!(l->items = arena_grow(l->a, l->items, l->n, &l->cap, sizeof(*l->items)))) {
+		l->oom = 1;
+		return 1;
+	}
+	struct book_edition *ed = &l->items[l->n++];
+	memset(ed, 0, sizeof(*ed));
+	db_row_copy(r, 0, ed->id, sizeof(ed->id));
+	ed->title = db_row_dup(r, 1, l->a);
+	ed->edition = db_row_dup(r, 2, l->a);
+	ed->language = db_row_dup(r, 3, l->a);
+	ed->publish_date = db_row_dup(r, 4, l->a);
+	ed->superseded_by = db_row_dup(r, 5, l->a);
+	return 0;
+}
+
+int store_book_group(db_conn *c, struct arena *a, const char *group, struct book_edition **items, int *n,
+		     struct err *e)
+{
+	struct edition_list l = { a, NULL, 0, 0, 0 };
+	struct db_val p[] = { dbv_text(group) };
+	int rc = db_run(c, &book_group, p, 1, edition_cb, &l, NULL, e);
+	if (rc < 0)
+		return rc;
+	if (l.oom)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	*items = l.items;
+	*n = l.n;
+	return 0;
+}
+
+DB_STMT(book_link, "UPDATE books SET superseded_by = $2 WHERE id = $1");
+
+int store_book_link(db_conn *c, const char *id, const char *superseded_by, struct err *e)
+{
+	struct db_val p[] = { dbv_text(id), dbv_text(superseded_by) };
+	return db_run(c, &book_link, p, 2, NULL, NULL, NULL, e);
+}
+
 int store_book_delete(db_conn *c, const char *id, struct err *e)
 {
 	struct db_val p[] = { dbv_text(id) };
@@ -313,7 +400,7 @@ int store_book_touch(db_conn *c, const char *id, int64_t now, struct err *e)
 
 #define CHAPTER_COLS                                                                       \
 	"id, book_id, number, title, summary, audio_url, word_count, sections, source_key, " \
-	"rev, created_at, updated_at"
+	"rev, created_at, updated_at, summary_source"
 
 static void read_chapter(const db_row *r, struct arena *a, struct chapter *ch)
 {
@@ -330,9 +417,10 @@ static void read_chapter(const db_row *r, struct arena *a, struct chapter *ch)
 	ch->rev = db_row_int(r, 9);
 	ch->created_at = db_row_int(r, 10);
 	ch->updated_at = db_row_int(r, 11);
-	if (!db_row_is_null(r, 12)) {
+	ch->summary_source = db_row_dup(r, 12, a);
+	if (db_row_ncols(r) > 13 && !db_row_is_null(r, 13)) {
 		size_t n;
-		const char *t = db_row_text(r, 12, &n);
+		const char *t = db_row_text(r, 13, &n);
 		ch->content_markdown = arena_strndup(a, t ? t : "", n);
 		ch->content_len = n;
 	}

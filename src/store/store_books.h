@@ -17,6 +17,13 @@ struct book_isbn {
 	char type[8]; /* "isbn10" / "isbn13" */
 };
 
+/* Another edition of the same book (same Open Library work, or same title
+ * and author), as listed with a book. */
+struct book_edition {
+	char id[UUID_STR_LEN];
+	char *title, *edition, *language, *publish_date, *superseded_by;
+};
+
 struct book {
 	char id[UUID_STR_LEN];
 	char *title, *author, *language, *edition, *publisher, *publish_date, *cover_url;
@@ -25,6 +32,19 @@ struct book {
 	int64_t chapter_count;
 	int nisbns;
 	struct book_isbn isbns[BOOK_MAX_ISBNS];
+	/* Metadata (store_book_set_meta writes these; insert and update leave
+	 * them alone, so a re-import keeps them). */
+	char *subtitle, *description;
+	char *subjects_json;   /* a JSON array of strings, or NULL */
+	char *metadata_source; /* "openlibrary", "googlebooks" or NULL */
+	unsigned edited;       /* enum book_field bits an editor set */
+	unsigned meta_fields;  /* enum book_field bits metadata set */
+	char *edition_group;   /* editions of one book share it; NULL = none */
+	/* Read only: the newer edition in the same language that replaces this
+	 * one, the older one this replaces, and every edition of the group. */
+	char *superseded_by, *supersedes;
+	int neditions;
+	struct book_edition *editions;
 };
 
 struct chapter {
@@ -35,6 +55,7 @@ struct chapter {
 	char *content_markdown;
 	size_t content_len;
 	char *summary, *audio_url;
+	char *summary_source; /* "llm", "extractive" or NULL (read only: the pipeline writes it) */
 	int64_t word_count;
 	char *sections_json;
 	char *source_key; /* where an import took it from, for re-imports */
@@ -58,6 +79,14 @@ int store_book_find(db_conn *c, const char *title, const char *author, char id[U
  * belongs to another book. */
 int store_book_insert(db_conn *c, const struct book *b, struct err *e) WUR;
 int store_book_update(db_conn *c, const struct book *b, struct err *e) WUR;
+/* Writes the metadata columns: subtitle, description, subjects, source,
+ * edited and meta_fields bits, edition group. */
+int store_book_set_meta(db_conn *c, const struct book *b, struct err *e) WUR;
+/* The editions of a group, by language, then publish date, then id. */
+int store_book_group(db_conn *c, struct arena *a, const char *group, struct book_edition **items, int *n,
+		     struct err *e) WUR;
+/* Sets (or clears, NULL) the newer edition that supersedes book `id`. */
+int store_book_link(db_conn *c, const char *id, const char *superseded_by, struct err *e) WUR;
 int store_book_delete(db_conn *c, const char *id, struct err *e) WUR;
 int store_book_touch(db_conn *c, const char *id, int64_t now, struct err *e) WUR;
 

@@ -8,6 +8,7 @@
 #define site_open t_site_open
 #define site_close t_site_close
 #define site_serve t_site_serve
+#define site_parse_range t_site_parse_range
 #include "http/site.c"
 
 #include <ftw.h>
