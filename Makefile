@@ -24,7 +24,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 PYTEST_JOBS ?= 3
 PYTEST  := /usr/bin/python3 -m pytest -p no:cacheprovider -n $(PYTEST_JOBS)
 
-.PHONY: all deps run test unit unit-asan api api-pg api-asan fuzz bench clean format check-banned
+.PHONY: all deps run test unit unit-asan api api-pg api-asan fuzz fuzz-bins bench clean format check-banned
 
 all: $(B)/bookd
 
@@ -89,12 +89,20 @@ FUZZ_SECONDS ?= 10
 FUZZ_SRC := $(filter-out src/main.c,$(SRC))
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
+# The sources are instrumented once into objects that every target links.
+FUZZ_OBJ := $(FUZZ_SRC:src/%.c=$(B)/fuzz/obj/%.o)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+$(B)/fuzz/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(LDLIBS)
+	clang $(subst -fsanitize=fuzzer,-fsanitize=fuzzer-no-link,$(FUZZ_FLAGS)) -MMD -MP -c -o $@ $<
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_OBJ) $(LDLIBS)
+-include $(FUZZ_OBJ:.o=.d)
 
-fuzz: $(B)/fuzz/fuzz_markdown $(B)/fuzz/fuzz_inputs $(B)/fuzz/fuzz_citations $(B)/fuzz/fuzz_auth \
-	$(B)/fuzz/fuzz_llm_stream $(B)/fuzz/fuzz_config
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-bins
 	@mkdir -p $(B)/fuzz/corpus-md $(B)/fuzz/corpus-in
 	$(B)/fuzz/fuzz_markdown -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(B)/fuzz/corpus-md tests/fuzz/corpus tests/fuzz/regressions
 	$(B)/fuzz/fuzz_inputs -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-in tests/fuzz/corpus
@@ -110,8 +118,11 @@ check-banned:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|atol|gets)\s*\(' $(SRC) || \
 	  (echo "banned function used (see STYLE.md)"; exit 1)
 
+# Builds use every core; the suites run one after another (each is parallel).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test: deps
-	@$(MAKE) --no-print-directory check-banned $(B)/bookd $(B)/asan/bookd $(UNIT_BIN)
+	@$(MAKE) --no-print-directory -j$(JOBS) check-banned $(B)/bookd $(B)/asan/bookd $(UNIT_BIN) fuzz-bins
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=5
 	@$(MAKE) --no-print-directory api

@@ -745,6 +745,19 @@ void http_server_stop(struct http_server *s)
 	if (!s)
 		return;
 	abandon_deferred(s);
+	/* Every stream has been told to end (its final call writes its last
+	 * event): let those events go out before streams are cut. */
+	atomic_store(&s->ending, 1);
+	srv_wake_parked(s, 1);
+	struct timespec until = time_after_ms(CLOCK_MONOTONIC, STREAMS_END_MS);
+	pthread_mutex_lock(&s->lock);
+	while (atomic_load(&s->streams) > 0)
+		if (pthread_cond_timedwait(&s->changed, &s->lock, &until) == ETIMEDOUT)
+			break;
+	long left = atomic_load(&s->streams);
+	pthread_mutex_unlock(&s->lock);
+	if (left)
+		log_warn("shutdown: %ld stream(s) did not end in time and are cut", left);
 	atomic_store(&s->stopping, 1); /* streams end at their next read */
 	srv_wake_parked(s, 1);
 	if (s->ticker_started)

@@ -34,6 +34,7 @@
 #define MAX_HEAD (16 * 1024)
 #define CONN_MEMORY (2 * MAX_HEAD)
 #define ABANDON_WAIT_MS 1000 /* for the 503s of deferred requests at stop */
+#define STREAMS_END_MS 2000  /* at stop, for the streams' last events */
 
 /* One libmicrohttpd daemon with one thread of its own; the listener hands
  * each new connection to the least loaded (see pick_worker). */
@@ -66,6 +67,7 @@ struct http_server {
 	pthread_mutex_t lock;
 	pthread_cond_t changed; /* inflight, resuming or abandoned went down */
 	atomic_long inflight;	/* counted requests (not watches) */
+	atomic_long streams;	/* stream responses not yet freed (watches too) */
 	http_req *pending;	/* deferred requests whose work runs (under lock) */
 	int resuming;		/* deferred work done, resume under way (under lock) */
 	int abandoned;		/* answered 503 at stop, not yet complete (under lock) */

@@ -90,9 +90,14 @@ static void stream_free(void *cls)
 	if (st->parked)
 		unpark(st);
 	pthread_mutex_unlock(&st->srv->park_lock);
+	struct http_server *srv = st->srv;
 	if (st->free_fn)
 		st->free_fn(st->ctx);
 	xfree(st);
+	pthread_mutex_lock(&srv->lock);
+	atomic_fetch_sub(&srv->streams, 1);
+	pthread_cond_broadcast(&srv->changed);
+	pthread_mutex_unlock(&srv->lock);
 }
 
 /* Resumes the parked streams that are due (all of them when `all`): a stream
@@ -135,6 +140,7 @@ struct http_stream *http_respond_stream(http_req *r, const char *ctype, int poll
 				    .free_fn = free_fn,
 				    .ctx = ctx,
 				    .poll_us = (int64_t)(poll_ms > STREAM_TICK_MS ? poll_ms : STREAM_TICK_MS) * 1000 };
+	atomic_fetch_add(&r->srv->streams, 1); /* stream_free gives it back, on every path */
 	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
 								       stream_free);
 	if (!resp) {
