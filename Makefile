@@ -113,6 +113,10 @@ fuzz: fuzz-bins
 	@mkdir -p $(B)/fuzz/corpus-sse $(B)/fuzz/corpus-env
 	$(B)/fuzz/fuzz_llm_stream -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-sse tests/fuzz/corpus-sse
 	$(B)/fuzz/fuzz_config -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(B)/fuzz/corpus-env tests/fuzz/corpus-env
+	@mkdir -p $(B)/fuzz/corpus-mp3-run
+	$(B)/fuzz/fuzz_mp3 -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(B)/fuzz/corpus-mp3-run tests/fuzz/corpus-mp3
+	@mkdir -p $(B)/fuzz/corpus-mdp
+	$(B)/fuzz/fuzz_mdprotect -max_total_time=$(FUZZ_SECONDS) -max_len=16384 $(B)/fuzz/corpus-mdp tests/fuzz/corpus-mdp tests/fuzz/corpus
 
 check-banned:
 	@! grep -nE '\b(sprintf|strcpy|strcat|atoi|atol|gets)\s*\(' $(SRC) || \

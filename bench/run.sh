@@ -499,7 +499,7 @@ if [ "${BENCH_ONLY_HTTP:-0}" != 1 ]; then
 	BOOKD_PID=""
 	stop_pid "$NGINX_PID" TERM 5
 	NGINX_PID=""
-	for b in backends.sh search.sh chat.sh tts.sh process.sh; do
+	for b in backends.sh search.sh chat.sh tts.sh process.sh reading.sh; do
 		echo
 		echo "== bench/$b"
 		brc=0

@@ -24,6 +24,7 @@
 #include "services/jobs.h"
 #include "services/ratelimit.h"
 #include "services/search.h"
+#include "services/transform.h"
 #include "services/users.h"
 
 /* After the cancel signal, how long cancelled work has to be answered. */
@@ -322,7 +323,12 @@ static int open_http(struct app_runtime *rt, struct err *e)
 	a->chat_limit = ratelimit_new(cfg->chat_anon_per_minute * 2.0, cfg->chat_anon_per_minute, 8192);
 	if (!a->chapters || !a->hasher || !a->io || !a->chat_exec || !a->chat_limit)
 		return err_set(e, ERR_INTERNAL, "out of memory");
-	int rc = cfg->site_dir[0] ? site_open(&rt->site, cfg->site_dir, cfg->site_base_url, e) : 0;
+	struct transform_config tc = { .llm = rt->llm, .deadline_s = cfg->chat_deadline, .stop = &rt->cancel,
+				       .rendered_bytes = cfg->cache_bytes };
+	int rc = transform_new(&a->transform, rt->db, &tc, e);
+	if (rc)
+		return rc;
+	rc = cfg->site_dir[0] ? site_open(&rt->site, cfg->site_dir, cfg->site_base_url, e) : 0;
 	if (rc)
 		return rc;
 	struct http_server_opts o = {
@@ -471,6 +477,7 @@ void app_close(struct app_runtime *rt)
 	executor_free(a->io);
 	executor_free(a->hasher);
 	cache_free(a->chapters);
+	transform_free(a->transform);
 	jobs_free(rt->jobs);
 	xfree(rt->upload_dir);
 	if (rt->metadata)

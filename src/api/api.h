@@ -33,6 +33,7 @@ struct app {
 	struct stop *cancel;	      /* fired when shutdown stops waiting: give up, answer 503 */
 	struct blob_store *blob;      /* audio files */
 	struct tts *tts;	      /* voices (the job speaks; the API lists and checks) */
+	struct transform *transform;  /* translated and personalised chapters */
 	int64_t started_ms;
 };
 
@@ -108,6 +109,10 @@ void api_compat_ask_stream(http_req *req, void *app);
 void api_compat_session_new(http_req *req, void *app);
 void api_compat_history(http_req *req, void *app);
 void api_compat_feedback(http_req *req, void *app);
+/* Translation and personalisation in the book sites' shapes (compat_reading.c). */
+void api_compat_translate(http_req *req, void *app);
+void api_compat_personalize(http_req *req, void *app);
+void api_compat_content_chapter(http_req *req, void *app);
 void api_feedback_list(http_req *req, void *app);
 void api_chat_context(http_req *req, void *app);
 void api_chat_sessions(http_req *req, void *app);
@@ -139,5 +144,14 @@ void api_chapter_audio(http_req *req, void *app);
 void api_chapter_timings(http_req *req, void *app);
 /* DELETE /books/{id}: the book, then its stored files. */
 void api_books_delete_all(http_req *req, void *app);
+
+/* Chapters for each reader (reading.c). */
+void api_reading_translated(http_req *req, void *app);
+void api_reading_personalized(http_req *req, void *app);
+void api_reading_put_translation(http_req *req, void *app);
+void api_reading_refresh(http_req *req, void *app);
+void api_reading_translate_book(http_req *req, void *app);
+void api_reading_glossary_get(http_req *req, void *app);
+void api_reading_glossary_put(http_req *req, void *app);
 
 #endif

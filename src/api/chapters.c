@@ -27,6 +27,10 @@ static json_t *chapter_json(const struct chapter *c, int with_content)
 			      "audio_url", jstr_or_null(c->audio_url), "sections",
 			      sections ? sections : json_array(), "created_at", api_time(c->created_at),
 			      "updated_at", api_time(c->updated_at));
+	if (o)
+		json_object_set_new(o, "source",
+				    json_string(c->source_key && !strcmp(c->source_key, CHAPTER_SOURCE_LLM) ? "llm"
+													: "text"));
 	if (o && with_content)
 		json_object_set_new(o, "content_markdown",
 				    json_stringn(c->content_markdown ? c->content_markdown : "", c->content_len));

@@ -18,6 +18,8 @@
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../services/books.h"
+#include "../services/preferences.h"
 #include "chat_int.h"
 
 #define QUESTION_MAX CHAT_QUESTION_MAX
@@ -137,6 +139,9 @@ static void read_native(http_req *req, struct app *app, json_t *o, struct arena 
 	q->selected_text = api_chat_opt_str(a, o, "selected_text", SELECTION_MAX, e);
 	q->book_id = api_chat_opt_str(a, o, "book_id", 36, e);
 	q->chapter_id = api_chat_opt_str(a, o, "chapter_id", 36, e);
+	q->language = api_chat_opt_str(a, o, "language", 35, e);
+	if (q->language && !books_language_valid(q->language))
+		err_field(e, "language", "must be a BCP 47 language tag, e.g. ur");
 	if (q->book_id && !uuid_valid(q->book_id, strlen(q->book_id)))
 		err_field(e, "book_id", "must be a book id");
 	if (q->chapter_id && !uuid_valid(q->chapter_id, strlen(q->chapter_id)))
@@ -161,6 +166,16 @@ static int parse(http_req *req, struct ask *a, json_t *o, int *stream)
 		api_fail(req, &e);
 		return -1;
 	}
+	/* No language given: the signed-in reader's preferred one. */
+	json_t *prefs = NULL;
+	int64_t at;
+	struct err pe = { 0 };
+	if (!a->q.language && a->q.user_id && prefs_get(a->app->db, a->q.user_id, &prefs, &at, &pe) == 0) {
+		json_t *l = json_object_get(prefs, "preferred_language");
+		if (json_is_string(l) && books_language_valid(json_string_value(l)))
+			a->q.language = arena_strdup(&a->arena, json_string_value(l));
+	}
+	json_decref(prefs);
 	return 0;
 }
 

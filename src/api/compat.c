@@ -35,6 +35,7 @@
 
 #include "../core/json.h"
 #include "../core/timeutil.h"
+#include "../services/books.h"
 #include "chat_int.h"
 
 #define COMMENT_MAX 2000
@@ -89,6 +90,10 @@ static void read_widget(http_req *req, struct app *app, json_t *o, struct arena 
 	json_t *chapter = json_object_get(o, "chapter_id");
 	b = uuid_or_null(json_is_string(chapter) ? json_string_value(chapter) : NULL);
 	q->chapter_id = b ? arena_strdup(a, b) : NULL;
+	json_t *lang = json_object_get(o, "language");
+	lang = json_is_string(lang) ? lang : json_object_get(o, "lang");
+	if (json_is_string(lang) && books_language_valid(json_string_value(lang)))
+		q->language = arena_strdup(a, json_string_value(lang));
 	json_t *k = json_object_get(o, "top_k");
 	k = json_is_integer(k) ? k : json_object_get(o, "k");
 	if (json_is_integer(k)) {

@@ -58,6 +58,14 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/chat/history/{session_id}", api_compat_history, 0, NULL },
 	{ HTTP_GET, "/api/history/{session_id}", api_compat_history, 0, NULL },
 	{ HTTP_POST, "/api/feedback", api_compat_feedback, 0, NULL },
+	{ HTTP_POST, "/api/translate", api_compat_translate, 0, NULL },
+	{ HTTP_POST, "/api/personalize", api_compat_personalize, 0, NULL },
+	{ HTTP_POST, "/api/content/personalize", api_compat_personalize, 0, NULL },
+	/* A Docusaurus doc id has slashes: one route per depth. */
+	{ HTTP_GET, "/api/content/chapters/{d1}", api_compat_content_chapter, 0, NULL },
+	{ HTTP_GET, "/api/content/chapters/{d1}/{d2}", api_compat_content_chapter, 0, NULL },
+	{ HTTP_GET, "/api/content/chapters/{d1}/{d2}/{d3}", api_compat_content_chapter, 0, NULL },
+	{ HTTP_GET, "/api/content/chapters/{d1}/{d2}/{d3}/{d4}", api_compat_content_chapter, 0, NULL },
 	{ HTTP_GET, "/api/v1/feedback", api_feedback_list, 0, NULL },
 
 	{ HTTP_GET, "/api/v1/books/{book_id}/chapters", api_chapters_list, 0, NULL },
@@ -70,6 +78,19 @@ const struct route api_routes[] = {
 	{ HTTP_GET, "/api/v1/voices", api_voices, 0, NULL },
 	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}/audio", api_chapter_audio, 0, NULL },
 	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}/audio/timings", api_chapter_timings, 0, NULL },
+
+	/* Chapters for each reader (reading.c). */
+	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}/personalized", api_reading_personalized, 0, NULL },
+	{ HTTP_GET, "/api/v1/books/{book_id}/chapters/{chapter}/translated/{language_code}", api_reading_translated, 0,
+	  NULL },
+	{ HTTP_PUT, "/api/v1/books/{book_id}/chapters/{chapter}/translations/{language_code}",
+	  api_reading_put_translation, 0, api_authorize_book_write },
+	{ HTTP_POST, "/api/v1/books/{book_id}/chapters/{chapter}/translations/{language_code}/sections/{anchor}/refresh",
+	  api_reading_refresh, 0, api_authorize_book_write },
+	{ HTTP_POST, "/api/v1/books/{book_id}/translations/{language_code}", api_reading_translate_book, 0,
+	  api_authorize_book_write },
+	{ HTTP_GET, "/api/v1/books/{book_id}/glossary", api_reading_glossary_get, 0, NULL },
+	{ HTTP_PUT, "/api/v1/books/{book_id}/glossary", api_reading_glossary_put, 0, api_authorize_book_write },
 };
 
 const size_t api_nroutes = ARRAY_LEN(api_routes);

@@ -20,7 +20,7 @@
 struct search_job {
 	struct app *app;
 	struct arena *a;
-	const char *q, *book_id, *chapter_id;
+	const char *q, *book_id, *chapter_id, *language;
 	int limit;
 	enum search_mode mode;
 	struct search_hit *hits;
@@ -38,13 +38,14 @@ static void respond(http_req *req, struct search_job *j)
 	for (int i = 0; i < j->n; i++) {
 		const struct chunk_row *r = &j->hits[i].row;
 		json_array_append_new(
-			arr, json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:f, s:I, s:I, s:I}", "chunk_id",
+			arr, json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o, s:o, s:o, s:f, s:I, s:I, s:I, s:o}", "chunk_id",
 				       r->id, "book_id", r->book_id, "chapter_id", r->chapter_id, "chapter_number",
 				       (json_int_t)r->chapter_number, "chapter_title", jstr_or_null(r->chapter_title),
 				       "heading", jstr_or_null(r->heading), "heading_path", jstr_or_null(r->heading_path),
 				       "anchor", jstr_or_null(r->anchor), "text", jstr_or_null(r->text), "score",
 				       j->hits[i].score, "char_start", (json_int_t)r->char_start, "char_end",
-				       (json_int_t)r->char_end, "token_count", (json_int_t)r->token_count));
+				       (json_int_t)r->char_end, "token_count", (json_int_t)r->token_count, "language",
+				       jstr_or_null(r->language)));
 	}
 	const char *mode = j->mode == SEARCH_VECTOR ? "vector" : j->mode == SEARCH_HYBRID ? "hybrid" : "keyword";
 	api_json(req, 200, json_pack("{s:o, s:s}", "results", arr, "mode", mode));
@@ -53,8 +54,8 @@ static void respond(http_req *req, struct search_job *j)
 static void run(void *ctx)
 {
 	struct search_job *j = ctx;
-	j->rc = search_query(j->app->search, j->a, j->q, j->book_id, j->chapter_id, j->limit, j->mode, &j->hits,
-			     &j->n, &j->e);
+	j->rc = search_query_lang(j->app->search, j->a, j->q, j->book_id, j->chapter_id, j->language, j->limit,
+				  j->mode, &j->hits, &j->n, &j->e);
 }
 
 static void done(http_req *req, void *app)
@@ -78,6 +79,7 @@ void api_search(http_req *req, void *app_)
 	j->q = http_query(req, "q");
 	j->book_id = http_query(req, "book_id");
 	j->chapter_id = http_query(req, "chapter_id");
+	j->language = http_query(req, "language");
 	const char *limit = http_query(req, "limit"), *mode = http_query(req, "mode");
 	j->limit = 10;
 	if (!j->q || !*j->q)
@@ -98,6 +100,10 @@ void api_search(http_req *req, void *app_)
 		err_field(&e, "book_id", "must be a book id");
 	if (j->chapter_id && !uuid_valid(j->chapter_id, strlen(j->chapter_id)))
 		err_field(&e, "chapter_id", "must be a chapter id");
+	if (j->language && !*j->language)
+		j->language = NULL;
+	if (j->language && !books_language_valid(j->language))
+		err_field(&e, "language", "must be a BCP 47 language tag, e.g. ur");
 	if (!mode || !*mode)
 		j->mode = SEARCH_DEFAULT;
 	else if (!strcmp(mode, "keyword"))

@@ -335,6 +335,7 @@ static int chapter_fill(struct arena *a, const char *book_id, const struct chapt
 	ch->content_markdown = (char *)in->content;
 	ch->content_len = in->content_len;
 	ch->number = in->number;
+	ch->source_key = (char *)in->source_key;
 	ch->updated_at = time_now_ms();
 	return chapters_analyze(a, ch, e);
 }
@@ -372,7 +373,8 @@ static int chapter_replace_tx(db_conn *c, void *ctx, struct err *e)
 	ch->created_at = old.created_at;
 	ch->summary = old.summary;
 	ch->audio_url = old.audio_url;
-	ch->source_key = old.source_key;
+	/* An editor's text makes a model-named chapter the editor's. */
+	ch->source_key = old.source_key && strcmp(old.source_key, CHAPTER_SOURCE_LLM) ? old.source_key : NULL;
 	if (!ch->number)
 		ch->number = old.number;
 	if ((rc = store_chapter_update(c, ch, e)) != 0)
@@ -432,6 +434,71 @@ int chapters_get(db *d, struct arena *a, const char *book_id, const char *ref, s
 	rc = store_chapter_get(c, a, book_id, ref, out, e);
 	db_release(c);
 	return rc;
+}
+
+#define DOC_ID_MAX 512
+
+int chapters_by_doc_id(db *d, struct arena *a, const char *doc_id, const char *book_id, const char *prefer_book,
+		       char book_out[UUID_STR_LEN], char chapter_out[UUID_STR_LEN], struct err *e)
+{
+	static const char *const forms[] = { "%s",	     "%s.md",	       "%s.mdx",	 "docs/%s.md",
+					     "docs/%s.mdx",  "%s/index.md",    "%s/index.mdx",	 "%s/README.md",
+					     "docs/%s/index.md", "docs/%s/index.mdx", "%s.markdown", "docs/%s.markdown" };
+	size_t n = strlen(doc_id);
+	while (n && *doc_id == '/')
+		doc_id++, n--;
+	while (n && doc_id[n - 1] == '/')
+		n--;
+	if (n > 4 && !memcmp(doc_id + n - 4, ".mdx", 4))
+		n -= 4;
+	else if (n > 3 && !memcmp(doc_id + n - 3, ".md", 3))
+		n -= 3;
+	char *id = n && n <= DOC_ID_MAX ? arena_strndup(a, doc_id, n) : NULL;
+	if (!id || strstr(id, "//") || !strcmp(id, "..") || !strncmp(id, "../", 3) || strstr(id, "/../"))
+		return err_set(e, ERR_NOT_FOUND, "no chapter with the doc id %.80s", doc_id);
+	if (book_id && !uuid_valid(book_id, strlen(book_id)))
+		return err_set(e, ERR_NOT_FOUND, "book not found");
+	const char *keys[ARRAY_LEN(forms)];
+	for (size_t i = 0; i < ARRAY_LEN(forms); i++)
+		if (!(keys[i] = arena_printf(a, forms[i], id)))
+			return err_set(e, ERR_INTERNAL, "out of memory");
+	db_conn *c;
+	struct chapter_key *rows = NULL;
+	int nrows = 0;
+	int rc = db_acquire(d, &c, e);
+	if (rc)
+		return rc;
+	rc = store_chapters_by_source_key(c, a, keys, (int)ARRAY_LEN(forms), uuid_valid(id, strlen(id)) ? id : NULL,
+					  book_id, 64, &rows, &nrows, e);
+	db_release(c);
+	if (rc)
+		return rc;
+	/* The best form per row; then one book, or the preferred one. */
+	int best = -1, rank = (int)ARRAY_LEN(forms), several = 0, preferred = 0;
+	for (int i = 0; i < nrows; i++)
+		if (strcmp(rows[i].book_id, rows[0].book_id))
+			several = 1;
+	for (int i = 0; i < nrows; i++)
+		preferred |= prefer_book && !strcmp(rows[i].book_id, prefer_book);
+	for (int i = 0; i < nrows; i++) {
+		if (several && preferred && strcmp(rows[i].book_id, prefer_book))
+			continue;
+		int r = 0;
+		while (r < (int)ARRAY_LEN(forms) && strcmp(keys[r], rows[i].source_key ? rows[i].source_key : ""))
+			r++;
+		if (r < rank) {
+			rank = r;
+			best = i;
+		}
+	}
+	if (best < 0)
+		return err_set(e, ERR_NOT_FOUND, "no chapter with the doc id %.80s", id);
+	if (several && !preferred)
+		return err_set(e, ERR_CONFLICT, "several books have a chapter with the doc id %.80s: name one with ?book=",
+			       id);
+	memcpy(book_out, rows[best].book_id, UUID_STR_LEN);
+	memcpy(chapter_out, rows[best].id, UUID_STR_LEN);
+	return 0;
 }
 
 #define REF_MAX 64 /* longer refs are not chapter ids or numbers: not cached */

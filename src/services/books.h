@@ -45,7 +45,13 @@ struct chapter_input {
 	const char *content; /* Markdown */
 	size_t content_len;
 	long long number; /* 0 = next free number (create) / keep (replace) */
+	const char *source_key; /* where it came from (create only); NULL: an editor */
 };
+
+/* The source_key of a chapter a language model named (its text is empty
+ * until an editor or an import gives it one). */
+#define CHAPTER_SOURCE_LLM "llm:outline"
+
 
 #define BOOKS_MAX_LIMIT 100
 
@@ -75,6 +81,16 @@ int chapters_get(db *d, struct arena *a, const char *book_id, const char *ref, s
 		 struct err *e) WUR;
 int chapters_rev(db *d, const char *book_id, const char *ref, char id[UUID_STR_LEN], int64_t *rev,
 		 struct err *e) WUR;
+/*
+ * The chapter a Docusaurus doc id names ("module-1/chapter-1"): the one an
+ * import took from that path under the source or its docs/ folder (.md,
+ * .mdx, or the folder's index.md / README.md), or whose source_key is the id
+ * itself ("chapter-3"), or whose id it is. book_id (may be NULL) limits it to one book; when
+ * several books have it, prefer_book (may be NULL) wins if among them, else
+ * ERR_CONFLICT. ERR_NOT_FOUND when none has it.
+ */
+int chapters_by_doc_id(db *d, struct arena *a, const char *doc_id, const char *book_id, const char *prefer_book,
+		       char book_out[UUID_STR_LEN], char chapter_out[UUID_STR_LEN], struct err *e) WUR;
 int chapters_list(db *d, struct arena *a, const char *book_id, const char *cursor, int limit,
 		  struct chapter **items, int *n, char **next, struct err *e) WUR;
 

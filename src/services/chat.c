@@ -335,11 +335,36 @@ static const char *SYSTEM_PROMPT =
 	"in square brackets, like [1] or [2]. If the passages do not contain the answer, say that the book "
 	"does not cover it. If the reader selected text, the question is about that text. Be concise.";
 
-static char *build_system(struct arena *a, const struct search_hit *hits, int nh, const char *selection)
+/* English names of common languages, for the prompt; others by their tag. */
+static const char *const language_names[][2] = {
+	{ "ar", "Arabic" },  { "bn", "Bengali" },   { "de", "German" },	   { "en", "English" },	 { "es", "Spanish" },
+	{ "fa", "Persian" }, { "fr", "French" },    { "he", "Hebrew" },	   { "hi", "Hindi" },	 { "id", "Indonesian" },
+	{ "it", "Italian" }, { "ja", "Japanese" },  { "ko", "Korean" },	   { "nl", "Dutch" },	 { "pa", "Punjabi" },
+	{ "pl", "Polish" },  { "ps", "Pashto" },    { "pt", "Portuguese" }, { "ru", "Russian" }, { "sd", "Sindhi" },
+	{ "sw", "Swahili" }, { "ta", "Tamil" },	    { "tr", "Turkish" },   { "uk", "Ukrainian" }, { "ur", "Urdu" },
+	{ "vi", "Vietnamese" }, { "zh", "Chinese" },
+};
+
+static const char *language_name(const char *tag)
+{
+	size_t n = strcspn(tag, "-_");
+	for (size_t i = 0; i < ARRAY_LEN(language_names); i++)
+		if (strlen(language_names[i][0]) == n && !strncasecmp(tag, language_names[i][0], n))
+			return language_names[i][1];
+	return NULL;
+}
+
+static char *build_system(struct arena *a, const struct search_hit *hits, int nh, const char *selection,
+			  const char *language)
 {
 	struct buf b;
 	buf_init(&b, (size_t)1 << 20);
 	int rc = buf_puts(&b, SYSTEM_PROMPT);
+	if (!rc && language) {
+		const char *name = language_name(language);
+		rc = name ? buf_printf(&b, " Answer in %s (language tag %s).", name, language)
+			  : buf_printf(&b, " Answer in the language with the BCP 47 tag %s.", language);
+	}
 	rc = rc ? rc : buf_puts(&b, "\n\nPassages:\n");
 	for (int i = 0; !rc && i < nh; i++) {
 		const struct chunk_row *r = &hits[i].row;
@@ -518,8 +543,15 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 	if (k > MAX_PASSAGES)
 		k = MAX_PASSAGES;
 	struct err se = { 0 };
-	if (search_query(c->search, a, query ? query : q->question, q->book_id, focus, k, SEARCH_DEFAULT, &hits, &nh,
-			 &se)) {
+	/* In the reader's language: its translation's passages, else the book's own text. */
+	if (q->language && search_query_lang(c->search, a, query ? query : q->question, q->book_id, focus, q->language,
+					     k, SEARCH_DEFAULT, &hits, &nh, &se)) {
+		log_warn("chat retrieval in %s failed: %s", q->language, se.msg);
+		err_clear(&se);
+		nh = 0;
+	}
+	if (nh == 0 && search_query(c->search, a, query ? query : q->question, q->book_id, focus, k, SEARCH_DEFAULT,
+				    &hits, &nh, &se)) {
 		log_warn("chat retrieval failed: %s", se.msg);
 		nh = 0;
 	}
@@ -535,7 +567,7 @@ int chat_ask(struct chat *c, struct arena *a, const struct chat_query *q, struct
 
 	/* The model: history, then the question (the selection is in the system prompt, verbatim). */
 	struct llm_message *msgs = arena_alloc(a, sizeof(*msgs) * (size_t)(nhist + 1));
-	char *system = build_system(a, hits, nh, selection);
+	char *system = build_system(a, hits, nh, selection, q->language);
 	if (!msgs || !system) {
 		rc = err_set(e, ERR_INTERNAL, "out of memory");
 		goto out;

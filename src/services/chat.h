@@ -42,6 +42,10 @@ struct chat_query {
 	 * client minted (created on first use, then kept). */
 	const char *question, *session_id, *selected_text, *book_id, *chapter_id;
 	int top_k;
+	/* The reader's language (BCP 47) or NULL: passages come from the
+	 * book's translation into it when there is one (else from its own
+	 * text), and the model is asked to answer in it. */
+	const char *language;
 	/* Streaming (all may be NULL): the retrieved passages before the model
 	 * starts, then the text as it comes. Non-zero from either cancels. */
 	int (*on_passages)(void *ctx, json_t *passages);

@@ -15,6 +15,9 @@
  * book.process — ISBN to chapters read aloud: metadata, chapters, summaries,
  *   audio, checkpointed per chapter (services/pipeline.c).
  *
+ * book.translate — every chapter of a book into one language, section by
+ *   section, through the translation cache (services/transform_job.c).
+ *
  * test.* (only with BOOKD_TEST_JOBS=1) exist to exercise the queue itself:
  *   test.noop (one empty step), test.steps (N steps that sleep, record each
  *   run in a file, and may fail a few times or always), test.hang (a step
@@ -37,6 +40,7 @@
 #include "jobs.h"
 #include "pipeline.h"
 #include "search.h"
+#include "transform.h"
 
 /* ---- book.import ----------------------------------------------------------- */
 
@@ -315,6 +319,7 @@ static const struct job_handler handlers[] = {
 	{ "book.import", 4, import_steps, 3, import_run, import_finish },
 	{ "book.index", 2, index_steps, 5, index_run, NULL },
 	{ "book.process", 4, pipeline_steps, 5, pipeline_run, NULL },
+	{ "book.translate", 1, transform_job_steps, 5, transform_job_run, NULL },
 };
 
 static const struct job_handler test_handlers[] = {

@@ -20,6 +20,7 @@
 #include "../store/changes.h"
 #include "books.h"
 #include "markdown.h"
+#include "outline.h"
 #include "summary.h"
 
 #define SUMMARY_WORDS_LLM_MIN 450
@@ -264,30 +265,16 @@ static int outline_with_llm(struct job_ctx *jc, struct arena *a, const struct bo
 				    "List the chapters of the book \"%s\"%s%s, one per line, as \"<number>. <title>\", "
 				    "and nothing else. If you do not know this book, answer UNKNOWN.",
 				    b->title, b->author ? " by " : "", b->author ? b->author : "");
-	char *text = NULL, provider[200];
+	char *text = NULL, provider[200], **titles = NULL;
+	int n = 0;
 	*created = 0;
 	int rc = prompt ? llm_ask(jc, "You know the tables of contents of published books.", prompt, 1500, &text,
 				  provider, sizeof(provider), e)
 			: err_set(e, ERR_INTERNAL, "out of memory");
-	for (char *line = text, *next; rc == 0 && line && *line && *created < MAX_OUTLINE; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		while (isspace((unsigned char)*line) || *line == '-' || *line == '*')
-			line++;
-		char *end;
-		long n = strtol(line, &end, 10);
-		if (end == line || n <= 0 || (*end != '.' && *end != ')' && *end != ':'))
-			continue;
-		end++;
-		while (isspace((unsigned char)*end))
-			end++;
-		size_t len = strlen(end);
-		while (len && isspace((unsigned char)end[len - 1]))
-			end[--len] = '\0';
-		if (!len || len > 400)
-			continue;
-		struct chapter_input in = { .title = end, .content = "", .content_len = 0, .number = 0 };
+	if (rc == 0 && text)
+		rc = outline_parse(text, strlen(text), MAX_OUTLINE, a, &titles, &n, e);
+	for (int i = 0; rc == 0 && i < n; i++) {
+		struct chapter_input in = { .title = titles[i], .content = "", .source_key = CHAPTER_SOURCE_LLM };
 		struct chapter ch;
 		if ((rc = chapters_create(job_db(jc), a, b->id, &in, &ch, e)) == 0)
 			(*created)++;

@@ -9,12 +9,14 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "../core/cache.h"
 #include "../core/log.h"
 #include "../core/text.h"
 #include "../core/mem.h"
+#include "../core/normalize.h"
 #include "../core/timeutil.h"
 #include "../store/store_books.h"
 #include "chunker.h"
@@ -101,7 +103,7 @@ static int index_chapter_tx(struct search *s, db_conn *c, struct arena *a, const
 		return rc;
 	struct chunk_row *old;
 	int no;
-	if ((rc = store_chunks_of_chapter(c, a, ch->id, &old, &no, e)) != 0)
+	if ((rc = store_chunks_of_chapter(c, a, ch->id, NULL, &old, &no, e)) != 0)
 		return rc;
 	char *used = no ? arena_alloc(a, (size_t)no) : NULL;
 	if (no && !used)
@@ -156,6 +158,52 @@ static int index_chapter_tx(struct search *s, db_conn *c, struct arena *a, const
 		}
 	st->chunks += nn;
 	st->chapters++;
+	return rc;
+}
+
+int search_index_translation(db_conn *c, const char *book_id, const char *chapter_id, const char *chapter_title,
+			     const char *language, int position, const char *anchor, const char *md, size_t n,
+			     struct err *e)
+{
+	if (!language || !*language || !anchor)
+		return err_set(e, ERR_INVALID, "a translation's chunks need a language and an anchor");
+	int rc = store_chunks_drop_translation(c, chapter_id, language, anchor, e);
+	if (rc || !md || n == 0)
+		return rc;
+	struct arena a;
+	arena_init(&a, 16384);
+	char *text = arena_strndup(&a, md, n);
+	struct chunk *nc;
+	int nn = 0;
+	if (!text)
+		rc = err_set(e, ERR_INTERNAL, "out of memory");
+	else
+		rc = chunk_markdown(chapter_title ? chapter_title : "", text, n, CHUNK_DEFAULT_TOKENS, &a, &nc, &nn, e);
+	int64_t now = time_now_ms();
+	for (int i = 0; i < nn && !rc; i++) {
+		struct chunk *k = &nc[i];
+		struct chunk_row r = { 0 };
+		if (uuid_v7(r.id)) {
+			rc = err_set(e, ERR_INTERNAL, "no randomness");
+			break;
+		}
+		snprintf(r.book_id, sizeof(r.book_id), "%s", book_id);
+		snprintf(r.chapter_id, sizeof(r.chapter_id), "%s", chapter_id);
+		/* after the chapter's own chunks' range, in section order */
+		r.ordinal = (int64_t)position * 1000 + k->ordinal;
+		r.heading = k->heading;
+		r.heading_path = k->heading_path;
+		r.anchor = (char *)anchor;
+		r.char_start = (int64_t)k->char_start;
+		r.char_end = (int64_t)k->char_end;
+		r.text = k->text;
+		r.token_count = k->token_count;
+		r.content_hash = k->content_hash;
+		r.language = (char *)language;
+		r.created_at = r.updated_at = now;
+		rc = store_chunk_insert(c, &r, e);
+	}
+	arena_free(&a);
 	return rc;
 }
 
@@ -441,11 +489,16 @@ int search_start_sync(struct search *s, struct err *e)
 
 int search_terms(const char *q, struct arena *a, const char ***terms)
 {
-	return text_terms(q, a, terms);
+	char *form = NULL;
+	if (norm_search_form(a, q, strlen(q), &form) < 0) {
+		*terms = NULL;
+		return 0;
+	}
+	return text_terms(form ? form : q, a, terms);
 }
 
 static int keyword(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
-		   int limit, struct chunk_row **rows, int *n, struct err *e)
+		   const char *language, int limit, struct chunk_row **rows, int *n, struct err *e)
 {
 	const char **terms;
 	int nt = search_terms(q, a, &terms);
@@ -457,13 +510,18 @@ static int keyword(struct search *s, struct arena *a, const char *q, const char 
 	int rc = db_acquire(s->db, &c, e);
 	if (rc)
 		return rc;
-	rc = store_chunks_keyword(c, a, s->term_stats, terms, nt, book_id, chapter_id, limit, rows, n, e);
+	rc = store_chunks_keyword(c, a, s->term_stats, terms, nt, book_id, chapter_id, language, limit, rows, n, e);
 	db_release(c);
 	return rc;
 }
 
+static int same_language(const char *a, const char *b)
+{
+	return (!a || !*a) ? (!b || !*b) : (b && !strcasecmp(a, b));
+}
+
 static int vector(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
-		  int limit, struct chunk_row **rows, int *n, struct err *e)
+		  const char *language, int limit, struct chunk_row **rows, int *n, struct err *e)
 {
 	*rows = NULL;
 	*n = 0;
@@ -488,7 +546,8 @@ static int vector(struct search *s, struct arena *a, const char *q, const char *
 	int k = 0;
 	for (int i = 0; i < nh; i++) {
 		struct err ge = { 0 };
-		if (store_chunk_get(c, a, hits[i].chunk_id, &out[k], &ge) == 0) { /* gone since: skip */
+		if (store_chunk_get(c, a, hits[i].chunk_id, &out[k], &ge) == 0 && /* gone since: skip */
+		    same_language(language, out[k].language)) {
 			out[k].score = hits[i].score;
 			k++;
 		}
@@ -502,6 +561,13 @@ static int vector(struct search *s, struct arena *a, const char *q, const char *
 int search_query(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
 		 int limit, enum search_mode mode, struct search_hit **hits, int *n, struct err *e)
 {
+	return search_query_lang(s, a, q, book_id, chapter_id, NULL, limit, mode, hits, n, e);
+}
+
+int search_query_lang(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
+		      const char *language, int limit, enum search_mode mode, struct search_hit **hits, int *n,
+		      struct err *e)
+{
 	if (mode == SEARCH_DEFAULT)
 		mode = s->em ? SEARCH_HYBRID : SEARCH_KEYWORD;
 	if ((mode == SEARCH_VECTOR || mode == SEARCH_HYBRID) && !s->em)
@@ -509,9 +575,9 @@ int search_query(struct search *s, struct arena *a, const char *q, const char *b
 	struct chunk_row *kw = NULL, *vec = NULL;
 	int nk = 0, nv = 0, rc = 0;
 	int depth = mode == SEARCH_HYBRID ? limit * 3 : limit;
-	if (mode != SEARCH_VECTOR && (rc = keyword(s, a, q, book_id, chapter_id, depth, &kw, &nk, e)) != 0)
+	if (mode != SEARCH_VECTOR && (rc = keyword(s, a, q, book_id, chapter_id, language, depth, &kw, &nk, e)) != 0)
 		return rc;
-	if (mode != SEARCH_KEYWORD && (rc = vector(s, a, q, book_id, chapter_id, depth, &vec, &nv, e)) != 0) {
+	if (mode != SEARCH_KEYWORD && (rc = vector(s, a, q, book_id, chapter_id, language, depth, &vec, &nv, e)) != 0) {
 		if (mode == SEARCH_VECTOR)
 			return rc;
 		log_warn("hybrid search: vector part failed (%s); keyword results only", e->msg);

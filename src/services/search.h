@@ -47,6 +47,14 @@ int search_index_chapter(struct search *s, const char *book_id, const char *chap
 /* book_id NULL: every book. */
 int search_index_book(struct search *s, const char *book_id, search_progress_fn progress, void *ctx,
 		      struct index_stats *st, struct err *e) WUR;
+/* A translated section (its Markdown in `language`, at `position` among the
+ * chapter's sections) becomes that language's chunks of the section, which
+ * replace the ones stored for (chapter, language, anchor) before; md NULL or
+ * empty only removes them. Runs on the caller's connection, inside its
+ * transaction if it has one. The chapter re-indexer leaves these alone. */
+int search_index_translation(db_conn *c, const char *book_id, const char *chapter_id, const char *chapter_title,
+			     const char *language, int position, const char *anchor, const char *md, size_t n,
+			     struct err *e) WUR;
 /* Embeds the chunks that have no vector for the current model yet. */
 int search_embed_pending(struct search *s, const char *book_id, search_progress_fn progress, void *ctx,
 			 int (*should_stop)(void *ctx), struct index_stats *st, struct err *e) WUR;
@@ -56,10 +64,16 @@ struct search_hit {
 	double score;
 };
 
-/* Splits free text into at most 32 search terms (letters and digits only). */
+/* Splits free text into at most 32 search terms (letters and digits only),
+ * in their search form (core/normalize.h). */
 int search_terms(const char *q, struct arena *a, const char ***terms);
 /* May call the embedding provider: run it off the HTTP threads. */
 int search_query(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
 		 int limit, enum search_mode mode, struct search_hit **hits, int *n, struct err *e) WUR;
+/* The same in one language: NULL or "" the chapters' own text, a tag the
+ * chunks of translations into it (search_index_translation). */
+int search_query_lang(struct search *s, struct arena *a, const char *q, const char *book_id, const char *chapter_id,
+		      const char *language, int limit, enum search_mode mode, struct search_hit **hits, int *n,
+		      struct err *e) WUR;
 
 #endif

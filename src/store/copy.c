@@ -10,7 +10,11 @@
 static const char *const tables[] = { "books",	     "book_isbns",    "chapters",      "users",
 				      "refresh_tokens", "api_keys",	     "preferences",   "jobs",
 				      "chunks",	     "embeddings",    "chat_sessions", "chat_messages",
-				      "chat_contexts",  "chat_usage",    "chat_feedback" };
+				      "chat_contexts",  "chat_usage",    "chat_feedback", "section_transforms",
+				      "human_translations", "book_glossaries" };
+_Static_assert(sizeof(tables) / sizeof(tables[0]) <= COPY_MAX_TABLES, "COPY_MAX_TABLES is too small");
+
+#define COPY_MAX_COLS 64
 
 struct copier {
 	db_conn *to;
@@ -42,7 +46,7 @@ static int row_cb(void *ctx, const db_row *r)
 {
 	struct copier *cp = ctx;
 	int n = db_row_ncols(r);
-	if (n > 32)
+	if (n > COPY_MAX_COLS)
 		return err_set(cp->e, ERR_INTERNAL, "%s: too many columns", cp->table);
 	if (!cp->insert_sql) {
 		struct buf b;
@@ -60,7 +64,7 @@ static int row_cb(void *ctx, const db_row *r)
 		}
 		cp->insert_sql = buf_steal(&b);
 	}
-	struct db_val p[32];
+	struct db_val p[COPY_MAX_COLS];
 	for (int i = 0; i < n; i++) {
 		size_t len;
 		const char *t = db_row_text(r, i, &len);

@@ -13,7 +13,7 @@ struct copy_table_count {
 	long long rows;
 };
 
-#define COPY_MAX_TABLES 16
+#define COPY_MAX_TABLES 32
 
 int db_copy(db *from, db *to, struct copy_table_count counts[COPY_MAX_TABLES], int *ntables, struct err *e) WUR;
 

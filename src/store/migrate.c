@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/normalize.h"
 #include "changes.h"
 #include "db_int.h"
 
@@ -550,6 +551,93 @@ static const struct migration migrations[] = {
 	  "CREATE INDEX books_superseded_by ON books(superseded_by);\n"
 	  "ALTER TABLE book_isbns DROP CONSTRAINT book_isbns_pkey;\n"
 	  "ALTER TABLE book_isbns ADD PRIMARY KEY (isbn13, isbn_type);\n" },
+	/* Reading in other languages and for other readers (services/transform.c):
+	 * each section's machine output cached by (source hash, target, model,
+	 * prompt version) — a second node's insert of the same key is a no-op —
+	 * with its source text, model and time; editors' translations per
+	 * (chapter, language, section anchor), which always win; a glossary per
+	 * book. */
+	{ 13, "section translations, human translations, glossaries",
+	  "CREATE TABLE section_transforms (\n"
+	  "  source_hash TEXT NOT NULL,\n"
+	  "  target TEXT NOT NULL,\n"
+	  "  model TEXT NOT NULL,\n"
+	  "  prompt_version INTEGER NOT NULL,\n"
+	  "  source_text TEXT NOT NULL,\n"
+	  "  output TEXT NOT NULL,\n"
+	  "  origin TEXT NOT NULL,\n"
+	  "  answered_by TEXT,\n"
+	  "  created_at BIGINT NOT NULL,\n"
+	  "  PRIMARY KEY (source_hash, target, model, prompt_version)\n"
+	  ");\n"
+	  "CREATE INDEX section_transforms_target ON section_transforms(target);\n"
+	  "CREATE TABLE human_translations (\n"
+	  "  chapter_id TEXT NOT NULL REFERENCES chapters(id) ON DELETE CASCADE,\n"
+	  "  lang TEXT NOT NULL,\n"
+	  "  anchor TEXT NOT NULL,\n"
+	  "  position INTEGER NOT NULL,\n"
+	  "  source_hash TEXT NOT NULL,\n"
+	  "  content TEXT NOT NULL,\n"
+	  "  editor_id TEXT,\n"
+	  "  created_at BIGINT NOT NULL,\n"
+	  "  updated_at BIGINT NOT NULL,\n"
+	  "  PRIMARY KEY (chapter_id, lang, anchor)\n"
+	  ");\n"
+	  "CREATE TABLE book_glossaries (\n"
+	  "  book_id TEXT PRIMARY KEY REFERENCES books(id) ON DELETE CASCADE,\n"
+	  "  terms TEXT NOT NULL,\n"
+	  "  updated_at BIGINT NOT NULL\n"
+	  ");\n",
+	  NULL },
+	/* The keyword index sees the search form of a chunk (core/normalize.h):
+	 * search_heading and search_text hold it where it differs from the text
+	 * (NULL otherwise, so books in Latin script store nothing more), and the
+	 * stored text stays as written, for quotes. `language` marks a chunk of a
+	 * translation (NULL: the chapter's own text); on SQLite a translation's
+	 * `scope` has two more filter terms, "lt" and "l<tag without dashes>",
+	 * and the original text is `NOT scope : "lt"`. SQLite indexes through the view chunks_search, so 'rebuild'
+	 * (copy-data) reads the search form too. */
+	{ 14, "search form of Arabic-script text, chunk languages",
+	  "ALTER TABLE chunks ADD COLUMN search_heading TEXT;\n"
+	  "ALTER TABLE chunks ADD COLUMN search_text TEXT;\n"
+	  "ALTER TABLE chunks ADD COLUMN language TEXT;\n"
+	  "DROP TRIGGER chunks_ad;\n"
+	  "DROP TRIGGER chunks_au;\n"
+	  "DROP TABLE chunks_fts;\n"
+	  "UPDATE chunks SET search_heading = bookd_search_form(heading_path), search_text = bookd_search_form(text)\n"
+	  "  WHERE bookd_search_form(heading_path) IS NOT NULL OR bookd_search_form(text) IS NOT NULL;\n"
+	  "CREATE INDEX chunks_language ON chunks(chapter_id, language);\n"
+	  "CREATE VIEW chunks_search AS SELECT rowid AS rid, coalesce(search_heading, heading_path) AS heading_path,\n"
+	  "  coalesce(search_text, text) AS text,\n"
+	  "  scope || coalesce(' lt l' || lower(replace(language, '-', '')), '') AS scope FROM chunks;\n"
+	  "CREATE VIRTUAL TABLE chunks_fts USING fts5(heading_path, text, scope, content='chunks_search',\n"
+	  "  content_rowid='rid', tokenize='porter unicode61 remove_diacritics 2');\n"
+	  "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');\n"
+	  "CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN\n"
+	  "  INSERT INTO chunks_fts(chunks_fts, rowid, heading_path, text, scope)\n"
+	  "    VALUES ('delete', old.rowid, coalesce(old.search_heading, old.heading_path), coalesce(old.search_text, old.text),\n"
+	  "      old.scope || coalesce(' lt l' || lower(replace(old.language, '-', '')), ''));\n"
+	  "END;\n"
+	  "CREATE TRIGGER chunks_au AFTER UPDATE OF heading_path, text, search_heading, search_text, language ON chunks BEGIN\n"
+	  "  INSERT INTO chunks_fts(chunks_fts, rowid, heading_path, text, scope)\n"
+	  "    VALUES ('delete', old.rowid, coalesce(old.search_heading, old.heading_path), coalesce(old.search_text, old.text),\n"
+	  "      old.scope || coalesce(' lt l' || lower(replace(old.language, '-', '')), ''));\n"
+	  "  INSERT INTO chunks_fts(rowid, heading_path, text, scope)\n"
+	  "    VALUES (new.rowid, coalesce(new.search_heading, new.heading_path), coalesce(new.search_text, new.text),\n"
+	  "      new.scope || coalesce(' lt l' || lower(replace(new.language, '-', '')), ''));\n"
+	  "END;\n",
+	  /* PostgreSQL: the same table as translate() (normalize.h), for the rows already there */
+	  "ALTER TABLE chunks ADD COLUMN search_heading TEXT;\n"
+	  "ALTER TABLE chunks ADD COLUMN search_text TEXT;\n"
+	  "ALTER TABLE chunks ADD COLUMN language TEXT;\n"
+	  "UPDATE chunks SET search_heading = NULLIF(translate(heading_path, '" NORM_FROM "', '" NORM_TO "'), heading_path),\n"
+	  "  search_text = NULLIF(translate(text, '" NORM_FROM "', '" NORM_TO "'), text);\n"
+	  "ALTER TABLE chunks DROP COLUMN tsv;\n"
+	  "ALTER TABLE chunks ADD COLUMN tsv tsvector GENERATED ALWAYS AS\n"
+	  "  (setweight(to_tsvector('english', coalesce(search_heading, heading_path)), 'A') ||\n"
+	  "   setweight(to_tsvector('english', coalesce(search_text, text)), 'B')) STORED;\n"
+	  "CREATE INDEX chunks_tsv ON chunks USING GIN (tsv);\n"
+	  "CREATE INDEX chunks_language ON chunks(chapter_id, language);\n" },
 };
 
 #define MIGRATION_LOCK 0x626f6f6b64 /* "bookd" */

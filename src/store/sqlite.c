@@ -29,6 +29,7 @@
 
 #include "../core/log.h"
 #include "../core/mem.h"
+#include "../core/normalize.h"
 #include "../core/timeutil.h"
 #include "db_int.h"
 #include "sqlite_rank.h"
@@ -131,6 +132,22 @@ static void tighten_all(const char *path, int warn)
 			log_warn("sqlite: %s was readable by others; it is now 0600", name);
 }
 
+/* bookd_search_form(text): the keyword index's form of text (normalize.h),
+ * NULL when it is the text itself; migrations use it for rows already there. */
+static void search_form_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	const char *s = (const char *)sqlite3_value_text(argv[0]);
+	char *f = NULL;
+	int rc = s ? norm_search_form_dup(s, (size_t)sqlite3_value_bytes(argv[0]), &f) : 0;
+	if (rc < 0)
+		sqlite3_result_error_nomem(ctx);
+	else if (rc == 0)
+		sqlite3_result_null(ctx);
+	else
+		sqlite3_result_text(ctx, f, -1, xfree);
+}
+
 static int sq_conn_open(db *d, db_conn **out, struct err *e)
 {
 	struct sqlite_conn *c = xcalloc(1, sizeof(*c));
@@ -159,7 +176,9 @@ static int sq_conn_open(db *d, db_conn **out, struct err *e)
 		xfree(c);
 		return rc;
 	}
-	if (sqlite_rank_register(c->h)) {
+	if (sqlite3_create_function(c->h, "bookd_search_form", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+				    search_form_fn, NULL, NULL) != SQLITE_OK ||
+	    sqlite_rank_register(c->h)) {
 		sqlite3_close(c->h);
 		xfree(c);
 		return err_set(e, ERR_INTERNAL, "sqlite: cannot register bookd_bm25 (is FTS5 built in?)");

@@ -535,6 +535,50 @@ int store_chapter_list(db_conn *c, struct arena *a, const char *book_id, int64_t
 	return 0;
 }
 
+DB_STMT(chapters_by_source_key, "SELECT id, book_id, number, source_key FROM chapters "
+				"WHERE (source_key IN ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) OR id = $15) "
+				"AND (CAST($13 AS TEXT) IS NULL OR book_id = $13) ORDER BY book_id, number LIMIT $14");
+
+struct key_many {
+	struct arena *a;
+	struct chapter_key *items;
+	int n, cap;
+};
+
+static int key_many_cb(void *ctx, const db_row *r)
+{
+	struct key_many *m = ctx;
+	if (!(m->items = arena_grow(m->a, m->items, m->n, &m->cap, sizeof(*m->items))))
+		return ERR_INTERNAL;
+	struct chapter_key *k = &m->items[m->n++];
+	db_row_copy(r, 0, k->id, sizeof(k->id));
+	db_row_copy(r, 1, k->book_id, sizeof(k->book_id));
+	k->number = db_row_int(r, 2);
+	k->source_key = db_row_dup(r, 3, m->a);
+	return 0;
+}
+
+int store_chapters_by_source_key(db_conn *c, struct arena *a, const char *const *keys, int nkeys,
+				 const char *id, const char *book_id, int limit, struct chapter_key **items, int *n,
+				 struct err *e)
+{
+	struct db_val p[STORE_SOURCE_KEYS + 3];
+	if (nkeys < 1 || nkeys > STORE_SOURCE_KEYS)
+		return err_set(e, ERR_INTERNAL, "store_chapters_by_source_key: %d keys", nkeys);
+	for (int i = 0; i < STORE_SOURCE_KEYS; i++)
+		p[i] = dbv_text(keys[i < nkeys ? i : 0]);
+	p[STORE_SOURCE_KEYS] = dbv_text(book_id);
+	p[STORE_SOURCE_KEYS + 1] = dbv_int(limit);
+	p[STORE_SOURCE_KEYS + 2] = dbv_text(id);
+	struct key_many m = { a, NULL, 0, 0 };
+	int rc = db_run(c, &chapters_by_source_key, p, STORE_SOURCE_KEYS + 3, key_many_cb, &m, NULL, e);
+	if (rc < 0)
+		return rc;
+	*items = m.items;
+	*n = m.n;
+	return 0;
+}
+
 int store_chapter_all(db_conn *c, struct arena *a, const char *book_id, struct chapter **items,
 		      int *n, struct err *e)
 {

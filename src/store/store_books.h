@@ -102,6 +102,18 @@ int store_chapter_list(db_conn *c, struct arena *a, const char *book_id, int64_t
 /* Every chapter of a book with its source_key, content and title (for imports). */
 int store_chapter_all(db_conn *c, struct arena *a, const char *book_id, struct chapter **items,
 		      int *n, struct err *e) WUR;
+/* Chapters whose source_key is one of keys[0..nkeys) (at most
+ * STORE_SOURCE_KEYS) or whose id is `id` (may be NULL), of book_id when not
+ * NULL; (id, book_id, number, source_key) only, at most `limit`. */
+#define STORE_SOURCE_KEYS 12
+struct chapter_key {
+	char id[UUID_STR_LEN], book_id[UUID_STR_LEN];
+	int64_t number;
+	char *source_key;
+};
+int store_chapters_by_source_key(db_conn *c, struct arena *a, const char *const *keys, int nkeys,
+				 const char *id, const char *book_id, int limit, struct chapter_key **items, int *n,
+				 struct err *e) WUR;
 int store_chapter_insert(db_conn *c, const struct chapter *ch, struct err *e) WUR;
 /* Updates every field and bumps rev. */
 int store_chapter_update(db_conn *c, const struct chapter *ch, struct err *e) WUR;

@@ -7,18 +7,21 @@
 #include "../core/cache.h"
 #include "../core/hash.h"
 #include "../core/log.h"
+#include "../core/mem.h"
+#include "../core/normalize.h"
 #include "../core/rcbuf.h"
 #include "sqlite_rank.h"
 
 #define CHUNK_COLS                                                                                  \
 	"c.id, c.book_id, c.chapter_id, c.ordinal, c.heading, c.heading_path, c.anchor, c.char_start, " \
-	"c.char_end, c.text, c.token_count, c.content_hash, c.created_at, c.updated_at, ch.number, ch.title"
+	"c.char_end, c.text, c.token_count, c.content_hash, c.created_at, c.updated_at, ch.number, ch.title, " \
+	"c.language"
 
 struct rows {
 	struct arena *a;
 	struct chunk_row *items;
 	int n, cap;
-	int with_score; /* a 17th column */
+	int with_score; /* an 18th column */
 };
 
 static int row_cb(void *ctx, const db_row *r)
@@ -44,8 +47,9 @@ static int row_cb(void *ctx, const db_row *r)
 	c->updated_at = db_row_int(r, 13);
 	c->chapter_number = db_row_int(r, 14);
 	c->chapter_title = db_row_dup(r, 15, m->a);
+	c->language = db_row_dup(r, 16, m->a);
 	if (m->with_score)
-		c->score = db_row_real(r, 16);
+		c->score = db_row_real(r, 17);
 	return 0;
 }
 
@@ -62,13 +66,17 @@ static int many(db_conn *c, struct arena *a, struct db_stmt *s, const struct db_
 }
 
 DB_STMT(chunks_of_chapter, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
-			   "WHERE c.chapter_id = $1 ORDER BY c.ordinal");
+			   "WHERE c.chapter_id = $1 AND c.language IS NULL ORDER BY c.ordinal");
+DB_STMT(chunks_of_translation, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id "
+			       "WHERE c.chapter_id = $1 AND c.language = $2 ORDER BY c.ordinal");
 DB_STMT(chunk_by_id, "SELECT " CHUNK_COLS " FROM chunks c JOIN chapters ch ON ch.id = c.chapter_id WHERE c.id = $1");
 
-int store_chunks_of_chapter(db_conn *c, struct arena *a, const char *chapter_id, struct chunk_row **rows, int *n,
-			    struct err *e)
+int store_chunks_of_chapter(db_conn *c, struct arena *a, const char *chapter_id, const char *language,
+			    struct chunk_row **rows, int *n, struct err *e)
 {
-	struct db_val p[] = { dbv_text(chapter_id) };
+	struct db_val p[] = { dbv_text(chapter_id), dbv_text(language) };
+	if (language)
+		return many(c, a, &chunks_of_translation, p, 2, 0, rows, n, e);
 	return many(c, a, &chunks_of_chapter, p, 1, 0, rows, n, e);
 }
 
@@ -96,34 +104,71 @@ static char *undashed(char *out, const char *id)
 }
 
 DB_STMT(chunk_insert, "INSERT INTO chunks (id, book_id, chapter_id, ordinal, heading, heading_path, anchor, "
-		      "char_start, char_end, text, token_count, content_hash, created_at, updated_at) "
-		      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)");
+		      "char_start, char_end, text, token_count, content_hash, created_at, updated_at, "
+		      "search_heading, search_text, language) "
+		      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16)");
 DB_STMT(chunk_fts_insert, "INSERT INTO chunks_fts (rowid, heading_path, text, scope) "
 			  "VALUES (last_insert_rowid(), $1, $2, $3)");
 DB_STMT(chunk_move, "UPDATE chunks SET ordinal = $2, heading = $3, anchor = $4, char_start = $5, char_end = $6, "
 		    "updated_at = $7 WHERE id = $1");
 DB_STMT(chunk_delete, "DELETE FROM chunks WHERE id = $1");
 
+static int chunk_insert_forms(db_conn *c, const struct chunk_row *r, const char *search_heading,
+			      const char *search_text, struct err *e);
+
+/* A translation's filter terms: "lt" and "l" with the tag without dashes,
+ * lowercased, as the view chunks_search makes them ("" for the original). */
+static void language_terms(char *out, size_t cap, const char *language)
+{
+	size_t o = 0;
+	if (language && *language && cap > 8) {
+		memcpy(out, " lt l", 5);
+		o = 5;
+		for (const char *p = language; *p && o + 1 < cap; p++)
+			if (*p != '-')
+				out[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+	}
+	out[o] = '\0';
+}
+
 int store_chunk_insert(db_conn *c, const struct chunk_row *r, struct err *e)
+{
+	char *sh = NULL, *st = NULL;
+	if (norm_search_form_dup(r->heading_path, strlen(r->heading_path), &sh) < 0 ||
+	    norm_search_form_dup(r->text, strlen(r->text), &st) < 0) {
+		xfree(sh);
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	}
+	int rc = chunk_insert_forms(c, r, sh, st, e);
+	xfree(sh);
+	xfree(st);
+	return rc;
+}
+
+static int chunk_insert_forms(db_conn *c, const struct chunk_row *r, const char *search_heading,
+			      const char *search_text, struct err *e)
 {
 	struct db_val p[] = { dbv_text(r->id),	       dbv_text(r->book_id),	  dbv_text(r->chapter_id),
 			      dbv_int(r->ordinal),     dbv_text(r->heading),	  dbv_text(r->heading_path),
 			      dbv_text(r->anchor),     dbv_int(r->char_start),	  dbv_int(r->char_end),
 			      dbv_text(r->text),       dbv_int(r->token_count),	  dbv_text(r->content_hash),
-			      dbv_int(r->created_at) };
-	int rc = db_run(c, &chunk_insert, p, 13, NULL, NULL, NULL, e);
+			      dbv_int(r->created_at),  dbv_text(search_heading), dbv_text(search_text),
+			      dbv_text(r->language) };
+	int rc = db_run(c, &chunk_insert, p, 16, NULL, NULL, NULL, e);
 	if (rc || db_dialect(db_conn_db(c)) != DB_SQLITE)
 		return rc;
 	/* The FTS5 row, here rather than by a trigger: a trigger runs in a
 	 * statement savepoint, at which FTS5 writes out its pending terms, so a
 	 * trigger made a segment per chunk and indexing twice as slow. */
-	char scope[2 * UUID_STR_LEN + 4], *s = scope;
+	char scope[2 * UUID_STR_LEN + 48], *s = scope;
 	*s++ = 'b';
 	s = undashed(s, r->book_id);
 	*s++ = ' ';
 	*s++ = 'c';
-	*undashed(s, r->chapter_id) = '\0';
-	struct db_val f[] = { dbv_text(r->heading_path), dbv_text(r->text), dbv_text(scope) };
+	s = undashed(s, r->chapter_id);
+	language_terms(s, sizeof(scope) - (size_t)(s - scope), r->language);
+	struct db_val f[] = { dbv_text(search_heading ? search_heading : r->heading_path),
+			      dbv_text(search_text ? search_text : r->text), dbv_text(scope) };
 	return db_run(c, &chunk_fts_insert, f, 3, NULL, NULL, NULL, e);
 }
 
@@ -133,6 +178,15 @@ int store_chunk_move(db_conn *c, const struct chunk_row *r, struct err *e)
 			      dbv_text(r->anchor),    dbv_int(r->char_start), dbv_int(r->char_end),
 			      dbv_int(r->updated_at) };
 	return db_run(c, &chunk_move, p, 7, NULL, NULL, NULL, e);
+}
+
+DB_STMT(chunks_drop_translation, "DELETE FROM chunks WHERE chapter_id = $1 AND language = $2 AND anchor = $3");
+
+int store_chunks_drop_translation(db_conn *c, const char *chapter_id, const char *language, const char *anchor,
+				  struct err *e)
+{
+	struct db_val p[] = { dbv_text(chapter_id), dbv_text(language), dbv_text(anchor) };
+	return db_run(c, &chunks_drop_translation, p, 3, NULL, NULL, NULL, e);
 }
 
 int store_chunk_delete(db_conn *c, const char *id, struct err *e)
@@ -246,8 +300,8 @@ DB_STMT(fts_top, "SELECT " CHUNK_COLS ", f.score FROM (SELECT rowid, bookd_bm25(
 		 "ORDER BY f.score DESC, c.id");
 
 static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
-			  const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,
-			  struct err *e)
+			  const char *book_id, const char *chapter_id, const char *language, int limit,
+			  struct chunk_row **rows, int *n, struct err *e)
 {
 	*rows = NULL;
 	*n = 0;
@@ -295,7 +349,7 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 	size_t dl = 0;
 	for (int i = 0; i < nt; i++)
 		dl += (size_t)snprintf(dfs + dl, sizeof(dfs) - dl, "%s%lld", i ? " " : "", (long long)t[i].df);
-	char filters[2 * UUID_STR_LEN + 40] = "", id[UUID_STR_LEN];
+	char filters[2 * UUID_STR_LEN + 120] = "", id[UUID_STR_LEN];
 	/* The filters are terms of the scope column: FTS5 intersects them. A
 	 * filter on the only book filters nothing, and is left out. */
 	if (book_id && !chapter_id && only_book(c, book_id))
@@ -308,6 +362,15 @@ static int sqlite_keyword(db_conn *c, struct arena *a, struct cache *stats, cons
 		*undashed(id, chapter_id) = '\0';
 		snprintf(filters + strlen(filters), sizeof(filters) - strlen(filters), " AND scope : \"c%s\"", id);
 	}
+	/* A translation's rows carry "lt" and their language's term; the
+	 * original text is what is not a translation. */
+	char lang[48];
+	language_terms(lang, sizeof(lang), language);
+	if (*lang)
+		snprintf(filters + strlen(filters), sizeof(filters) - strlen(filters), " AND scope : \"%s\"",
+			 lang + 4);
+	else
+		snprintf(filters + strlen(filters), sizeof(filters) - strlen(filters), " NOT scope : \"lt\"");
 	for (int pass = ncommon ? 0 : 1; pass < 2; pass++) {
 		struct buf q;
 		buf_init(&q, 16384);
@@ -338,13 +401,19 @@ DB_STMT(pg_keyword, "SELECT " CHUNK_COLS ", ts_rank(c.tsv, query) AS score FROM 
 		    "JOIN chapters ch ON ch.id = c.chapter_id, to_tsquery('english', $1) query "
 		    "WHERE c.tsv @@ query AND (CAST($2 AS TEXT) IS NULL OR c.book_id = $2) "
 		    "AND (CAST($3 AS TEXT) IS NULL OR c.chapter_id = $3) "
+		    "AND (CAST($5 AS TEXT) IS NULL AND c.language IS NULL OR c.language = $5) "
 		    "ORDER BY score DESC, c.id LIMIT $4");
 
 int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const char *const *terms, int nterms,
-			 const char *book_id, const char *chapter_id, int limit, struct chunk_row **rows, int *n,
-			 struct err *e)
+			 const char *book_id, const char *chapter_id, const char *language, int limit,
+			 struct chunk_row **rows, int *n, struct err *e)
 {
-	if (nterms <= 0 || (book_id && !uuid_valid(book_id, strlen(book_id))) ||
+	if (language && !*language)
+		language = NULL;
+	int lang_ok = 1;
+	for (const char *p = language; p && *p; p++)
+		lang_ok &= (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-';
+	if (nterms <= 0 || !lang_ok || (language && strlen(language) > 35) || (book_id && !uuid_valid(book_id, strlen(book_id))) ||
 	    (chapter_id && !uuid_valid(chapter_id, strlen(chapter_id)))) { /* no such book or chapter */
 		*rows = NULL;
 		*n = 0;
@@ -357,7 +426,7 @@ int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const
 		int rc = db_begin_read(c, e);
 		if (rc < 0)
 			return rc;
-		rc = sqlite_keyword(c, a, stats, terms, nterms, book_id, chapter_id, limit, rows, n, e);
+		rc = sqlite_keyword(c, a, stats, terms, nterms, book_id, chapter_id, language, limit, rows, n, e);
 		if (!rc)
 			rc = db_commit(c, e);
 		if (rc)
@@ -376,8 +445,9 @@ int store_chunks_keyword(db_conn *c, struct arena *a, struct cache *stats, const
 		buf_free(&q);
 		return err_set(e, ERR_INVALID, "the query is too long");
 	}
-	struct db_val p[] = { dbv_text(q.p ? q.p : ""), dbv_text(book_id), dbv_text(chapter_id), dbv_int(limit) };
-	int rc = many(c, a, &pg_keyword, p, 4, 1, rows, n, e);
+	struct db_val p[] = { dbv_text(q.p ? q.p : ""), dbv_text(book_id), dbv_text(chapter_id), dbv_int(limit),
+			      dbv_text(language) };
+	int rc = many(c, a, &pg_keyword, p, 5, 1, rows, n, e);
 	buf_free(&q);
 	return rc;
 }

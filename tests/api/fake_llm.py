@@ -18,7 +18,8 @@ Speaks
     content_block_delta…, content_block_stop, message_delta, message_stop.
 
 Behaviour (a dict; every key optional):
-    text         the answer (default DEFAULT_ANSWER)
+    text         the answer (default DEFAULT_ANSWER), or a function of the
+                 Record that returns it (answers that depend on the prompt)
     chunks       streamed answers: split the text into this many deltas
     delay        seconds before each streamed delta (and before a whole answer)
     status       an error status to answer instead (500, 429, ...)
@@ -28,6 +29,15 @@ Behaviour (a dict; every key optional):
                  deltas, without the end of the stream
     hang         seconds to wait before answering at all
     usage        (prompt_tokens, completion_tokens); default (11, 7)
+    transform    answer a transformation of the last user message instead of
+                 `text`: "upper" (everything outside ⟦N⟧ placeholders
+                 uppercased), "echo" (as given), "prefix:<s>" (each line of
+                 prose — not a heading, list marker or placeholder — starts
+                 with <s>)
+    break        then break its structure: "drop_placeholder" (the first
+                 ⟦N⟧ removed), "dup_placeholder" (the first one twice),
+                 "drop_heading" (the first heading's #s removed),
+                 "add_fence" (an unclosed ``` appended)
 
 Which behaviour a request gets:
   1. a follow-up rewrite call (system prompt mentions "standalone") answers
@@ -113,6 +123,37 @@ def split_text(text, n):
         out.append(text[at:at + k])
         at += k
     return [p for p in out if p] or [text]
+
+
+PLACEHOLDER_RE = re.compile("(\u27e6[^\u27e7]*\u27e7)")
+
+
+def transform_text(src, how, breaks=None):
+    """The fake's transformation of a section (see `transform` above)."""
+    if how == "upper":
+        out = "".join(p if PLACEHOLDER_RE.fullmatch(p) else p.upper() for p in PLACEHOLDER_RE.split(src))
+    elif how.startswith("prefix:"):
+        pre = how[len("prefix:"):]
+        lines = []
+        for line in src.split("\n"):
+            bare = line.lstrip()
+            if bare and not bare.startswith(("#", "-", "*", "|", ">", "\u27e6")) and not bare[0].isdigit():
+                line = pre + line
+            lines.append(line)
+        out = "\n".join(lines)
+    else:
+        out = src
+    if breaks == "drop_placeholder":
+        out = PLACEHOLDER_RE.sub("", out, count=1)
+    elif breaks == "dup_placeholder":
+        m = PLACEHOLDER_RE.search(out)
+        if m:
+            out = out[:m.end()] + m.group(1) + out[m.end():]
+    elif breaks == "drop_heading":
+        out = re.sub(r"(?m)^#+ ", "", out, count=1)
+    elif breaks == "add_fence":
+        out = out + "\n```\nbroken\n"
+    return out
 
 
 class FakeLLM:
@@ -304,6 +345,11 @@ class FakeLLM:
                     self._whole(200, b'{"choices": [{"message": {"content": "trunc', rec)
                     return
                 text = b.get("text", DEFAULT_ANSWER)
+                if callable(text):
+                    text = text(rec)
+                if b.get("transform"):
+                    src = rec.messages[-1].get("content", "") if rec.messages else ""
+                    text = transform_text(src, b["transform"], b.get("break"))
                 pt, ct = b.get("usage", DEFAULT_USAGE)
                 delay = float(b.get("delay", 0))
                 if not rec.stream:

@@ -11,9 +11,14 @@
   documented 2xx whose body matches the documented schema and which carries
   the documented headers (those not marked `required: false`). Operations
   that document `security` are called with the master key (X-API-Key).
+- The module's server has a language model: a fake one (fake_llm.FakeLLM)
+  that answers every call with its input uppercased (placeholders kept), so
+  that translation, personalisation, section refreshes and whole-book
+  translation succeed as they would with a real model.
 - Chat: {session_id} is a session of the master key's user, started by a
-  question about the real book (the test server has no language model, so
-  the answers are extractive).
+  question about the real book.
+- Reading: {language_code} is "ur", with a human translation of the real
+  chapter stored through the API; {anchor} is that chapter's first section.
 - Jobs: {job_id} is a fresh job that finishes at once (test.noop when the
   server runs with BOOKD_TEST_JOBS=1, else the import of a small Markdown
   file). A job submission uses the first documented example of a type the
@@ -45,6 +50,8 @@ import requests
 import yaml
 
 from conftest import ADMIN, HTTP_TIMEOUT, REPO_ROOT, SLOW, random_isbn13, start_server, uniq
+from fake_llm import FakeLLM
+from test_chat_common import llm_env
 
 SPEC_PATH = REPO_ROOT / "docs" / "openapi.yaml"
 ROUTES_C = REPO_ROOT / "src" / "api" / "routes.c"
@@ -193,6 +200,26 @@ def conform(schema, value, where="$"):
 
 # ------------------------------------------------------------ helpers
 
+@pytest.fixture(scope="module")
+def fake_llm():
+    """The module server's language model: every answer is the call's input
+    transformed (uppercased outside placeholders), structure intact."""
+    fake = FakeLLM().start()
+    fake.set_default(transform="upper")
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, fake_llm):
+    """This module's server: the shared one's settings plus a language model,
+    which the reading routes need to succeed."""
+    srv = start_server(tmp_path_factory.mktemp("openapi"), env=llm_env(fake_llm))
+    yield srv
+    rc = srv.stop()
+    assert rc == 0, f"openapi server exited with {rc} on SIGTERM; log tail:\n{srv.log_tail()}"
+
+
 @pytest.fixture
 def world(server):
     """A fresh book with an ISBN and chapter 1, and an API key (of the master
@@ -290,7 +317,59 @@ def chat_message(world):
     return world["message_id"]
 
 
+def human_translation(world):
+    """"ur", with a human translation of the world's chapter stored."""
+    srv, b, c = world["server"], world["book"]["id"], world["chapter"]["id"]
+    md = srv.get(f"/api/v1/books/{b}/chapters/{c}", headers=ADMIN).json()["content_markdown"]
+    r = srv.put(f"/api/v1/books/{b}/chapters/{c}/translations/ur", json={"content_markdown": md}, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return "ur"
+
+
+def reading_anchor(world):
+    srv, b, c = world["server"], world["book"]["id"], world["chapter"]["id"]
+    r = srv.get(f"/api/v1/books/{b}/chapters/{c}/translated/{human_translation(world)}", headers=ADMIN)
+    return r.json()["sections"][0]["anchor"]
+
+
+def doc_ids(world):
+    """Docusaurus doc ids of 1 to 4 segments, of a book imported (once per
+    world) from a zip of a docs folder: {segments: [segment, ...]}."""
+    if "doc_ids" not in world:
+        import io
+        import zipfile
+        top = uniq("oadoc").replace("-", "")
+        files = {f"{top}.md": "one", f"{top}/a.md": "two", f"{top}/b/c.md": "three",
+                 f"{top}/b/c/d.md": "four"}
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("book.json", json.dumps({"title": uniq("openapi docs")}))
+            for name, word in files.items():
+                z.writestr(name, f"# Chapter {word}\n\nText of chapter {word}.\n")
+        srv = world["server"]
+        r = srv.post("/api/v1/books/import", headers=ADMIN,
+                     files={"file": ("docs.zip", buf.getvalue(), "application/zip")})
+        assert r.status_code == 202, f"cannot import the docs: {r.status_code} {r.text[:300]}"
+        jid = r.json()["job_id"]
+        deadline = time.monotonic() + 20
+        while True:
+            j = srv.get(f"/api/v1/jobs/{jid}", headers=ADMIN).json()
+            if j["status"] in ("completed", "failed", "cancelled") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert j["status"] == "completed", j
+        world["doc_ids"] = {len(k[:-3].split("/")): k[:-3].split("/") for k in files}
+    return world["doc_ids"]
+
+
+DOC_PARAMS = ("doc_dir", "doc_sub", "doc_sub2", "doc_id")
+
+
 def concrete_path(path, world, chapter_kind):
+    names = PARAM_RE.findall(path)
+    if names and all(n in DOC_PARAMS for n in names):
+        segments = iter(doc_ids(world)[len(names)])
+        return PARAM_RE.sub(lambda m: next(segments), path)
     values = {
         "book_id": lambda: world["book"]["id"],
         "isbn": lambda: world["isbn"],
@@ -299,6 +378,8 @@ def concrete_path(path, world, chapter_kind):
         "key_id": lambda: world["api_key"]["id"],
         "job_id": lambda: world.setdefault("job_id", new_job(world["server"])),
         "session_id": lambda: chat_session(world),
+        "language_code": lambda: world.setdefault("lang", human_translation(world)),
+        "anchor": lambda: reading_anchor(world),
     }
 
     def sub(m):
@@ -514,10 +595,12 @@ def test_document_basics():
         op = SPEC["paths"][path][method.lower()]
         assert op.get("operationId"), f"{method} {path} has no operationId"
         # Content: writes are documented as taking a bearer token or an API key
-        # (either one), reads as open.
+        # (either one), reads as open, except a chapter made for one reader
+        # (personalized, translated), which takes either credential too.
         security = op.get("security", SPEC.get("security", []))
         if path.startswith("/api/v1/books"):
-            write = method not in ("GET", "HEAD", "OPTIONS")
+            write = method not in ("GET", "HEAD", "OPTIONS") or path.endswith(
+                ("/personalized", "/translated/{language_code}"))
             assert ({"ApiKey": []} in security) == write, (method, path)
             assert ({"BearerAuth": []} in security) == write, (method, path)
         # The signed-in user's routes take either credential too.

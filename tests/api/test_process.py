@@ -8,13 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from conftest import ADMIN, random_isbn13, start_server, uniq
+from fake_openlibrary import FakeMetadata
 
 MPG123 = shutil.which("mpg123")
 
@@ -22,43 +21,15 @@ WORDS = ("river lantern harbour compass voyage island merchant storm sailor char
          "anchor tide beacon cargo keel mast rope cabin deck horizon").split()
 
 
-class FakeMeta:
-    """Open Library and Google Books that know no book (unknown ISBNs)."""
-
-    def __init__(self):
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                if self.path.startswith("/books/v1/volumes"):
-                    body = b'{"kind":"books#volumes","totalItems":0}'
-                    self.send_response(200)
-                else:
-                    body = b'{"error":"notfound"}'
-                    self.send_response(404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-
-
 @pytest.fixture(scope="module")
 def meta():
-    m = FakeMeta()
+    m = FakeMetadata().start()
     yield m
     m.stop()
 
 
 def env_for(meta):
-    return {"BOOKD_OPENLIBRARY_URL": meta.url, "BOOKD_GOOGLE_BOOKS_URL": meta.url,
+    return {"BOOKD_OPENLIBRARY_URL": meta.url + "/ok", "BOOKD_GOOGLE_BOOKS_URL": meta.url + "/ok",
             "BOOKD_METADATA_TRIES": "1", "BOOKD_JOB_BACKOFF_MS": "100"}
 
 

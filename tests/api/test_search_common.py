@@ -14,7 +14,7 @@ SAMPLE_BOOK = SAMPLE_DIR / "physical-ai"
 SEARCH = "/api/v1/search"
 HIT_KEYS = {
     "chunk_id", "book_id", "chapter_id", "chapter_number", "chapter_title", "heading",
-    "heading_path", "anchor", "text", "score", "char_start", "char_end", "token_count",
+    "heading_path", "anchor", "text", "score", "char_start", "char_end", "token_count", "language",
 }
 TERMINAL = {"completed", "failed", "cancelled"}
 RRF_MAX = 2.0 / 61.0
