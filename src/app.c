@@ -321,7 +321,9 @@ static int open_http(struct app_runtime *rt, struct err *e)
 	a->io = executor_new(4, 256, "bookd-io");
 	a->chat_exec = executor_new(cfg->chat_threads, 1024, "bookd-chat");
 	a->chat_limit = ratelimit_new(cfg->chat_anon_per_minute * 2.0, cfg->chat_anon_per_minute, 8192);
-	if (!a->chapters || !a->hasher || !a->io || !a->chat_exec || !a->chat_limit)
+	a->text_limit =
+	    ratelimit_new(cfg->transform_text_per_minute, cfg->transform_text_per_minute, 8192);
+	if (!a->chapters || !a->hasher || !a->io || !a->chat_exec || !a->chat_limit || !a->text_limit)
 		return err_set(e, ERR_INTERNAL, "out of memory");
 	struct transform_config tc = { .llm = rt->llm, .deadline_s = cfg->chat_deadline, .stop = &rt->cancel,
 				       .rendered_bytes = cfg->cache_bytes };
@@ -473,6 +475,7 @@ void app_close(struct app_runtime *rt)
 	jobs_join(rt->jobs);
 	db_unlisten(rt->db); /* its callbacks wake the job queue and the caches */
 	ratelimit_free(a->chat_limit);
+	ratelimit_free(a->text_limit);
 	executor_free(a->chat_exec);
 	executor_free(a->io);
 	executor_free(a->hasher);

@@ -30,6 +30,7 @@ struct app {
 	struct chat *chat;
 	struct executor *chat_exec; /* answers wait on language models: a pool of their own */
 	struct ratelimit *chat_limit; /* anonymous questions per IP */
+	struct ratelimit *text_limit; /* arbitrary texts transformed, per user or IP */
 	struct stop *cancel;	      /* fired when shutdown stops waiting: give up, answer 503 */
 	struct blob_store *blob;      /* audio files */
 	struct tts *tts;	      /* voices (the job speaks; the API lists and checks) */

@@ -12,14 +12,22 @@
  *                                  its Markdown with Accept: text/markdown, else
  *                                  {id, title, content, content_markdown, book_id, number}
  *
- * The text is one section's worth for the service: cached by its hash, so a
- * chapter's section sent as text is served from the cache the chapter routes
- * fill, and a second caller costs no model call. Text over COMPAT_TEXT_MAX
- * bytes is 413; anonymous callers are rate-limited per address (the chat's
- * limit). Failures keep the clients' shape: `success: false` and an error
- * object; without a model, translation answers 503 `translation_unavailable`
- * and personalisation keeps the author's audience blocks for the reader.
- * The work runs on the chat executor (it waits on models).
+ * When chapter_id names a chapter (its id or doc id, or its number in the
+ * book chosen as the chat routes choose it: book_id, ?book=, then
+ * BOOKD_DEFAULT_BOOK) and the text is that chapter's Markdown or one of its
+ * sections (white space around ignored), it is served by
+ * transform_chapter_text: the same section cache, human translations and
+ * single-flight as GET …/translated/{lang} and …/personalized, so what one
+ * route computed the other serves without a model call. Any other text is
+ * one section's worth for the service, cached by its hash, and counts
+ * against BOOKD_TRANSFORM_TEXT_PER_MINUTE per caller (the user, else the
+ * address; the master key is not limited). Text over COMPAT_TEXT_MAX bytes
+ * is 413; anonymous callers are also held to the chat's limit per address.
+ * Failures keep the clients' shape: `success: false` and an error object
+ * (429 with Retry-After); without a model, translation answers 503
+ * `translation_unavailable` and personalisation keeps the author's audience
+ * blocks for the reader. The work runs on the chat executor (it waits on
+ * models).
  */
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +36,7 @@
 #include "../core/json.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
+#include "../core/uuid.h"
 #include "../http/server.h"
 #include "../services/books.h"
 #include "../services/preferences.h"
@@ -46,9 +55,12 @@ struct xform {
 	json_t *profile;
 	char *text, *chapter_id;
 	size_t len;
+	char ref[256];		     /* the chapter asked for ("" for none) */
+	char book[UUID_STR_LEN];     /* the book the request names ("" for none) */
+	char limit_key[200];	     /* the caller for the text limit ("" for none) */
 	char *out;
 	size_t outn;
-	int fallback, cached, rc;
+	int fallback, cached, retry, rc;
 	struct err e;
 };
 
@@ -77,10 +89,62 @@ static void fail_err(http_req *req, const struct err *e)
 	}
 }
 
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* The chapter's text served from its sections: 0 with *matched, or an error
+ * to answer. A chapter that cannot be found is no match. */
+static int from_chapter(struct xform *x, const struct transform_target *tg, int *matched)
+{
+	struct app *app = x->app;
+	const char *dflt = app->cfg->default_book;
+	dflt = dflt && uuid_valid(dflt, strlen(dflt)) ? dflt : NULL;
+	char book_id[UUID_STR_LEN], chapter_id[UUID_STR_LEN];
+	struct transform_request rq = { .book_id = book_id, .chapter = chapter_id, .target = *tg };
+	int rc = 0;
+	*matched = 0;
+	if (!x->ref[0])
+		return 0;
+	if (all_digits(x->ref)) {
+		rq.book_id = x->book[0] ? x->book : dflt;
+		rq.chapter = x->ref;
+		if (!rq.book_id)
+			return 0;
+	} else {
+		rc = chapters_by_doc_id(app->db, &x->arena, x->ref, x->book[0] ? x->book : NULL, dflt, book_id,
+					chapter_id, &x->e);
+	}
+	if (rc == 0)
+		rc = transform_chapter_text(app->transform, &x->arena, &rq, x->text, x->len, &x->out, &x->outn,
+					    &x->fallback, &x->cached, matched, &x->e);
+	if (rc == ERR_NOT_FOUND || rc == ERR_CONFLICT || rc == ERR_INVALID) {
+		err_clear(&x->e);
+		*matched = 0;
+		return 0;
+	}
+	return rc;
+}
+
 static void run(void *ctx)
 {
 	struct xform *x = ctx;
 	struct transform_target tg = { .kind = x->kind, .lang = x->lang, .profile = x->profile };
+	int matched;
+	x->rc = from_chapter(x, &tg, &matched);
+	if (x->rc || matched)
+		return;
+	if (x->limit_key[0] &&
+	    ratelimit_hit(x->app->text_limit, x->limit_key, 1, time_now_ms(), &x->retry)) {
+		x->rc = err_set(&x->e, ERR_RATE_LIMITED, "too many texts to transform; try again in %d s", x->retry);
+		return;
+	}
 	if (x->kind == TRANSFORM_PERSONALIZE && !transform_has_model(x->app->transform)) {
 		/* No model: the author's audience blocks for the reader's profile. */
 		struct audience who = {
@@ -96,9 +160,22 @@ static void run(void *ctx)
 			       &x->fallback, &x->cached, &x->e);
 }
 
+static void rate_limited(http_req *req, int retry, const char *message)
+{
+	char ra[16];
+	snprintf(ra, sizeof(ra), "%d", retry);
+	http_set_header(req, "Retry-After", ra);
+	fail_shape(req, 429, "rate_limited", message);
+}
+
 static void done(http_req *req, void *app)
 {
 	struct xform *x = http_defer_ctx(req);
+	if (x->rc == ERR_RATE_LIMITED) {
+		rate_limited(req, x->retry, x->e.msg);
+		xform_free(x);
+		return;
+	}
 	if (x->rc) {
 		fail_err(req, &x->e);
 		xform_free(x);
@@ -129,12 +206,23 @@ static int admit(http_req *req, struct app *app, struct principal *p)
 		return -1;
 	int retry;
 	if (p->kind == P_ANON && ratelimit_hit(app->chat_limit, http_client_limit_key(req), 1, time_now_ms(), &retry)) {
-		struct err e = { 0 };
-		err_set(&e, ERR_RATE_LIMITED, "too many requests from this address; try again later");
-		api_rate_limited(req, &e, retry);
+		rate_limited(req, retry, "too many requests from this address; try again later");
 		return -1;
 	}
 	return 0;
+}
+
+/* Whom the text limit counts: the user, the key, or the address. */
+static void limit_key(http_req *req, const struct principal *p, char *out, size_t n)
+{
+	if (p->user_id[0])
+		snprintf(out, n, "user:%s", p->user_id);
+	else if (p->kind == P_KEY)
+		snprintf(out, n, "key:%s", p->key_id);
+	else if (p->kind == P_ANON)
+		snprintf(out, n, "addr:%s", http_client_limit_key(req));
+	else
+		out[0] = 0;
 }
 
 static const char *first_str(json_t *o, const char *a, const char *b)
@@ -143,7 +231,8 @@ static const char *first_str(json_t *o, const char *a, const char *b)
 	return s ? s : (b ? json_string_value(json_object_get(o, b)) : NULL);
 }
 
-static void start(http_req *req, struct app *app, struct xform *x, json_t *body, const char *text)
+static void start(http_req *req, struct app *app, struct xform *x, const struct principal *p, json_t *body,
+		  const char *text)
 {
 	struct err e = { 0 };
 	if (!text || !*text) {
@@ -158,8 +247,18 @@ static void start(http_req *req, struct app *app, struct xform *x, json_t *body,
 		goto drop;
 	}
 	x->text = arena_strndup(&x->arena, text, x->len);
-	const char *ch = json_string_value(json_object_get(body, "chapter_id"));
+	json_t *chv = json_object_get(body, "chapter_id");
+	const char *ch = json_string_value(chv);
 	x->chapter_id = ch ? arena_strdup(&x->arena, ch) : NULL;
+	if (ch && strlen(ch) < sizeof(x->ref))
+		snprintf(x->ref, sizeof(x->ref), "%s", ch);
+	else if (json_is_integer(chv) && json_integer_value(chv) >= 0)
+		snprintf(x->ref, sizeof(x->ref), "%" JSON_INTEGER_FORMAT, json_integer_value(chv));
+	const char *bk = json_string_value(json_object_get(body, "book_id"));
+	bk = bk && uuid_valid(bk, strlen(bk)) ? bk : http_query(req, "book");
+	if (bk && uuid_valid(bk, strlen(bk)))
+		snprintf(x->book, sizeof(x->book), "%s", bk);
+	limit_key(req, p, x->limit_key, sizeof(x->limit_key));
 	json_decref(body);
 	if (!x->text || (ch && !x->chapter_id)) {
 		fail_shape(req, 500, "internal", "out of memory");
@@ -215,7 +314,7 @@ void api_compat_translate(http_req *req, void *app_)
 		return;
 	}
 	snprintf(x->lang, sizeof(x->lang), "%s", lang);
-	start(req, app, x, body, first_str(body, "text", "content"));
+	start(req, app, x, &p, body, first_str(body, "text", "content"));
 }
 
 void api_compat_personalize(http_req *req, void *app_)
@@ -240,7 +339,7 @@ void api_compat_personalize(http_req *req, void *app_)
 	}
 	if (!x->profile)
 		x->profile = json_object();
-	start(req, app, x, body, first_str(body, "content", "text"));
+	start(req, app, x, &p, body, first_str(body, "content", "text"));
 }
 
 /* ---- chapters by doc id ---------------------------------------------------------- */

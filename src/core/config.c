@@ -139,6 +139,9 @@ static const struct cfg_def defs[] = {
 	  "book id the chat widgets' routes (/chat, /api/chat, …) ask when a request names none; empty = every book" },
 	{ "BOOKD_CHAT_ANON_PER_MINUTE", CFG_INT, "10", 1, 100000, 0, OFF(chat_anon_per_minute),
 	  "anonymous questions per minute per IP (twice that in a burst)" },
+	{ "BOOKD_TRANSFORM_TEXT_PER_MINUTE", CFG_INT, "30", 1, 100000, 0, OFF(transform_text_per_minute),
+	  "texts per minute per caller (user, else IP) that POST /api/translate and /api/personalize transform "
+	  "when they are not a chapter's (as many in a burst)" },
 	{ "BOOKD_CHAT_THREADS", CFG_INT, "32", 1, 1024, 0, OFF(chat_threads),
 	  "answers being produced at once (each waits on a language model)" },
 	{ "BOOKD_CHAT_DEADLINE", CFG_INT, "60", 1, 600, 0, OFF(chat_deadline), "seconds an answer may take in all" },

@@ -63,6 +63,7 @@ struct config {
 	char *embed_url, *embed_model, *embed_key; /* embed_key: secret */
 	int embed_dim, embed_batch, embed_concurrency, embed_timeout, chunk_tokens;
 	int chat_anonymous, chat_threads, chat_deadline, chat_top_k, chat_max_tokens, chat_anon_per_minute;
+	int transform_text_per_minute;
 	long chat_daily_tokens, chat_anon_daily_tokens;
 	char *default_book;
 	char *llm_providers;

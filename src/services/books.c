@@ -474,7 +474,7 @@ int chapters_by_doc_id(db *d, struct arena *a, const char *doc_id, const char *b
 	if (rc)
 		return rc;
 	/* The best form per row; then one book, or the preferred one. */
-	int best = -1, rank = (int)ARRAY_LEN(forms), several = 0, preferred = 0;
+	int best = -1, rank = (int)ARRAY_LEN(forms) + 1, several = 0, preferred = 0; /* the id itself ranks last */
 	for (int i = 0; i < nrows; i++)
 		if (strcmp(rows[i].book_id, rows[0].book_id))
 			several = 1;

@@ -722,12 +722,12 @@ int transform_chapter(struct transform *t, struct arena *a, const struct transfo
 		struct transform_section *s = &out->sections[i];
 		if (s->text)
 			continue;
-		if (!use_model) {
+		if (!use_model || (rq->anchor && strcmp(s->anchor, rq->anchor))) {
 			s->text = s->source;
 			s->text_len = s->source_len;
 			s->origin = "source";
 			s->fallback = 1;
-			s->reason = "not translated yet";
+			s->reason = use_model ? "not asked for" : "not translated yet";
 		} else {
 			struct outcome o = { 0 };
 			struct job_in in = { tg,	    &g,	   s->anchor, s->level, s->source, s->source_len, rq->cancelled,
@@ -776,6 +776,81 @@ out:
 }
 
 /* ---- arbitrary text ---------------------------------------------------------------- */
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* p[0..n) without the white space around it. */
+static const char *trimmed(const char *p, size_t n, size_t *len)
+{
+	while (n && is_space(*p))
+		p++, n--;
+	while (n && is_space(p[n - 1]))
+		n--;
+	*len = n;
+	return p;
+}
+
+static int same_text(const char *a, size_t an, const char *b, size_t bn)
+{
+	size_t x, y;
+	a = trimmed(a, an, &x);
+	b = trimmed(b, bn, &y);
+	return x && x == y && !memcmp(a, b, x);
+}
+
+int transform_chapter_text(struct transform *t, struct arena *a, const struct transform_request *rq,
+			   const char *text, size_t n, char **out, size_t *outn, int *fallback, int *cached,
+			   int *matched, struct err *e)
+{
+	struct transform_request r = *rq;
+	struct transform_result res;
+	struct chapter ch;
+	struct md_part *parts;
+	int nparts, rc;
+	*fallback = *cached = *matched = 0;
+	r.anchor = NULL;
+	if ((rc = chapters_get(t->db, a, rq->book_id, rq->chapter, &ch, e)))
+		return rc;
+	const char *md = ch.content_markdown ? ch.content_markdown : "";
+	size_t mdn = ch.content_markdown ? ch.content_len : 0;
+	if (!same_text(text, n, md, mdn)) {
+		if ((rc = sections_split(a, md, mdn, &parts, &nparts, e)))
+			return rc;
+		for (int i = 0; i < nparts && !r.anchor; i++)
+			if (same_text(text, n, parts[i].text, parts[i].len))
+				r.anchor = parts[i].anchor;
+		if (!r.anchor)
+			return 0;
+	}
+	r.book_id = ch.book_id;
+	r.chapter = ch.id;
+	if ((rc = transform_chapter(t, a, &r, &res, e)))
+		return rc;
+	if (!r.anchor) {
+		for (int i = 0; i < res.nsections; i++)
+			*fallback |= res.sections[i].fallback;
+		*out = res.content;
+		*outn = res.content_len;
+	} else {
+		const struct transform_section *s = NULL;
+		for (int i = 0; i < res.nsections && !s; i++)
+			if (!strcmp(res.sections[i].anchor, r.anchor))
+				s = &res.sections[i];
+		if (!s)
+			return 0; /* the section is gone from the reader's version */
+		*fallback = s->fallback;
+		*out = arena_strndup(a, s->text, s->text_len);
+		*outn = s->text_len;
+		if (!*out)
+			return err_set(e, ERR_INTERNAL, "out of memory");
+	}
+	*cached = res.misses == 0;
+	*matched = 1;
+	return 0;
+}
 
 int transform_text(struct transform *t, struct arena *a, const char *book_id, const char *text, size_t n,
 		   const struct transform_target *tg, char **out, size_t *outn, int *fallback, int *cached,

@@ -93,6 +93,7 @@ struct transform_request {
 	const char *chapter; /* id or number */
 	struct transform_target target;
 	unsigned flags;
+	const char *anchor; /* NULL, or the one section to compute (the others come back as ready or as source) */
 	transform_section_fn on_section; /* may be NULL */
 	void *ctx;
 	int (*cancelled)(void *ctx); /* may be NULL; polled, ends waits and model calls */
@@ -140,6 +141,19 @@ uint64_t transform_rendered_stamp(struct transform *t);
 struct rcbuf *transform_rendered_get(struct transform *t, const char *chapter_id, int64_t rev, const char *target);
 void transform_rendered_put(struct transform *t, const char *chapter_id, int64_t rev, const char *target,
 			    uint64_t stamp, struct rcbuf *body);
+
+/*
+ * Text a caller holds that may be the chapter's (rq->book_id, rq->chapter):
+ * its whole Markdown or one of its sections, the white space around either
+ * ignored. Then it is served by transform_chapter (the section cache, human
+ * translations, single-flight; a section alone computes only itself) and
+ * *matched is 1: *out the chapter's or the section's text, *fallback when a
+ * section of it is its source for a failed output, *cached when no model was
+ * called. Else *matched is 0 and nothing is done. rq->anchor is ignored.
+ */
+int transform_chapter_text(struct transform *t, struct arena *a, const struct transform_request *rq,
+			   const char *text, size_t n, char **out, size_t *outn, int *fallback, int *cached,
+			   int *matched, struct err *e) WUR;
 
 /* Arbitrary text (compat routes): one section's worth, cached by its hash
  * like a section. *fallback set (and the text returned as given) when the

@@ -444,8 +444,7 @@ static int chapter_many_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
-/* A ref is a chapter number when it is all digits (and short), else an id. */
-static int ref_number(const char *ref, int64_t *num)
+int store_chapter_ref_number(const char *ref, int64_t *num)
 {
 	size_t n = strlen(ref);
 	if (n == 0 || n > 9)
@@ -466,7 +465,7 @@ int store_chapter_get(db_conn *c, struct arena *a, const char *book_id, const ch
 	struct chapter_many m = { a, out, 0, 1, 0 };
 	int64_t num;
 	int rc;
-	if (ref_number(ref, &num)) {
+	if (store_chapter_ref_number(ref, &num)) {
 		struct db_val p[] = { dbv_text(book_id), dbv_int(num) };
 		rc = db_run(c, &chapter_by_number, p, 2, chapter_many_cb, &m, NULL, e);
 	} else {
@@ -504,7 +503,7 @@ int store_chapter_rev(db_conn *c, const char *book_id, const char *ref, char id[
 	struct rev_out o = { id, rev, 0 };
 	int64_t num;
 	int rc;
-	if (ref_number(ref, &num)) {
+	if (store_chapter_ref_number(ref, &num)) {
 		struct db_val p[] = { dbv_text(book_id), dbv_int(num) };
 		rc = db_run(c, &chapter_rev_by_number, p, 2, rev_cb, &o, NULL, e);
 	} else {

@@ -47,6 +47,10 @@ struct book {
 	struct book_edition *editions;
 };
 
+/* A chapter reference is a number when it is all digits (and short), else an
+ * id: 1 and *num set for a number. */
+int store_chapter_ref_number(const char *ref, int64_t *num);
+
 struct chapter {
 	char id[UUID_STR_LEN];
 	char book_id[UUID_STR_LEN];

@@ -1,4 +1,5 @@
 #include "store_media.h"
+#include "store_books.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,18 +53,6 @@ static int all_cb(void *ctx, const db_row *r)
 	return 0;
 }
 
-static int ref_number(const char *ref, int64_t *num)
-{
-	size_t n = strlen(ref);
-	if (n == 0 || n > 9)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (ref[i] < '0' || ref[i] > '9')
-			return 0;
-	*num = strtoll(ref, NULL, 10);
-	return 1;
-}
-
 DB_STMT(media_by_number, "SELECT " MEDIA_COLS " FROM chapters WHERE book_id = $1 AND number = $2");
 DB_STMT(media_by_id, "SELECT " MEDIA_COLS " FROM chapters WHERE book_id = $1 AND id = $2");
 DB_STMT(media_all, "SELECT " MEDIA_COLS " FROM chapters WHERE book_id = $1 ORDER BY number");
@@ -74,7 +63,7 @@ int store_media_get(db_conn *c, struct arena *a, const char *book_id, const char
 	struct media_out o = { .a = a, .items = out };
 	int64_t num;
 	int rc;
-	if (ref_number(ref, &num)) {
+	if (store_chapter_ref_number(ref, &num)) {
 		struct db_val p[] = { dbv_text(book_id), dbv_int(num) };
 		rc = db_run(c, &media_by_number, p, 2, one_cb, &o, NULL, e);
 	} else {

@@ -27,7 +27,10 @@ def fake():
 
 @pytest.fixture
 def ba_server(tmp_path, fake):
-    srv = start_server(tmp_path / "data", env=users_env(BOOKD_BETTER_AUTH_URL=fake.url))
+    # A generous timeout: these tests are about answers, not a slow server
+    # (a loaded machine can keep the fake's thread waiting past the default).
+    srv = start_server(tmp_path / "data", env=users_env(BOOKD_BETTER_AUTH_URL=fake.url,
+                                                        BOOKD_BETTER_AUTH_TIMEOUT_MS=10000))
     yield srv
     srv.stop()
 

@@ -362,8 +362,10 @@ def test_s3_stopped_mid_job_then_back(tmp_path, meta):
         b, isbn = book_with_chapters(s, 6, paras=10)
         job = process(s, isbn, narrate=True)["job_id"]
         deadline = time.time() + 120
-        while time.time() < deadline:
-            if s.get(f"/api/v1/books/{b['id']}/chapters/1").json().get("audio_url"):
+        while time.time() < deadline:  # chapter 1 finished: its summary and its narration
+            r = s.get(f"/api/v1/books/{b['id']}/chapters/1/audio", params={"kind": "chapter"},
+                      headers={"Range": "bytes=0-0"})
+            if r.status_code == 206:
                 break
             time.sleep(0.02)
         # Storage goes away with its data kept: stop the process, keep the dir.
@@ -390,8 +392,11 @@ def test_s3_stopped_mid_job_then_back(tmp_path, meta):
         _restart_on(s3, port, data)
         j = wait_job(s, job, timeout=180)
         assert j["status"] == "completed", j
+        # Chapter 1 was finished before the outage: not spoken again. A
+        # chapter whose upload the outage cut is spoken again (its audio was
+        # never stored); every chapter is spoken at least once per kind.
         assert j["result"]["syntheses"]["1"] == 2, j["result"]
-        assert all(v == 2 for v in j["result"]["syntheses"].values()), j["result"]
+        assert all(v >= 2 for v in j["result"]["syntheses"].values()), j["result"]
         assert s.get("/health/ready").json()["status"] == "ready"
     finally:
         if s:
