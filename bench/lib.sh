@@ -47,3 +47,57 @@ next_port() { # [parity 0|1]: sets PORT to a loopback port where nothing answers
 		[ "$prc" -ne 7 ] || return 0
 	done
 }
+
+# dir types server probe: starts nginx as bookd's reference (2 workers,
+# sendfile, tcp_nopush $NOPUSH, keep-alive, no access log) on a free loopback
+# port, with `types` and the body of its one `server` block as given (the
+# listen line is added); waits until /probe answers. Sets NPORT and
+# NGINX_PID; dies after 3 tries.
+start_nginx() {
+	_ndir=$1
+	_ntypes=$2
+	_nserver=$3
+	_nprobe=$4
+	_ntries=0
+	while :; do
+		next_port 1
+		NPORT=$PORT
+		cat >"$_ndir/nginx.conf" <<NGINXCONF
+worker_processes 2;
+daemon off;
+pid $_ndir/nginx.pid;
+error_log $_ndir/nginx-error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush ${NOPUSH:-on};
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    $_ntypes
+    client_body_temp_path $_ndir/nginx-temp/body;
+    proxy_temp_path $_ndir/nginx-temp/proxy;
+    fastcgi_temp_path $_ndir/nginx-temp/fastcgi;
+    uwsgi_temp_path $_ndir/nginx-temp/uwsgi;
+    scgi_temp_path $_ndir/nginx-temp/scgi;
+    server {
+        listen 127.0.0.1:$NPORT;
+        $_nserver
+    }
+}
+NGINXCONF
+		nginx -e "$_ndir/nginx-error.log" -c "$_ndir/nginx.conf" -p "$_ndir" >"$_ndir/nginx.out" 2>&1 &
+		NGINX_PID=$!
+		wait_http "http://127.0.0.1:$NPORT/$_nprobe" "$NGINX_PID" 10 && return 0
+		stop_pid "$NGINX_PID" TERM 5
+		NGINX_PID=""
+		_ntries=$((_ntries + 1))
+		if [ "$_ntries" -ge 3 ]; then
+			cat "$_ndir/nginx.out" "$_ndir/nginx-error.log" >&2 2>/dev/null || true
+			die "nginx did not start on 127.0.0.1 (3 tries)"
+		fi
+	done
+}

@@ -185,50 +185,9 @@ chmod 644 "$tmp/www/chapter.json"
 body_bytes=$(wc -c <"$tmp/www/chapter.json")
 body_kb=$(awk -v b="$body_bytes" 'BEGIN { printf "%.0f", b / 1024 }')
 
-tries=0
-while :; do
-	next_port 1
-	NPORT=$PORT
-	cat >"$tmp/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log warn;
-events {
-    worker_connections 1024;
-}
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush $NOPUSH;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    types {}
-    default_type application/json;
-    client_body_temp_path $tmp/nginx-temp/body;
-    proxy_temp_path $tmp/nginx-temp/proxy;
-    fastcgi_temp_path $tmp/nginx-temp/fastcgi;
-    uwsgi_temp_path $tmp/nginx-temp/uwsgi;
-    scgi_temp_path $tmp/nginx-temp/scgi;
-    server {
-        listen 127.0.0.1:$NPORT;
-        root $tmp/www;
-        location = /chapter.json { }
-    }
-}
-EOF
-	nginx -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -p "$tmp" >"$tmp/nginx.out" 2>&1 &
-	NGINX_PID=$!
-	wait_http "http://127.0.0.1:$NPORT/chapter.json" "$NGINX_PID" 10 && break
-	stop_pid "$NGINX_PID" TERM 5
-	NGINX_PID=""
-	tries=$((tries + 1))
-	if [ "$tries" -ge 3 ]; then
-		cat "$tmp/nginx.out" "$tmp/nginx-error.log" >&2 2>/dev/null || true
-		die "nginx did not start on 127.0.0.1 (3 tries)"
-	fi
-done
+start_nginx "$tmp" "types {}
+    default_type application/json;" "root $tmp/www;
+        location = /chapter.json { }" chapter.json
 NGINX=http://127.0.0.1:$NPORT
 curl -s "$NGINX/chapter.json" | cmp -s - "$tmp/www/chapter.json" || die "nginx does not serve the same bytes"
 

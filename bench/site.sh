@@ -89,53 +89,12 @@ while :; do
 	}
 done
 
-tries=0
-while :; do
-	next_port 1
-	NPORT=$PORT
-	cat >"$tmp/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log warn;
-events {
-    worker_connections 1024;
-}
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush $NOPUSH;
-    tcp_nodelay on;
-    keepalive_timeout 65;
-    keepalive_requests 1000000;
-    types { text/javascript js; text/html html; }
-    default_type application/octet-stream;
-    client_body_temp_path $tmp/nginx-temp/body;
-    proxy_temp_path $tmp/nginx-temp/proxy;
-    fastcgi_temp_path $tmp/nginx-temp/fastcgi;
-    uwsgi_temp_path $tmp/nginx-temp/uwsgi;
-    scgi_temp_path $tmp/nginx-temp/scgi;
-    server {
-        listen 127.0.0.1:$NPORT;
-        root $tmp/site;
+start_nginx "$tmp" "types { text/javascript js; text/html html; }
+    default_type application/octet-stream;" "root $tmp/site;
         location /assets/ {
-            add_header Cache-Control "public, max-age=31536000, immutable";
+            add_header Cache-Control \"public, max-age=31536000, immutable\";
             add_header X-Content-Type-Options nosniff;
-        }
-    }
-}
-EOF
-	nginx -e "$tmp/nginx-error.log" -c "$tmp/nginx.conf" -p "$tmp" >"$tmp/nginx.out" 2>&1 &
-	NGINX_PID=$!
-	wait_http "http://127.0.0.1:$NPORT/$ASSET" "$NGINX_PID" 10 && break
-	stop_pid "$NGINX_PID" TERM 5
-	NGINX_PID=""
-	tries=$((tries + 1))
-	[ "$tries" -lt 3 ] || {
-		cat "$tmp/nginx.out" "$tmp/nginx-error.log" >&2 2>/dev/null || true
-		die "nginx did not start (3 tries)"
-	}
-done
+        }" "$ASSET"
 
 for url in "http://127.0.0.1:$BPORT/$ASSET" "http://127.0.0.1:$NPORT/$ASSET"; do
 	curl -s "$url" | cmp -s - "$tmp/site/$ASSET" || die "$url does not serve the file's bytes"
