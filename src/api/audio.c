@@ -15,15 +15,12 @@
 #include "../core/log.h"
 #include "../http/server.h"
 #include "../http/site.h"
-#include "../providers/blob.h"
-#include "../providers/tts.h"
 #include "../services/books.h"
 #include "../services/isbn.h"
 #include "../services/jobs.h"
 #include "../services/pipeline.h"
 #include "api.h"
 
-#define TIMINGS_MAX (16 << 20)
 
 void api_books_process(http_req *req, void *app_)
 {
@@ -78,18 +75,12 @@ out:
 void api_voices(http_req *req, void *app_)
 {
 	struct app *app = app_;
-	const struct tts_voice *list;
-	int n = 0;
+	json_t *arr;
 	struct err e = { 0 };
-	if (!app->tts || tts_voices(app->tts, &list, &n)) {
-		err_set(&e, ERR_UNAVAILABLE, "speech is not available");
+	if (pipeline_voices_json(app->tts, &arr, &e)) {
 		api_fail(req, &e);
 		return;
 	}
-	json_t *arr = json_array();
-	for (int i = 0; arr && i < n; i++)
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "name", list[i].name, "language",
-						     list[i].language, "label", list[i].label));
 	api_json(req, 200, json_pack("{s:o}", "voices", arr));
 }
 
@@ -122,7 +113,7 @@ static int etag_listed(const char *inm, const char *etag)
 	return inm && (strstr(inm, etag) != NULL || !strcmp(inm, "*"));
 }
 
-static void send_audio_fd(http_req *req, int fd, const struct blob_info *bi)
+static void send_audio_fd(http_req *req, int fd, const struct pipeline_audio *bi)
 {
 	uint64_t size = (uint64_t)bi->size, first = 0, last = size ? size - 1 : 0;
 	char crange[96];
@@ -164,31 +155,20 @@ void api_chapter_audio(http_req *req, void *app_)
 	struct app *app = app_;
 	struct chapter_media m;
 	enum media_kind kind;
-	struct blob_info bi;
+	struct pipeline_audio au;
 	struct err e = { 0 };
-	int fd = -1;
 	if (audio_target(req, app, &m, &kind))
 		return;
-	int rc = app->blob ? blob_open_fd(app->blob, m.audio_key[kind], &fd, &bi, &e)
-			   : err_set(&e, ERR_UNAVAILABLE, "storage is not available");
-	if (rc == 0) {
-		send_audio_fd(req, fd, &bi);
-		return;
-	}
-	if (rc != ERR_UNSUPPORTED) {
-		if (rc == ERR_NOT_FOUND)
-			err_set(&e, ERR_NOT_FOUND, "the audio file is missing from storage; process the book again");
+	if (pipeline_audio_open(app->blob, http_arena(req), http_param(req, 0), &m, kind, app->cfg->s3_presign_seconds,
+				&au, &e)) {
 		api_fail(req, &e);
 		return;
 	}
-	err_clear(&e);
-	char url[4096];
-	int secs = app->cfg->s3_presign_seconds;
-	if (blob_presign_get(app->blob, m.audio_key[kind], secs, url, sizeof(url), &e)) {
-		api_fail(req, &e);
+	if (au.fd >= 0) {
+		send_audio_fd(req, au.fd, &au);
 		return;
 	}
-	http_set_header(req, "Location", url);
+	http_set_header(req, "Location", au.url);
 	http_set_header(req, "Cache-Control", "no-store");
 	http_respond_empty(req, 302);
 }
@@ -206,7 +186,7 @@ static char *timings_vtt(json_t *arr, size_t *len)
 {
 	struct buf b;
 	int ok = 1;
-	buf_init(&b, (size_t)TIMINGS_MAX * 2);
+	buf_init(&b, (size_t)PIPELINE_TIMINGS_MAX * 2);
 	ok &= buf_puts(&b, "WEBVTT\n\n") == 0;
 	size_t i;
 	json_t *w;
@@ -232,34 +212,17 @@ void api_chapter_timings(http_req *req, void *app_)
 	struct app *app = app_;
 	struct chapter_media m;
 	enum media_kind kind;
-	struct blob_info bi;
 	struct err e = { 0 };
-	char key[200], *data = NULL;
+	char etag[80], *data = NULL;
 	size_t got = 0;
 	if (audio_target(req, app, &m, &kind))
 		return;
-	/* Beside the audio: "<n>-<kind>.mp3" -> "<n>-<kind>.timings.json". */
-	size_t kl = strlen(m.audio_key[kind]);
-	if (kl < 4 || snprintf(key, sizeof(key), "%.*s.timings.json", (int)(kl - 4), m.audio_key[kind]) >=
-			      (int)sizeof(key)) {
-		err_set(&e, ERR_INTERNAL, "bad audio key");
-		api_fail(req, &e);
-		return;
-	}
-	int rc = app->blob ? blob_stat(app->blob, key, &bi, &e) : err_set(&e, ERR_UNAVAILABLE, "no storage");
-	if (rc == 0 && bi.size > TIMINGS_MAX)
-		rc = err_set(&e, ERR_INTERNAL, "the timings file is too large");
-	if (rc == 0 && !(data = malloc((size_t)bi.size + 1)))
-		rc = err_set(&e, ERR_INTERNAL, "out of memory");
-	if (rc == 0)
-		rc = blob_read(app->blob, key, 0, (size_t)bi.size, data, &got, &e);
-	if (rc) {
-		free(data);
+	if (pipeline_timings_read(app->blob, http_param(req, 0), &m, kind, &data, &got, etag, &e)) {
 		api_fail(req, &e);
 		return;
 	}
 	const char *accept = http_header(req, "Accept");
-	http_set_header(req, "ETag", bi.etag);
+	http_set_header(req, "ETag", etag);
 	http_set_header(req, "Cache-Control", "no-cache");
 	if (accept && strstr(accept, "text/vtt")) {
 		json_t *arr = json_loadb(data, got, 0, NULL);

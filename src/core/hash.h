@@ -1,5 +1,5 @@
 /* FNV-1a over a NUL-terminated string: for hash tables and change detection,
- * never for anything an attacker must not predict. */
+ * never for anything an attacker must not predict; SHA-256 for those. */
 #ifndef BOOKD_HASH_H
 #define BOOKD_HASH_H
 
@@ -24,5 +24,9 @@ static inline uint64_t hash_fnv1a(const char *s)
 		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
 	return h;
 }
+
+/* SHA-256 of n bytes as 64 lowercase hex digits (content addressing, keys
+ * that must not be guessable from their input, SigV4 payload hashes). */
+void hash_sha256_hex(const void *p, size_t n, char out[65]);
 
 #endif

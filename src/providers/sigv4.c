@@ -2,33 +2,22 @@
 
 #include <openssl/hmac.h>
 #include <openssl/evp.h>
-#include <openssl/sha.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "../core/buf.h"
+#include "../core/hash.h"
 
 #define SIGV4_MAX_EXPIRES 604800
 /* The canonical request of a presigned GET: a path of a few hundred bytes
  * and six short parameters. */
 #define CANON_MAX 16384
 
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 void sigv4_sha256_hex(const void *p, size_t n, char out[65])
 {
-	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256(p, n, md);
-	hex(md, sizeof(md), out);
+	hash_sha256_hex(p, n, out);
 }
 
 static int hmac(const void *key, size_t klen, const char *msg, size_t mlen, unsigned char out[32])
@@ -127,7 +116,7 @@ int sigv4_presign(const struct sigv4_presign *p, char *out, size_t cap, struct e
 		goto out;
 	}
 	char sig_hex[65];
-	hex(sig, sizeof(sig), sig_hex);
+	sodium_bin2hex(sig_hex, sizeof(sig_hex), sig, sizeof(sig));
 	n = snprintf(out, cap, "%s%s?%s&X-Amz-Signature=%s", p->origin, p->path, query.p, sig_hex);
 	if (n < 0 || (size_t)n >= cap) {
 		rc = err_set(e, ERR_TOO_LARGE, "presign: the URL is longer than %zu bytes", cap);

@@ -48,6 +48,82 @@ void pipeline_timings_key(char *out, size_t cap, const char *book_id, int64_t nu
 	snprintf(out, cap, "books/%s/audio/%" PRId64 "-%s.timings.json", book_id, number, kind_name(kind));
 }
 
+int pipeline_voices_json(struct tts *t, json_t **out, struct err *e)
+{
+	const struct tts_voice *list;
+	int n = 0;
+	*out = NULL;
+	if (!t || tts_voices(t, &list, &n))
+		return err_set(e, ERR_UNAVAILABLE, "speech is not available");
+	json_t *arr = json_array();
+	for (int i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "name", list[i].name, "language",
+							 list[i].language, "label", list[i].label))) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	if (!arr)
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	*out = arr;
+	return 0;
+}
+
+int pipeline_audio_open(struct blob_store *b, struct arena *a, const char *book_id, const struct chapter_media *m,
+			enum media_kind kind, int presign_s, struct pipeline_audio *out, struct err *e)
+{
+	char key[200];
+	struct blob_info bi;
+	*out = (struct pipeline_audio){ .fd = -1 };
+	if (!b)
+		return err_set(e, ERR_UNAVAILABLE, "storage is not available");
+	pipeline_audio_key(key, sizeof(key), book_id, m->number, kind);
+	int rc = blob_open_fd(b, key, &out->fd, &bi, e);
+	if (rc == 0) {
+		out->size = bi.size;
+		snprintf(out->etag, sizeof(out->etag), "%s", bi.etag);
+		return 0;
+	}
+	if (rc == ERR_NOT_FOUND)
+		return err_set(e, ERR_NOT_FOUND, "the audio file is missing from storage; process the book again");
+	if (rc != ERR_UNSUPPORTED)
+		return rc;
+	err_clear(e);
+	char url[4096];
+	if ((rc = blob_presign_get(b, key, presign_s, url, sizeof(url), e)) != 0)
+		return rc;
+	if (!(out->url = arena_strdup(a, url)))
+		return err_set(e, ERR_INTERNAL, "out of memory");
+	return 0;
+}
+
+int pipeline_timings_read(struct blob_store *b, const char *book_id, const struct chapter_media *m,
+			  enum media_kind kind, char **data, size_t *n, char etag[80], struct err *e)
+{
+	char key[200];
+	struct blob_info bi;
+	char *buf = NULL;
+	*data = NULL;
+	*n = 0;
+	if (!b)
+		return err_set(e, ERR_UNAVAILABLE, "storage is not available");
+	pipeline_timings_key(key, sizeof(key), book_id, m->number, kind);
+	int rc = blob_stat(b, key, &bi, e);
+	if (rc == 0 && bi.size > PIPELINE_TIMINGS_MAX)
+		rc = err_set(e, ERR_INTERNAL, "the timings file is too large");
+	if (rc == 0 && !(buf = xmalloc((size_t)bi.size + 1)))
+		rc = err_set(e, ERR_INTERNAL, "out of memory");
+	if (rc == 0)
+		rc = blob_read(b, key, 0, (size_t)bi.size, buf, n, e);
+	if (rc) {
+		xfree(buf);
+		return rc;
+	}
+	buf[*n] = '\0';
+	snprintf(etag, 80, "%s", bi.etag);
+	*data = buf;
+	return 0;
+}
+
 int pipeline_delete_files(struct blob_store *b, const char *book_id, struct err *e)
 {
 	char prefix[UUID_STR_LEN + 16];

@@ -14,6 +14,8 @@
 #ifndef BOOKD_PIPELINE_H
 #define BOOKD_PIPELINE_H
 
+#include <jansson.h>
+
 #include "../store/store_jobs.h"
 #include "../store/store_media.h"
 #include "jobs.h"
@@ -49,5 +51,27 @@ int pipeline_chapter_media(db *d, struct arena *a, const char *book_id, const ch
 			   struct err *e) WUR;
 /* Removes every stored file of a book. */
 int pipeline_delete_files(struct blob_store *b, const char *book_id, struct err *e) WUR;
+
+/* The voices there are, as [{name, language, label}]; ERR_UNAVAILABLE
+ * without speech. */
+int pipeline_voices_json(struct tts *t, json_t **out, struct err *e) WUR;
+
+/* A chapter's stored audio: an open fd (local storage; the caller closes it)
+ * with its size and ETag, or, where storage cannot give one (S3), a
+ * presigned URL valid for `presign_s` in `url` (from `a`) and fd -1. */
+struct pipeline_audio {
+	int fd;
+	int64_t size;
+	char etag[80];
+	char *url;
+};
+int pipeline_audio_open(struct blob_store *b, struct arena *a, const char *book_id, const struct chapter_media *m,
+			enum media_kind kind, int presign_s, struct pipeline_audio *out, struct err *e) WUR;
+
+/* The word timings stored beside a chapter's audio (JSON text, malloc'ed,
+ * at most PIPELINE_TIMINGS_MAX bytes) and their ETag. */
+#define PIPELINE_TIMINGS_MAX (16 << 20)
+int pipeline_timings_read(struct blob_store *b, const char *book_id, const struct chapter_media *m,
+			  enum media_kind kind, char **data, size_t *n, char etag[80], struct err *e) WUR;
 
 #endif

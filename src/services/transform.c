@@ -33,6 +33,7 @@
 
 #include "../core/buf.h"
 #include "../core/cache.h"
+#include "../core/hash.h"
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
@@ -161,13 +162,6 @@ long transform_calls(const struct transform *t)
 
 /* ---- small things ------------------------------------------------------------ */
 
-static void sha256_hex(const void *p, size_t n, char out[65])
-{
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, p, n);
-	sodium_bin2hex(out, 65, h, sizeof(h));
-}
-
 const char *transform_direction(const char *lang)
 {
 	static const char *const rtl[] = { "ar", "ur", "fa", "he", "iw", "ps", "sd", "ug", "yi", "dv", "ckb",
@@ -214,7 +208,7 @@ int transform_profile_hash(const json_t *profile, char out[65])
 	}
 	char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
 	if (s) {
-		sha256_hex(s, strlen(s), out);
+		hash_sha256_hex(s, strlen(s), out);
 		rc = 0;
 	}
 	free(s);
@@ -267,7 +261,7 @@ static int glossary_load(struct transform *t, db_conn *c, struct arena *a, const
 			rc = err_set(e, ERR_INTERNAL, "out of memory");
 	}
 	if (rc == 0 && g->n && key.p)
-		sha256_hex(key.p, key.n, g->hash);
+		hash_sha256_hex(key.p, key.n, g->hash);
 	buf_free(&key);
 	json_decref(arr);
 	(void)t;
@@ -667,7 +661,7 @@ int transform_chapter(struct transform *t, struct arena *a, const struct transfo
 			rc = err_set(e, ERR_INTERNAL, "out of memory");
 			goto out;
 		}
-		sha256_hex(p->text, p->len, hashes[i]);
+		hash_sha256_hex(p->text, p->len, hashes[i]);
 		const struct human_section *h = human_for(human, nhuman, p->anchor);
 		if (h) {
 			*s = (struct transform_section){ .anchor = p->anchor, .heading = p->heading, .level = p->level,
@@ -861,7 +855,7 @@ int transform_text(struct transform *t, struct arena *a, const char *book_id, co
 	char target[TARGET_MAX], hash[65];
 	int rc;
 	*fallback = *cached = 0;
-	sha256_hex(text, n, hash);
+	hash_sha256_hex(text, n, hash);
 	if ((rc = db_acquire(t->db, &c, e)))
 		goto out;
 	if ((rc = glossary_load(t, c, a, book_id, tg, &g, e)) || (rc = target_key(tg, &g, target, e)))
@@ -922,7 +916,7 @@ int transform_refresh(struct transform *t, struct arena *a, const char *book_id,
 		goto out;
 	}
 	struct md_part *p = &parts[found];
-	sha256_hex(p->text, p->len, hash);
+	hash_sha256_hex(p->text, p->len, hash);
 	if ((rc = db_acquire(t->db, &c, e)))
 		goto out;
 	struct human_section *human = NULL;
@@ -1010,7 +1004,7 @@ int transform_put_human(struct transform *t, struct arena *a, const char *book_i
 		if (!txt)
 			continue;
 		char hash[65];
-		sha256_hex(parts[k].text, parts[k].len, hash);
+		hash_sha256_hex(parts[k].text, parts[k].len, hash);
 		rc = store_human_put(c, ch.id, lang, parts[k].anchor, k, hash, txt, tn, editor_id, now, e);
 		if (rc == 0)
 			rc = search_index_translation(c, ch.book_id, ch.id, ch.title, lang, k, parts[k].anchor, txt, tn, e);

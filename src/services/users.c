@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/hash.h"
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/timeutil.h"
@@ -75,9 +76,7 @@ void scopes_format(unsigned s, char *out, size_t cap)
 
 void users_sha256_hex(const char *s, char out[65])
 {
-	unsigned char h[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256(h, (const unsigned char *)s, strlen(s));
-	sodium_bin2hex(out, 65, h, sizeof(h));
+	hash_sha256_hex(s, strlen(s), out);
 }
 
 void users_audit(const char *event, const char *user_id, const char *ip, const char *detail)
